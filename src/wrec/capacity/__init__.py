@@ -1,0 +1,27 @@
+"""What a state sequence can reconstruct: memory capacity, IPC, thresholds and theory."""
+
+from wrec.capacity import theory
+from wrec.capacity.basis import orthonormal
+from wrec.capacity.core import Capacities, Decomposition, capacities, decompose
+from wrec.capacity.ipc import IPC, ipc
+from wrec.capacity.mc import MemoryCapacity, memory_capacity
+from wrec.capacity.targets import TargetSet, delay_sets
+from wrec.capacity.thresholds import ChiSquare, NoThreshold, Surrogate
+
+__all__ = [
+    "IPC",
+    "Capacities",
+    "ChiSquare",
+    "Decomposition",
+    "MemoryCapacity",
+    "NoThreshold",
+    "Surrogate",
+    "TargetSet",
+    "capacities",
+    "decompose",
+    "delay_sets",
+    "ipc",
+    "memory_capacity",
+    "orthonormal",
+    "theory",
+]

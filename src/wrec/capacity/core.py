@@ -1,0 +1,112 @@
+"""Capacities of many targets from one decomposition of the centred states.
+
+C(z) = zᵀX(XᵀX)⁺Xᵀz / zᵀz = ‖U_rᵀ z‖² / ‖z‖²  (X, z centred; U_r the left singular vectors kept by the rank
+rule): the in-sample R² of the least-squares readout with intercept (Dambre et al., Sci. Rep. 2012).
+One SVD of X, then one GEMM U_rᵀZ per block of targets; never XᵀX or its inverse (spec §2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from wrec import _checks
+
+RankRule = str | float
+_EPS = np.finfo(np.float64).eps
+BLOCK_ELEMENTS = 1 << 24  # target-block size in float64 elements (128 MiB): memory stays bounded
+
+
+def kept_rank(singular_values: np.ndarray, n_columns: int, rank: RankRule = "kubota") -> int:
+    """Number of singular values kept.
+
+    ``"kubota"`` (default): σ_i² > σ_1² · L · ε₆₄ (reproduces the published ranks of Kubota et al. 2021);
+    ``"numpy"``: σ_i > σ_1 · max(T, L) · ε (``numpy.linalg.matrix_rank``); a float: σ_i > rtol · σ_1.
+    """
+    s = singular_values
+    if s.size == 0 or s[0] == 0.0:
+        return 0
+    if rank == "kubota":
+        return int(np.count_nonzero(s**2 > s[0] ** 2 * n_columns * _EPS))
+    if rank == "numpy":
+        return int(np.count_nonzero(s > s[0] * max(s.size, n_columns) * _EPS))
+    if isinstance(rank, (float, int)) and not isinstance(rank, bool):
+        rtol = _checks.real(rank, "rank", low=0.0, high=1.0, low_open=True)
+        return int(np.count_nonzero(s > s[0] * rtol))
+    raise ValueError(f"rank must be 'kubota', 'numpy' or a relative tolerance in (0, 1], got {rank!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class Decomposition:
+    """An orthonormal basis U_r (T, r) of the centred state columns, with the rank r and the sample count T."""
+
+    basis: np.ndarray
+    singular_values: np.ndarray
+    rank: int
+    n_samples: int
+
+    def capacities(self, Z: np.ndarray) -> np.ndarray:
+        """C(z_j) for each column of Z (T, m); Z is centred in place. Returns (m,) values in [0, 1]."""
+        Z -= Z.mean(axis=0)
+        denom = np.einsum("tj,tj->j", Z, Z)
+        proj = self.basis.T @ Z  # (r, m)
+        num = np.einsum("rj,rj->j", proj, proj)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = num / denom
+        if np.any(denom <= 0.0):
+            raise ValueError("a target has zero variance on the evaluated rows; a constant has no capacity")
+        return np.clip(c, 0.0, 1.0)
+
+    @property
+    def floor(self) -> float:
+        """E[C] of one target independent of the states: r/(T − 1) (exact for Gaussian z, spec §2)."""
+        return self.rank / (self.n_samples - 1)
+
+    def adjusted(self, values: np.ndarray) -> np.ndarray:
+        """Finite-sample bias correction Ĉ_adj = 1 − (1 − Ĉ)(T − 1)/(T − 1 − r), unbiased for E[Ĉ]."""
+        T, r = self.n_samples, self.rank
+        return 1.0 - (1.0 - values) * (T - 1) / (T - 1 - r)
+
+
+def decompose(states: np.ndarray, *, rank: RankRule = "kubota") -> Decomposition:
+    """SVD of the column-centred states (T, L) in float64, truncated by the rank rule (see ``kept_rank``)."""
+    X = _checks.array(states, "states", ndim=2)
+    T, L = X.shape
+    if L == 0:
+        raise ValueError("states has no columns (neurons)")
+    Xc = X - X.mean(axis=0)
+    U, s, _ = scipy.linalg.svd(Xc, full_matrices=False, check_finite=False, lapack_driver="gesdd")
+    r = kept_rank(s, L, rank)
+    if T <= r + 1:
+        raise ValueError(f"states has T = {T} samples for rank r = {r}: too short for the number of neurons; "
+                         f"use more time steps (T > r + 1, and T >> r for reliable capacities)")
+    return Decomposition(basis=np.ascontiguousarray(U[:, :r]), singular_values=s, rank=r, n_samples=T)
+
+
+@dataclass(frozen=True, eq=False)
+class Capacities:
+    """Capacities of a set of targets: ``values`` (m,), the state rank r and the sample count T."""
+
+    values: np.ndarray
+    rank: int
+    n_samples: int
+
+
+def capacities(states: np.ndarray, targets: np.ndarray, *, rank: RankRule = "kubota") -> Capacities:
+    """Capacity of each target column against any state matrix (wrec's, another library's, a recording).
+
+    Shapes: states (T, L), targets (T,) or (T, m), aligned row by row. Processed in blocks of columns so that
+    memory stays bounded for many targets.
+    """
+    X = _checks.array(states, "states", ndim=2)
+    Z = _checks.array(targets, "targets", ndim=(1, 2))
+    Z = Z[:, None] if Z.ndim == 1 else Z
+    if Z.shape[0] != X.shape[0]:
+        raise ValueError(f"targets has {Z.shape[0]} rows but states has {X.shape[0]}; they must be aligned")
+    dec = decompose(X, rank=rank)
+    step = max(1, BLOCK_ELEMENTS // X.shape[0])
+    values = np.concatenate([dec.capacities(np.array(Z[:, i : i + step], order="F"))
+                             for i in range(0, Z.shape[1], step)])
+    return Capacities(values=values, rank=dec.rank, n_samples=dec.n_samples)

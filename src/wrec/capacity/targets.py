@@ -1,0 +1,111 @@
+"""Enumeration of IPC targets z_t = Π_i P_{d_i}(u_{t−k_i}) (distinct delays k_i, degree Σ d_i).
+
+For degree d: every integer partition of d (its *shape*, d_1 ≥ d_2 ≥ …) and every assignment of distinct
+delays from 0..max_delay to its parts, equal parts taking increasing delays. A shape with n parts and
+multiplicities m_j has (D)!/((D − n)! Π m_j!) targets, D = max_delay + 1 (Kubota et al. 2021).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from itertools import combinations, permutations
+from math import comb, factorial, prod
+
+import numpy as np
+
+from wrec import _checks
+
+
+@dataclass(frozen=True, eq=False)
+class TargetSet:
+    """All targets of one shape.  Shapes: ``degrees``, ``delays`` (n_targets, n_parts); row i is target i."""
+
+    parts: tuple[int, ...]
+    degrees: np.ndarray
+    delays: np.ndarray
+
+    @property
+    def degree(self) -> int:
+        return sum(self.parts)
+
+    def __len__(self) -> int:
+        return self.delays.shape[0]
+
+
+def partitions(degree: int) -> list[tuple[int, ...]]:
+    """Integer partitions of ``degree`` with parts in non-increasing order, e.g. 3 -> (3,), (2, 1), (1, 1, 1)."""
+
+    def gen(n: int, largest: int) -> Iterator[tuple[int, ...]]:
+        if n == 0:
+            yield ()
+            return
+        for first in range(min(n, largest), 0, -1):
+            for rest in gen(n - first, first):
+                yield (first, *rest)
+
+    return list(gen(_checks.integer(degree, "degree", low=1), degree))
+
+
+def count(parts: tuple[int, ...], max_delay: int) -> int:
+    """Number of targets of a shape: D!/((D − n)! Π m_j!), D = max_delay + 1."""
+    D, n = max_delay + 1, len(parts)
+    if n > D:
+        return 0
+    return comb(D, n) * factorial(n) // prod(factorial(parts.count(p)) for p in set(parts))
+
+
+def target_set(parts: tuple[int, ...], max_delay: int) -> TargetSet:
+    """All targets of one shape with delays 0..max_delay (sorted delay tuples in lexicographic order)."""
+    n = len(parts)
+    orders = sorted(set(permutations(parts)), reverse=True)  # distinct assignments of parts to sorted delays
+    combos = np.array(list(combinations(range(max_delay + 1), n)), dtype=np.int64).reshape(-1, n)
+    delays = np.repeat(combos, len(orders), axis=0)
+    degrees = np.tile(np.array(orders, dtype=np.int64).reshape(-1, n), (len(combos), 1))
+    return TargetSet(parts=tuple(parts), degrees=degrees, delays=delays)
+
+
+def delay_sets(degree: int, max_delay: int) -> tuple[TargetSet, ...]:
+    """Every target of total ``degree`` with delays 0..max_delay, one ``TargetSet`` per partition shape."""
+    max_delay = _checks.integer(max_delay, "max_delay", low=0)
+    return tuple(target_set(p, max_delay) for p in partitions(degree) if len(p) <= max_delay + 1)
+
+
+def max_delays(max_degree: int | None, max_delay: int | Mapping[int, int]) -> dict[int, int]:
+    """Normalise ``max_delay`` (an int for every degree, or {degree: max_delay}) to a {degree: max_delay} dict."""
+    if isinstance(max_delay, Mapping):
+        if not max_delay:
+            raise ValueError("max_delay must not be an empty mapping")
+        out = {}
+        for d, k in max_delay.items():
+            d = _checks.integer(d, "max_delay's degree keys", low=1)
+            out[d] = _checks.integer(k, f"max_delay[{d}]", low=0)
+        if max_degree is not None and max(out) > max_degree:
+            raise ValueError(f"max_delay has degree {max(out)} > max_degree = {max_degree}")
+        return dict(sorted(out.items()))
+    if max_degree is None:
+        raise ValueError("max_degree is required when max_delay is a single int")
+    max_degree = _checks.integer(max_degree, "max_degree", low=1)
+    k = _checks.integer(max_delay, "max_delay", low=0)
+    return {d: k for d in range(1, max_degree + 1)}
+
+
+def build(
+    basis: np.ndarray, tset: TargetSet, start: int, stop: int, offset: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Target columns ``start:stop`` of ``tset`` on the rows t = offset..T−1.
+
+    ``basis`` holds P_n(u_t), shape (max_degree + 1, T). Returns a Fortran-ordered (T − offset, stop − start)
+    block (each column contiguous), written into ``out`` when given. Delayed columns are slices (views) of
+    the basis rows, so building costs one multiply per factor.
+    """
+    T = basis.shape[1]
+    rows = T - offset
+    Z = np.empty((rows, stop - start), order="F") if out is None else out[:, : stop - start]
+    for j, i in enumerate(range(start, stop)):
+        col = Z[:, j]
+        degs, dels = tset.degrees[i], tset.delays[i]
+        np.copyto(col, basis[degs[0], offset - dels[0] : T - dels[0]])
+        for d, k in zip(degs[1:], dels[1:], strict=True):
+            col *= basis[d, offset - k : T - k]
+    return Z

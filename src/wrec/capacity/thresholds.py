@@ -1,0 +1,93 @@
+"""Spurious-capacity thresholds: capacities below them are set to 0 in sums (kept in tables, ``kept=False``).
+
+A target independent of the states still gets Ĉ ≈ r/T; summed over thousands of targets this floor
+dominates (spec §2), so every capacity sum is thresholded by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import beta
+
+from wrec import _checks
+from wrec.capacity.core import Decomposition
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """Shuffle surrogates (default; Kubota et al. 2021): for each target shape (d_1, …, d_n), the capacity of
+    Π_j P_{d_j}(ũ_{t−j}) for ``count`` random time-permutations ũ of the input (shared across shapes);
+    threshold = ``scale`` × the largest surrogate capacity. No Gaussian assumption.
+    """
+
+    count: int = 200
+    scale: float = 1.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _checks.integer(self.count, "count", low=1)
+        _checks.real(self.scale, "scale", low=0.0, low_open=True)
+
+    def thresholds(
+        self, dec: Decomposition, basis: np.ndarray, shapes: Sequence[tuple[int, ...]], offset: int
+    ) -> np.ndarray:
+        T = basis.shape[1]
+        gen = np.random.default_rng(self.seed)
+        perms = [gen.permutation(T) for _ in range(self.count)]
+        out = np.empty(len(shapes))
+        Z = np.empty((T - offset, self.count), order="F")
+        for s, parts in enumerate(shapes):
+            for j, p in enumerate(perms):
+                col = Z[:, j]
+                np.take(basis[parts[0]], p[offset:T], out=col)
+                for k, d in enumerate(parts[1:], start=1):
+                    col *= basis[d, p[offset - k : T - k]]
+            out[s] = self.scale * dec.capacities(Z).max()
+        return out
+
+
+@dataclass(frozen=True)
+class ChiSquare:
+    """Deterministic threshold ``factor`` · F⁻¹(1 − α) of Beta(r/2, (T−1−r)/2), the null distribution of Ĉ
+    for a Gaussian target independent of the states (≈ factor · χ²_{r, 1−α} / T). Dambre-lineage code uses
+    α = 10⁻³ with factor 2 or 6.
+    """
+
+    alpha: float = 1e-3
+    factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        _checks.real(self.alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+        _checks.real(self.factor, "factor", low=0.0, low_open=True)
+
+    def thresholds(
+        self, dec: Decomposition, basis: np.ndarray, shapes: Sequence[tuple[int, ...]], offset: int
+    ) -> np.ndarray:
+        T, r = dec.n_samples, dec.rank
+        value = self.factor * beta.ppf(1.0 - self.alpha, r / 2, (T - 1 - r) / 2) if r > 0 else 0.0
+        return np.full(len(shapes), value)
+
+
+@dataclass(frozen=True)
+class NoThreshold:
+    """Raw capacities: every target counts (``threshold=None`` means this)."""
+
+    def thresholds(
+        self, dec: Decomposition, basis: np.ndarray, shapes: Sequence[tuple[int, ...]], offset: int
+    ) -> np.ndarray:
+        return np.zeros(len(shapes))
+
+
+Threshold = Surrogate | ChiSquare | NoThreshold
+
+
+def as_threshold(threshold: Threshold | None) -> Threshold:
+    if threshold is None:
+        return NoThreshold()
+    if not hasattr(threshold, "thresholds"):
+        raise TypeError(f"threshold must be Surrogate(...), ChiSquare(...), NoThreshold() or None, "
+                        f"got {type(threshold).__name__}")
+    return threshold

@@ -1,0 +1,103 @@
+"""The loop that runs a pure step over time, for a whole batch of reservoirs at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from wrec import _checks
+from wrec.reservoir.models import STEPS, observe
+
+_CHECK_EVERY = 256  # steps between blow-up checks of the (B, N) state: cheap, and the error names the step
+
+
+def _readout_index(readout, n: int) -> slice | np.ndarray:
+    if readout is None:
+        return slice(None)
+    if isinstance(readout, (int, np.integer)) and not isinstance(readout, bool):
+        return slice(0, _checks.integer(readout, "readout", low=1, high=n))
+    idx = np.asarray(readout)
+    if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"readout must be None, an int L (first L neurons) or a 1-D integer index array, "
+                         f"got {readout!r}")
+    if idx.min() < -n or idx.max() >= n:
+        raise ValueError(f"readout indices must lie in [0, {n}), got range [{idx.min()}, {idx.max()}]")
+    return idx
+
+
+def run(
+    model,
+    u: np.ndarray,
+    *,
+    washout: int = 0,
+    readout: int | np.ndarray | None = None,
+    dtype: type | None = None,
+    x0: np.ndarray | None = None,
+    step: Callable | None = None,
+) -> np.ndarray:
+    """Simulate ``model`` driven by ``u`` and return the states after the washout.
+
+    ``X[t]`` is the state right after ``u[washout + t]`` was applied, so ``X`` is aligned with ``u[washout:]``.
+    A batch of B reservoirs (batched fields of the model, see ``wrec.reservoir.models``) and/or B input
+    streams runs in one loop with one matrix product per step.
+
+    Args:
+        model: an ``ESN``, ``LeakyESN``, ``Linear`` or ``Rate`` record, or any parameter object with ``step``.
+        u: input, shape (T,) or (B, T).
+        washout: number of initial steps to discard (0 <= washout < T).
+        readout: record all neurons (None), the first L (int), or these neuron indices (1-D int array).
+        dtype: float64 (default, the model's) or float32 (faster; capacities are still computed in float64).
+        x0: initial state, (N,) or (B, N); zeros by default.
+        step: a pure ``step(params, x, u) -> x`` on (B, N) states for user models (then x0 is required).
+
+    Returns:
+        States of shape (T − washout, L), or (B, T − washout, L) when anything is batched.
+
+    Raises:
+        ValueError: on bad shapes or values, and when the states become non-finite (the reservoir blew up).
+    """
+    if step is None:
+        step = STEPS.get(type(model))
+        if step is None:
+            raise TypeError(f"model must be one of {[t.__name__ for t in STEPS]} or come with step=...; "
+                            f"got {type(model).__name__}")
+        if dtype is not None:
+            model = model.astype(dtype)
+        dtype = np.dtype(model.dtype)
+        n, model_batch = model.n, model.batch_size
+    else:
+        if x0 is None:
+            raise ValueError("x0 is required with a custom step (it fixes N)")
+        dtype = np.dtype(dtype or np.float64)
+        n, model_batch = np.shape(x0)[-1], None
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype}")
+    u = _checks.array(u, "u", ndim=(1, 2), dtype=dtype)
+    T = u.shape[-1]
+    washout = _checks.integer(washout, "washout", low=0)
+    if washout >= T:
+        raise ValueError(f"washout must be smaller than the input length T = {T}, got {washout}")
+    sizes = {s for s in (model_batch, u.shape[0] if u.ndim == 2 else None) if s is not None}
+    if len(sizes) > 1:
+        raise ValueError(f"the model describes {model_batch} reservoirs but u has {u.shape[0]} input streams; "
+                         "give u of shape (T,) or (B, T) with the same B")
+    batched = bool(sizes)
+    B = sizes.pop() if sizes else 1
+    u = np.ascontiguousarray(np.broadcast_to(u, (B, T)).T)  # (T, B): u[t] is contiguous
+    x = np.zeros((B, n), dtype) if x0 is None else np.array(
+        np.broadcast_to(_checks.array(x0, "x0", ndim=(1, 2), dtype=dtype), (B, n)))
+    cols = _readout_index(readout, n)
+    n_out = len(range(n)[cols]) if isinstance(cols, slice) else cols.size
+    out = np.empty((B, T - washout, n_out), dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(T):
+            x = step(model, x, u[t])
+            if t >= washout:
+                out[:, t - washout] = observe(model, x)[:, cols]
+            if t % _CHECK_EVERY == _CHECK_EVERY - 1 or t == T - 1:
+                if not np.all(np.isfinite(x)):
+                    raise ValueError(
+                        f"the reservoir blew up: states became non-finite by step {t} of {T}; "
+                        "lower the spectral radius / gain, the input scale or the time step")
+    return out if batched else out[0]
