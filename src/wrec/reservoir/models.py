@@ -90,7 +90,7 @@ class _Reservoir:
         if w_in.shape[-1] != n:
             raise ValueError(f"w_in must have N = {n} entries in its last axis, got shape {w_in.shape}")
         object.__setattr__(self, "w_in", w_in)
-        for name in ("input_scale", "recurrent_scale") + tuple(self._scalars()):
+        for name in ("input_scale", "recurrent_scale", *tuple(self._scalars())):
             object.__setattr__(self, name, _batch_vector(getattr(self, name), name))
         self._check()
         self.batch_size  # noqa: B018 (validates that the batch axes agree)
