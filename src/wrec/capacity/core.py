@@ -8,6 +8,7 @@ One SVD of X, then one GEMM U_rᵀZ per block of targets; never XᵀX or its inv
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.linalg
@@ -48,16 +49,36 @@ class Decomposition:
     n_samples: int
 
     def capacities(self, Z: np.ndarray) -> np.ndarray:
-        """C(z_j) for each column of Z (T, m); Z is centred in place. Returns (m,) values in [0, 1]."""
-        Z -= Z.mean(axis=0)
-        denom = np.einsum("tj,tj->j", Z, Z)
-        proj = self.basis.T @ Z  # (r, m)
-        num = np.einsum("rj,rj->j", proj, proj)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            c = num / denom
+        """C(z_j) for each column of Z (T, m). Returns (m,) values in [0, 1].
+
+        One GEMM Zᵀ[U_r, 1] gives U_rᵀz and Σz, then ``from_projections``. Targets whose mean dwarfs their
+        spread lose precision in ‖z‖² − T z̄²: centre such columns first (``capacities`` does).
+        """
+        return self.from_projections(Z.T @ self.augmented, np.einsum("tj,tj->j", Z, Z))
+
+    def from_projections(self, G: np.ndarray, sq: np.ndarray) -> np.ndarray:
+        """Capacities from G = Zᵀ[U_r, 1] (m, r + 1) and sq = ‖z_j‖² (m,), accumulated in any row order.
+
+        C = ‖U_rᵀ(z − z̄)‖² / (‖z‖² − T z̄²): the mean is removed exactly, so Z never needs centring or copying.
+        """
+        T, r = self.basis.shape
+        zbar = G[:, r] / T
+        proj = G[:, :r] - zbar[:, None] * self._column_sums[None, :]
+        num = np.einsum("jr,jr->j", proj, proj)
+        denom = sq - T * zbar * zbar
         if np.any(denom <= 0.0):
             raise ValueError("a target has zero variance on the evaluated rows; a constant has no capacity")
-        return np.clip(c, 0.0, 1.0)
+        return np.clip(num / denom, 0.0, 1.0)
+
+    @cached_property
+    def augmented(self) -> np.ndarray:
+        """[U_r, 1] (T, r + 1), C-ordered, for the one-GEMM projection."""
+        return np.hstack([self.basis, np.ones((self.basis.shape[0], 1))])
+
+    @cached_property
+    def _column_sums(self) -> np.ndarray:
+        """1ᵀU_r (≈ 0: the centred states are orthogonal to 1; kept for exactness)."""
+        return self.basis.sum(axis=0)
 
     @property
     def floor(self) -> float:
@@ -85,6 +106,10 @@ def decompose(states: np.ndarray, *, rank: RankRule = "kubota") -> Decomposition
     return Decomposition(basis=np.ascontiguousarray(U[:, :r]), singular_values=s, rank=r, n_samples=T)
 
 
+def _centred(Z: np.ndarray) -> np.ndarray:
+    return np.asfortranarray(Z - Z.mean(axis=0))
+
+
 @dataclass(frozen=True, eq=False)
 class Capacities:
     """Capacities of a set of targets: ``values`` (m,), the state rank r and the sample count T."""
@@ -107,6 +132,6 @@ def capacities(states: np.ndarray, targets: np.ndarray, *, rank: RankRule = "kub
         raise ValueError(f"targets has {Z.shape[0]} rows but states has {X.shape[0]}; they must be aligned")
     dec = decompose(X, rank=rank)
     step = max(1, BLOCK_ELEMENTS // X.shape[0])
-    values = np.concatenate([dec.capacities(np.array(Z[:, i : i + step], order="F"))
+    values = np.concatenate([dec.capacities(_centred(Z[:, i : i + step]))
                              for i in range(0, Z.shape[1], step)])
     return Capacities(values=values, rank=dec.rank, n_samples=dec.n_samples)

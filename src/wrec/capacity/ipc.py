@@ -15,8 +15,11 @@ import pandas as pd
 from wrec import _checks
 from wrec.capacity import targets as _targets
 from wrec.capacity.basis import orthonormal
-from wrec.capacity.core import BLOCK_ELEMENTS, Decomposition, RankRule, decompose
+from wrec.capacity.core import Decomposition, RankRule, decompose
 from wrec.capacity.thresholds import Surrogate, Threshold, as_threshold
+
+
+TARGET_BLOCK = 2048  # targets projected together (G is TARGET_BLOCK × (r + 1))
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,22 +53,20 @@ def evaluate(
 ) -> tuple[Decomposition, list[_Evaluated]]:
     """Capacities of every target up to the given per-degree delays, from one decomposition of the states.
 
-    Rows t ≥ offset = max delay are used for every target; targets are built and projected in blocks of
-    ≈``BLOCK_ELEMENTS`` values, so the target matrix is never held whole.
+    Rows t ≥ offset = max delay are used for every target; targets are generated and projected in blocks
+    of ``TARGET_BLOCK`` columns, chunk by chunk of rows, so the target matrix is never held whole.
     """
     offset = max(max_delay.values())
     dec = decompose(states[offset:], rank=rank)
     sets = [ts for d, k in max_delay.items() for ts in _targets.delay_sets(d, k)]
     thr = threshold.thresholds(dec, basis, [ts.parts for ts in sets], offset)
-    rows = states.shape[0] - offset
-    width = max(1, BLOCK_ELEMENTS // rows)
-    buffer = np.empty((rows, width), order="F")
     out = []
     for ts, t in zip(sets, thr, strict=True):
         values = np.empty(len(ts))
-        for start in range(0, len(ts), width):
-            stop = min(start + width, len(ts))
-            values[start:stop] = dec.capacities(_targets.build(basis, ts, start, stop, offset, out=buffer))
+        for start in range(0, len(ts), TARGET_BLOCK):
+            stop = min(start + TARGET_BLOCK, len(ts))
+            G, sq = _targets.project(basis, ts, start, stop, offset, dec.augmented)
+            values[start:stop] = dec.from_projections(G, sq)
         out.append(_Evaluated(ts, values, float(t)))
     return dec, out
 

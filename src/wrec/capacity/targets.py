@@ -13,6 +13,7 @@ from itertools import combinations, permutations
 from math import comb, factorial, prod
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from wrec import _checks
 
@@ -109,3 +110,34 @@ def build(
         for d, k in zip(degs[1:], dels[1:], strict=True):
             col *= basis[d, offset - k : T - k]
     return Z
+
+
+CHUNK_ELEMENTS = 1 << 20  # target values per row chunk (8 MiB): a chunk and its GEMM stay in cache
+
+
+def project(
+    basis: np.ndarray, tset: TargetSet, start: int, stop: int, offset: int, A: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """ZᵀA and ‖z_j‖² for target columns ``start:stop`` of ``tset``, without ever forming Z (T − offset, m).
+
+    ``A`` (T − offset, p) is row-aligned with the targets (e.g. [U_r, 1]). Z is generated chunk by chunk of
+    rows by vectorised gathers from a sliding-window view of the basis and multiplied at once, so memory and
+    time do not depend on holding target columns of length T. Returns G (m, p) and sq (m,).
+    """
+    T = basis.shape[1]
+    rows = T - offset
+    windows = sliding_window_view(basis, rows, axis=1)  # windows[d, j] = basis[d, j : j + rows]
+    degs = tset.degrees[start:stop]
+    starts = offset - tset.delays[start:stop]
+    m = stop - start
+    G = np.zeros((m, A.shape[1]))
+    sq = np.zeros(m)
+    chunk = max(64, CHUNK_ELEMENTS // max(m, 1))
+    for t0 in range(0, rows, chunk):
+        t1 = min(t0 + chunk, rows)
+        Zt = windows[degs[:, 0], starts[:, 0], t0:t1]  # (m, chunk)
+        for f in range(1, degs.shape[1]):
+            Zt *= windows[degs[:, f], starts[:, f], t0:t1]
+        G += Zt @ A[t0:t1]
+        sq += np.einsum("jt,jt->j", Zt, Zt)
+    return G, sq
