@@ -65,7 +65,7 @@ def evaluate(
         values = np.empty(len(ts))
         for start in range(0, len(ts), TARGET_BLOCK):
             stop = min(start + TARGET_BLOCK, len(ts))
-            G, sq = _targets.project(basis, ts, start, stop, offset, dec.augmented)
+            G, sq = _targets.project(basis, ts.degrees[start:stop], ts.delays[start:stop], offset, dec.augmented)
             values[start:stop] = dec.from_projections(G, sq)
         out.append(_Evaluated(ts, values, float(t)))
     return dec, out
@@ -99,7 +99,7 @@ def _join(rows: np.ndarray) -> np.ndarray:
 def ipc(
     states: np.ndarray,
     u: np.ndarray,
-    max_degree: int = 3,
+    max_degree: int | None = None,
     max_delay: int | Mapping[int, int] = 100,
     *,
     basis: str = "legendre",
@@ -112,7 +112,8 @@ def ipc(
         states: X, shape (T, L); ``X[t]`` is the state right after ``u[t]`` (e.g. ``run(..., washout=w)``
             with ``u[w:]``).
         u: the input, shape (T,).
-        max_degree: degrees 1..max_degree are evaluated.
+        max_degree: degrees 1..max_degree are evaluated (default 3; with a ``max_delay`` mapping, default
+            to the degrees it lists).
         max_delay: largest delay k (inclusive), one int for all degrees or ``{degree: max_delay}``
             (then only the listed degrees are evaluated). Targets use rows t ≥ max(max_delay).
         basis: ``"legendre"`` (u ~ U[−1, 1]), ``"hermite"`` (u ~ N(0, 1)) or ``"gram_schmidt"`` (empirical).

@@ -84,8 +84,7 @@ def max_delays(max_degree: int | None, max_delay: int | Mapping[int, int]) -> di
         if max_degree is not None and max(out) > max_degree:
             raise ValueError(f"max_delay has degree {max(out)} > max_degree = {max_degree}")
         return dict(sorted(out.items()))
-    if max_degree is None:
-        raise ValueError("max_degree is required when max_delay is a single int")
+    max_degree = 3 if max_degree is None else max_degree
     max_degree = _checks.integer(max_degree, "max_degree", low=1)
     k = _checks.integer(max_delay, "max_delay", low=0)
     return {d: k for d in range(1, max_degree + 1)}
@@ -116,28 +115,28 @@ CHUNK_ELEMENTS = 1 << 20  # target values per row chunk (8 MiB): a chunk and its
 
 
 def project(
-    basis: np.ndarray, tset: TargetSet, start: int, stop: int, offset: int, A: np.ndarray
+    basis: np.ndarray, degrees: np.ndarray, delays: np.ndarray, offset: int, A: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """ZᵀA and ‖z_j‖² for target columns ``start:stop`` of ``tset``, without ever forming Z (T − offset, m).
+    """ZᵀA and ‖z_j‖² for the targets z_j,t = Π_f P_{degrees[j, f]}(u_{t − delays[j, f]}), t = offset..T−1.
 
-    ``A`` (T − offset, p) is row-aligned with the targets (e.g. [U_r, 1]). Z is generated chunk by chunk of
-    rows by vectorised gathers from a sliding-window view of the basis and multiplied at once, so memory and
-    time do not depend on holding target columns of length T. Returns G (m, p) and sq (m,).
+    ``A`` (T − offset, p) is row-aligned with the targets (e.g. [U_r, 1]). Z is never formed: it is generated
+    chunk by chunk of rows by vectorised gathers from a sliding-window view of the basis, and each chunk is
+    multiplied at once, so memory and speed do not depend on holding target columns of length T.
+    Shapes: degrees, delays (m, n_factors) -> G (m, p), sq (m,).
     """
     T = basis.shape[1]
     rows = T - offset
     windows = sliding_window_view(basis, rows, axis=1)  # windows[d, j] = basis[d, j : j + rows]
-    degs = tset.degrees[start:stop]
-    starts = offset - tset.delays[start:stop]
-    m = stop - start
+    starts = offset - delays
+    m = degrees.shape[0]
     G = np.zeros((m, A.shape[1]))
     sq = np.zeros(m)
     chunk = max(64, CHUNK_ELEMENTS // max(m, 1))
     for t0 in range(0, rows, chunk):
         t1 = min(t0 + chunk, rows)
-        Zt = windows[degs[:, 0], starts[:, 0], t0:t1]  # (m, chunk)
-        for f in range(1, degs.shape[1]):
-            Zt *= windows[degs[:, f], starts[:, f], t0:t1]
+        Zt = windows[degrees[:, 0], starts[:, 0], t0:t1]  # (m, chunk)
+        for f in range(1, degrees.shape[1]):
+            Zt *= windows[degrees[:, f], starts[:, f], t0:t1]
         G += Zt @ A[t0:t1]
         sq += np.einsum("jt,jt->j", Zt, Zt)
     return G, sq

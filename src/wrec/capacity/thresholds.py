@@ -14,6 +14,7 @@ from scipy.stats import beta
 
 from wrec import _checks
 from wrec.capacity.core import Decomposition
+from wrec.capacity.targets import project
 
 
 @dataclass(frozen=True)
@@ -34,19 +35,19 @@ class Surrogate:
     def thresholds(
         self, dec: Decomposition, basis: np.ndarray, shapes: Sequence[tuple[int, ...]], offset: int
     ) -> np.ndarray:
-        T = basis.shape[1]
         gen = np.random.default_rng(self.seed)
-        perms = [gen.permutation(T) for _ in range(self.count)]
-        out = np.empty(len(shapes))
-        Z = np.empty((T - offset, self.count), order="F")
+        groups = {}  # surrogates with the same number of factors are projected together
         for s, parts in enumerate(shapes):
-            for j, p in enumerate(perms):
-                col = Z[:, j]
-                np.take(basis[parts[0]], p[offset:T], out=col)
-                for k, d in enumerate(parts[1:], start=1):
-                    col *= basis[d, p[offset - k : T - k]]
-            out[s] = self.scale * dec.capacities(Z).max()
-        return out
+            groups.setdefault(len(parts), []).append(s)
+        best = np.zeros(len(shapes))
+        for _ in range(self.count):
+            shuffled = basis[:, gen.permutation(basis.shape[1])]
+            for n, members in groups.items():
+                degrees = np.array([shapes[s] for s in members])
+                delays = np.broadcast_to(np.arange(n), degrees.shape)
+                G, sq = project(shuffled, degrees, delays, offset, dec.augmented)
+                np.maximum.at(best, members, dec.from_projections(G, sq))
+        return self.scale * best
 
 
 @dataclass(frozen=True)

@@ -27,18 +27,21 @@ from wrec.weights import input_weights
 Array = np.ndarray
 
 
-def _batch_vector(x, name: str) -> float | Array:
+def _batch_vector(x, name: str, dtype) -> float | Array:
     """A scalar, or a (B,) vector of per-reservoir values."""
-    a = _checks.array(x, name, ndim=(0, 1))
+    a = _checks.array(x, name, ndim=(0, 1), dtype=dtype)
     return float(a) if a.ndim == 0 else a
+
+
+def _is_matrix_list(W) -> bool:
+    """A list/tuple of B matrices (sparse or 2-D), as opposed to a nested-list matrix."""
+    return isinstance(W, (list, tuple)) and len(W) > 0 and (sp.issparse(W[0]) or np.ndim(W[0]) == 2)
 
 
 def _recurrent_operator(W, dtype) -> tuple[Callable[[Array], Array], int, int | None]:
     """(x ↦ x Wᵀ over a (B, N) batch, N, batch size of W or None)."""
-    if isinstance(W, (list, tuple)):
+    if _is_matrix_list(W):
         mats = [sp.csr_array(w) if sp.issparse(w) else _checks.square(w, "W[i]") for w in W]
-        if not mats:
-            raise ValueError("W is an empty sequence; give at least one matrix")
         n = mats[0].shape[0]
         if any(m.shape != (n, n) for m in mats):
             raise ValueError(f"all matrices in W must have the same square shape, got {[m.shape for m in mats]}")
@@ -91,7 +94,7 @@ class _Reservoir:
             raise ValueError(f"w_in must have N = {n} entries in its last axis, got shape {w_in.shape}")
         object.__setattr__(self, "w_in", w_in)
         for name in ("input_scale", "recurrent_scale", *tuple(self._scalars())):
-            object.__setattr__(self, name, _batch_vector(getattr(self, name), name))
+            object.__setattr__(self, name, _batch_vector(getattr(self, name), name, self.dtype))
         self._check()
         self.batch_size  # noqa: B018 (validates that the batch axes agree)
 
@@ -141,11 +144,11 @@ class _Reservoir:
 
 
 def _recurrent_operator_batch(W) -> int | None:
-    if isinstance(W, (list, tuple)):
+    if _is_matrix_list(W):
         return len(W)
     if sp.issparse(W):
         return None
-    return W.shape[0] if np.ndim(W) == 3 else None
+    return np.shape(W)[0] if np.ndim(W) == 3 else None
 
 
 def _bias(value, n: int, dtype) -> float | Array:

@@ -70,7 +70,12 @@ def run(
         if x0 is None:
             raise ValueError("x0 is required with a custom step (it fixes N)")
         dtype = np.dtype(dtype or np.float64)
-        n, model_batch = np.shape(x0)[-1], None
+        n, model_batch = np.shape(x0)[-1], (np.shape(x0)[0] if np.ndim(x0) == 2 else None)
+    if x0 is not None:
+        x0 = _checks.array(x0, "x0", ndim=(1, 2), dtype=dtype)
+        if x0.shape[-1] != n or (x0.ndim == 2 and model_batch is not None and x0.shape[0] not in (1, model_batch)):
+            raise ValueError(f"x0 must have shape (N,) or (B, N) with N = {n}"
+                             f"{'' if model_batch is None else f' and B = {model_batch}'}, got {x0.shape}")
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype}")
     u = _checks.array(u, "u", ndim=(1, 2), dtype=dtype)
@@ -85,8 +90,9 @@ def run(
     batched = bool(sizes)
     B = sizes.pop() if sizes else 1
     u = np.ascontiguousarray(np.broadcast_to(u, (B, T)).T)  # (T, B): u[t] is contiguous
-    x = np.zeros((B, n), dtype) if x0 is None else np.array(
-        np.broadcast_to(_checks.array(x0, "x0", ndim=(1, 2), dtype=dtype), (B, n)))
+    if x0 is not None and x0.ndim == 2 and x0.shape[0] not in (1, B):
+        raise ValueError(f"x0 has {x0.shape[0]} rows but the batch has B = {B}")
+    x = np.zeros((B, n), dtype) if x0 is None else np.array(np.broadcast_to(x0, (B, n)))
     cols = _readout_index(readout, n)
     n_out = len(range(n)[cols]) if isinstance(cols, slice) else cols.size
     out = np.empty((B, T - washout, n_out), dtype)
