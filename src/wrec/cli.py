@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 import typer
@@ -25,10 +26,10 @@ def list_experiments() -> None:
 
 @app.command("run")
 def run_experiment(
-    experiment: str = typer.Argument(..., help="Experiment name (see `wrec list`)."),
-    quick: bool = typer.Option(False, "--quick", help="Smaller, faster version of the run."),
-    out: Path = typer.Option(Path("runs"), "--out", help="Output folder; results go to OUT/EXPERIMENT/."),
-    seed: int | None = typer.Option(None, "--seed", help="Root seed (default: the experiment's)."),
+    experiment: Annotated[str, typer.Argument(help="Experiment name (see `wrec list`).")],
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller, faster version of the run.")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Output folder; results go to OUT/EXPERIMENT/.")] = Path("runs"),
+    seed: Annotated[int | None, typer.Option("--seed", help="Root seed (default: the experiment's).")] = None,
 ) -> None:
     """Run an experiment: results are stored as they finish (a rerun resumes), then a table and a figure."""
     if experiment not in EXPERIMENTS:

@@ -18,7 +18,6 @@ from wrec.capacity.basis import orthonormal
 from wrec.capacity.core import Decomposition, RankRule, decompose
 from wrec.capacity.thresholds import Surrogate, Threshold, as_threshold
 
-
 TARGET_BLOCK = 2048  # targets projected together (G is TARGET_BLOCK × (r + 1))
 
 

@@ -19,8 +19,9 @@ def linear_memory_curve(
 ) -> np.ndarray:
     """Exact memory curve m_k, k = 0..max_delay, of the linear reservoir x_t = W x_{t−1} + w_in u_t.
 
-    ``n_terms`` M Krylov columns are used (default max(6N, max_delay + 1)); the spectral radius of W must be
-    < 1 so that the truncated tail W^M is negligible. The input scale does not matter. Shape: (max_delay + 1,).
+    ``n_terms`` M Krylov columns are used (default: max(6N, max_delay + 1) and enough for ρ^{2M} < 10⁻¹⁸, so the
+    truncated tail W^M is negligible); W must have spectral radius ρ < 1. The input scale does not matter.
+    Shape: (max_delay + 1,).
     """
     W = _checks.square(W)
     n = W.shape[0]
@@ -28,9 +29,14 @@ def linear_memory_curve(
     if w.shape[0] != n:
         raise ValueError(f"w_in must have N = {n} entries, got {w.shape[0]}")
     max_delay = _checks.integer(max_delay, "max_delay", low=0)
-    M = max(6 * n, max_delay + 1) if n_terms is None else _checks.integer(n_terms, "n_terms", low=max_delay + 1)
-    if np.max(np.abs(np.linalg.eigvals(W))) >= 1.0:
-        raise ValueError("W must have spectral radius < 1 (fading memory) for the Krylov memory curve")
+    rho = float(np.max(np.abs(np.linalg.eigvals(W))))
+    if rho >= 1.0:
+        raise ValueError(f"W must have spectral radius < 1 (fading memory) for the Krylov memory curve, got {rho:.4g}")
+    if n_terms is None:
+        tail = int(np.ceil(np.log(1e-18) / (2 * np.log(rho)))) if rho > 0 else 1
+        M = max(6 * n, max_delay + 1, tail)
+    else:
+        M = _checks.integer(n_terms, "n_terms", low=max_delay + 1)
     K = np.empty((n, M))
     K[:, 0] = w
     for k in range(1, M):

@@ -20,7 +20,8 @@ import pandas as pd
 
 from wrec import _checks
 from wrec.capacity import Surrogate, ipc
-from wrec.reservoir import ESN, run as simulate
+from wrec.reservoir import ESN
+from wrec.reservoir import run as simulate
 
 # Kubota et al. (2021), sample 1, T = 10⁶, degrees 1–5: ρ -> (C_1, C_3, C_tot, rank).
 PUBLISHED = {

@@ -1,0 +1,138 @@
+"""IPC against oracles: Kubota's published ESN decomposition (spec §5.1), the one-node ESN (§5.2), parity,
+a polynomial-feature "reservoir", and the delay line."""
+
+import numpy as np
+import pytest
+
+import wrec
+from wrec.capacity import ChiSquare, ipc
+from wrec.capacity.basis import orthonormal
+from wrec.experiments.ipc_profile import PUBLISHED, kubota_input, kubota_reservoir
+from wrec.reservoir import ESN, Linear, run
+
+
+@pytest.fixture(scope="module")
+def kubota():
+    W, w_in = kubota_reservoir(50, seed=0)
+    return W, w_in, kubota_input(110_000, seed=0)
+
+
+def kubota_ipc(kubota, rho, max_delay):
+    W, w_in, u = kubota
+    X = run(ESN(W, w_in=w_in, input_scale=0.1, recurrent_scale=rho), u, washout=10_000)
+    return ipc(X, u[10_000:], max_delay=max_delay)
+
+
+@pytest.mark.slow
+def test_kubota_rho_0_1_total_equals_rank_and_published_values(kubota):
+    res = kubota_ipc(kubota, 0.1, {1: 60, 2: 20, 3: 20})
+    c1, c3, _, rank = PUBLISHED[0.1]
+    assert res.rank == rank == 16
+    assert res.total == pytest.approx(16.0, abs=0.1)
+    assert res.by_degree[1] == pytest.approx(c1, abs=0.15)
+    assert res.by_degree[3] == pytest.approx(c3, abs=0.6)
+    assert res.by_degree[2] < 0.05
+
+
+@pytest.mark.slow
+def test_kubota_contractive_total_is_the_rank_and_chaotic_total_collapses(kubota):
+    res = kubota_ipc(kubota, 0.9, {1: 400, 2: 20, 3: 40})
+    assert res.rank == 50
+    assert 0.98 <= res.total / res.rank <= 1.03
+    assert res.by_degree[1] == pytest.approx(PUBLISHED[0.9][0], abs=0.15)
+    chaotic = kubota_ipc(kubota, 1.1, {1: 400, 2: 20, 3: 20})
+    assert chaotic.rank == 50
+    assert chaotic.total / chaotic.rank < 0.3
+    assert chaotic.by_degree[1] == pytest.approx(11.30, abs=0.3)  # spec probe at T = 10⁵ (published 12.07 at 10⁶)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("basis", "total", "linear"), [("hermite", 0.9965, 0.963), ("gram_schmidt", 0.9962, 0.981)])
+def test_one_node_esn(basis, total, linear):
+    T, w = 100_000, 1000
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal(T + w) if basis == "hermite" else rng.uniform(-1, 1, T + w)
+    X = run(ESN(np.array([[0.9]]), w_in=np.array([1.0]), input_scale=0.3), u, washout=w)
+    res = ipc(X, u[w:], max_delay={1: 40, 2: 10, 3: 15, 4: 6, 5: 8}, basis=basis)
+    assert res.rank == 1
+    assert res.total == pytest.approx(total, abs=0.01)
+    assert res.by_degree[1] == pytest.approx(linear, abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def small_esn():
+    W = wrec.weights.gaussian(50, spectral_radius=0.8, seed=0)
+    u = wrec.tasks.uniform_input(21_000, seed=1)
+    return W, u
+
+
+def test_parity_no_even_capacity_without_bias_and_some_with_bias(small_esn):
+    W, u = small_esn
+    odd = ipc(run(ESN(W, input_scale=0.5, seed=2), u, washout=1000), u[1000:], max_delay={1: 30, 2: 10})
+    assert odd.by_degree[2] < 0.05
+    biased = ipc(run(ESN(W, input_scale=0.5, bias=0.2, seed=2), u, washout=1000), u[1000:], max_delay={1: 30, 2: 10})
+    assert biased.by_degree[2] > 1.0
+
+
+def test_polynomial_feature_states_have_exactly_their_targets():
+    T = 6000
+    u = np.random.default_rng(5).uniform(-1, 1, T)
+    P = orthonormal(u, 3, "legendre")
+    lag = lambda d, k: np.concatenate([np.zeros(k), P[d, : T - k]])  # noqa: E731
+    X = np.column_stack([lag(1, 0), lag(2, 3), lag(1, 1) * lag(1, 4), lag(2, 0) * lag(1, 2)])
+    res = ipc(X, u, max_degree=3, max_delay=5)
+    t = res.table
+    chosen = {(1, "1", "0"), (2, "2", "3"), (2, "1,1", "1,4"), (3, "2,1", "0,2")}
+    is_chosen = np.array([(d, g, k) in chosen for d, g, k in zip(t.degree, t.degrees, t.delays, strict=True)])
+    assert is_chosen.sum() == 4
+    np.testing.assert_allclose(t.capacity[is_chosen], 1.0, atol=1e-9)
+    # the others are nulls: at the floor r/(T−1) on average; a surrogate threshold (max of 200 shuffles × 1.2)
+    # lets a heavy-tailed null through now and then, so the bound on their thresholded sum is the floor's scale
+    others = t.capacity[~is_chosen]
+    floor = res.rank / (res.n_samples - 1)
+    assert others.mean() < 2 * floor
+    assert t.capacity.where(t.kept, 0)[~is_chosen].sum() < 0.01
+    assert res.total == pytest.approx(4.0, abs=0.01)
+    assert res.rank == 4
+
+
+def test_delay_line_capacity_is_all_linear():
+    N, T = 20, 8000
+    u = np.random.default_rng(6).uniform(-1, 1, T)
+    X = run(Linear(wrec.weights.delay_line(N), w_in=np.eye(N)[0]), u)
+    res = ipc(X, u, max_delay={1: 30, 2: 25, 3: 12})
+    assert res.by_degree[1] == pytest.approx(N, abs=1e-6)
+    assert res.by_degree[2] < 0.05 and res.by_degree[3] < 0.05
+
+
+def test_result_bookkeeping(small_esn):
+    W, u = small_esn
+    X = run(ESN(W, input_scale=0.5, seed=2), u[:5000], washout=500)
+    res = ipc(X, u[500:5000], max_degree=2, max_delay=8, threshold=ChiSquare())
+    t = res.table
+    assert len(t) == 9 + (9 + 36)
+    assert set(t.columns) >= {"degree", "parts", "degrees", "delays", "capacity", "threshold", "kept", "adjusted"}
+    assert ((t.capacity >= 0) & (t.capacity <= 1)).all()
+    np.testing.assert_allclose(res.by_degree.to_numpy(), t.capacity.where(t.kept, 0).groupby(t.degree).sum())
+    np.testing.assert_allclose(res.summary["raw"].to_numpy(), t.groupby("degree").capacity.sum())
+    assert res.summary["floor"].tolist() == pytest.approx([9 * 50 / (4500 - 8 - 1), 45 * 50 / (4500 - 8 - 1)])
+    assert res.n_samples == 4500 - 8
+    assert res.total <= res.rank + 1e-9
+    raw = ipc(X, u[500:5000], max_degree=2, max_delay=8, threshold=None)
+    assert raw.total == pytest.approx(raw.summary["raw"].sum())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_degree": 0}, "max_degree must be >= 1"),
+        ({"max_delay": 2000}, "max_delay must be smaller than T"),
+        ({"basis": "laguerre"}, "basis must be one of"),
+        ({"u_scale": 2.0}, r"u must lie in \[-1, 1\]"),
+    ],
+)
+def test_bad_input(kwargs, match):
+    rng = np.random.default_rng(0)
+    X, u = rng.standard_normal((1000, 5)), rng.uniform(-1, 1, 1000) * kwargs.pop("u_scale", 1.0)
+    with pytest.raises(ValueError, match=match):
+        ipc(X, u, **{"max_delay": 5, **kwargs})
