@@ -136,3 +136,19 @@ def test_bad_input(kwargs, match):
     X, u = rng.standard_normal((1000, 5)), rng.uniform(-1, 1, 1000) * kwargs.pop("u_scale", 1.0)
     with pytest.raises(ValueError, match=match):
         ipc(X, u, **{"max_delay": 5, **kwargs})
+
+
+def test_memory_stays_bounded_for_many_long_targets():
+    import tracemalloc
+
+    rng = np.random.default_rng(7)
+    T = 20_000
+    X, u = rng.standard_normal((T, 20)), rng.uniform(-1, 1, T)
+    tracemalloc.start()
+    res = ipc(X, u, max_degree=3, max_delay=30, threshold=None)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    n_targets = len(res.table)
+    full = 8 * T * n_targets  # bytes of the whole target matrix
+    assert n_targets == 31 + (31 + 465) + (31 + 930 + 4495)
+    assert peak < full / 8, (peak, full)

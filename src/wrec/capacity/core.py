@@ -61,14 +61,22 @@ class Decomposition:
 
         C = ‖U_rᵀ(z − z̄)‖² / (‖z‖² − T z̄²): the mean is removed exactly, so Z never needs centring or copying.
         """
+        return np.clip(self.loadings(G, sq).sum(axis=1), 0.0, 1.0)
+
+    def loadings(self, G: np.ndarray, sq: np.ndarray) -> np.ndarray:
+        """Per-direction shares w_ji = (u_iᵀ(z_j − z̄_j))² / ‖z_j − z̄_j‖², shape (m, r); C(z_j) = Σ_i w_ji.
+
+        For the SVD basis these are the loadings of each target on the principal directions of the states.
+        """
         T, r = self.basis.shape
         zbar = G[:, r] / T
         proj = G[:, :r] - zbar[:, None] * self._column_sums[None, :]
-        num = np.einsum("jr,jr->j", proj, proj)
         denom = sq - T * zbar * zbar
         if np.any(denom <= 0.0):
             raise ValueError("a target has zero variance on the evaluated rows; a constant has no capacity")
-        return np.clip(num / denom, 0.0, 1.0)
+        proj *= proj
+        proj /= denom[:, None]
+        return proj
 
     @cached_property
     def augmented(self) -> np.ndarray:
