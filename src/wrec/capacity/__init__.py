@@ -2,9 +2,10 @@
 
 from wrec.capacity import theory
 from wrec.capacity.basis import orthonormal
-from wrec.capacity.core import Capacities, Decomposition, capacities, decompose
+from wrec.capacity.core import Capacities, Decomposition, NestedDecomposition, capacities, decompose, nested_decompose
 from wrec.capacity.ipc import IPC, ipc
 from wrec.capacity.mc import MemoryCapacity, memory_capacity
+from wrec.capacity.readout import ReadoutProfile, capacity_by_readout
 from wrec.capacity.targets import TargetSet, delay_sets
 from wrec.capacity.thresholds import ChiSquare, NoThreshold, Surrogate
 
@@ -14,14 +15,18 @@ __all__ = [
     "ChiSquare",
     "Decomposition",
     "MemoryCapacity",
+    "NestedDecomposition",
+    "ReadoutProfile",
     "NoThreshold",
     "Surrogate",
     "TargetSet",
     "capacities",
+    "capacity_by_readout",
     "decompose",
     "delay_sets",
     "ipc",
     "memory_capacity",
+    "nested_decompose",
     "orthonormal",
     "theory",
 ]

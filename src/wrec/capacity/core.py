@@ -114,6 +114,89 @@ def decompose(states: np.ndarray, *, rank: RankRule = "kubota") -> Decomposition
     return Decomposition(basis=np.ascontiguousarray(U[:, :r]), singular_values=s, rank=r, n_samples=T)
 
 
+@dataclass(frozen=True, eq=False)
+class NestedDecomposition:
+    """Capacities for a grid of nested readouts (the first L state columns, for every L in ``readouts``).
+
+    With the unpivoted Householder QR X = QR of the centred states, the first L columns of Q span the first L
+    neurons, so C_L(z) = Σ_{i≤L} (q_iᵀz)²/‖z‖²: cumulative sums of one projection (spec §7). Where the prefix is
+    numerically rank-deficient (|R_ii| < 100·√(L ε)·max|R_ii| for some i ≤ L) that L falls back to the SVD of
+    R[:L, :L] (the singular values of the first L columns) with the rank rule, still from the same projection.
+    ``rank`` and the results have one entry per readout size.
+    """
+
+    basis: np.ndarray
+    readouts: np.ndarray
+    rank: np.ndarray
+    n_samples: int
+    fallback: dict[int, np.ndarray]
+
+    @cached_property
+    def augmented(self) -> np.ndarray:
+        """[Q, 1] (T, N + 1), C-ordered."""
+        return np.hstack([self.basis, np.ones((self.basis.shape[0], 1))])
+
+    @cached_property
+    def _column_sums(self) -> np.ndarray:
+        return self.basis.sum(axis=0)
+
+    def from_projections(self, G: np.ndarray, sq: np.ndarray) -> np.ndarray:
+        """Capacities (m, n_readouts) from G = Zᵀ[Q, 1] (m, N + 1) and sq = ‖z_j‖² (m,)."""
+        T, N = self.basis.shape
+        zbar = G[:, N] / T
+        proj = G[:, :N] - zbar[:, None] * self._column_sums[None, :]
+        denom = sq - T * zbar * zbar
+        if np.any(denom <= 0.0):
+            raise ValueError("a target has zero variance on the evaluated rows; a constant has no capacity")
+        out = np.cumsum(proj * proj, axis=1)[:, self.readouts - 1]
+        for i, directions in self.fallback.items():
+            p = proj[:, : directions.shape[0]] @ directions
+            out[:, i] = np.einsum("jr,jr->j", p, p)
+        out /= denom[:, None]
+        return np.clip(out, 0.0, 1.0)
+
+    @property
+    def floor(self) -> np.ndarray:
+        """r(L)/(T − 1) for each readout size."""
+        return self.rank / (self.n_samples - 1)
+
+    def adjusted(self, values: np.ndarray) -> np.ndarray:
+        """Ĉ_adj = 1 − (1 − Ĉ)(T − 1)/(T − 1 − r(L)), column by column."""
+        T = self.n_samples
+        return 1.0 - (1.0 - values) * (T - 1) / (T - 1 - self.rank)
+
+
+def nested_decompose(states: np.ndarray, readouts, *, rank: RankRule = "kubota") -> NestedDecomposition:
+    """QR of the centred states (T, N) for nested readouts of sizes ``readouts`` (ints in 1..N, any order).
+
+    The columns are taken in the order given: reorder them first for a random readout order.
+    """
+    X = _checks.array(states, "states", ndim=2)
+    T, N = X.shape
+    Ls = np.asarray(readouts)
+    if Ls.ndim != 1 or Ls.size == 0 or not np.issubdtype(Ls.dtype, np.integer):
+        raise ValueError(f"readouts must be a non-empty 1-D sequence of ints, got {readouts!r}")
+    if Ls.min() < 1 or Ls.max() > N:
+        raise ValueError(f"readouts must lie in 1..N = {N} (the number of state columns), got {Ls.min()}..{Ls.max()}")
+    Xc = X - X.mean(axis=0)
+    Q, R = scipy.linalg.qr(Xc, mode="economic", check_finite=False)
+    d = np.abs(np.diag(R))
+    ranks = np.empty(Ls.size, dtype=np.int64)
+    fallback = {}
+    for i, L in enumerate(Ls.tolist()):
+        if np.all(d[:L] >= 100.0 * np.sqrt(L * _EPS) * d[:L].max()):
+            ranks[i] = L
+            continue
+        U, s, _ = np.linalg.svd(R[:L, :L])
+        ranks[i] = kept_rank(s, L, rank)
+        fallback[i] = np.ascontiguousarray(U[:, : ranks[i]])
+    if T <= ranks.max() + 1:
+        raise ValueError(f"states has T = {T} samples for rank r = {ranks.max()}: too short for the number of "
+                         "neurons; use more time steps (T > r + 1, and T >> r for reliable capacities)")
+    return NestedDecomposition(basis=np.ascontiguousarray(Q), readouts=Ls.astype(np.int64), rank=ranks,
+                               n_samples=T, fallback=fallback)
+
+
 def _centred(Z: np.ndarray) -> np.ndarray:
     return np.asfortranarray(Z - Z.mean(axis=0))
 

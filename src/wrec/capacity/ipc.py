@@ -15,7 +15,7 @@ import pandas as pd
 from wrec import _checks
 from wrec.capacity import targets as _targets
 from wrec.capacity.basis import orthonormal
-from wrec.capacity.core import Decomposition, RankRule, decompose
+from wrec.capacity.core import Decomposition, NestedDecomposition, RankRule, decompose
 from wrec.capacity.thresholds import Surrogate, Threshold, as_threshold
 
 TARGET_BLOCK = 2048  # targets projected together (G is TARGET_BLOCK × (r + 1))
@@ -23,11 +23,11 @@ TARGET_BLOCK = 2048  # targets projected together (G is TARGET_BLOCK × (r + 1))
 
 @dataclass(frozen=True, eq=False)
 class _Evaluated:
-    """Capacities of one target shape: raw values (m,) and the shape's threshold."""
+    """Capacities of one target shape: raw values (m,) and the shape's threshold (or (m, n_readouts), (n_readouts,))."""
 
     tset: _targets.TargetSet
     values: np.ndarray
-    threshold: float
+    threshold: float | np.ndarray
 
 
 def aligned(states: object, u: object, offset: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,30 +44,30 @@ def aligned(states: object, u: object, offset: int) -> tuple[np.ndarray, np.ndar
 
 
 def evaluate(
-    states: np.ndarray,
+    dec: Decomposition | NestedDecomposition,
     basis: np.ndarray,
     max_delay: Mapping[int, int],
     threshold: Threshold,
-    rank: RankRule,
-) -> tuple[Decomposition, list[_Evaluated]]:
+) -> list[_Evaluated]:
     """Capacities of every target up to the given per-degree delays, from one decomposition of the states.
 
-    Rows t ≥ offset = max delay are used for every target; targets are generated and projected in blocks
-    of ``TARGET_BLOCK`` columns, chunk by chunk of rows, so the target matrix is never held whole.
+    ``dec`` decomposes the state rows t ≥ offset = max delay (``decompose(X[offset:])``, or
+    ``nested_decompose`` for a grid of readout sizes: then values and thresholds get a trailing readout axis).
+    Targets are generated and projected in blocks of ``TARGET_BLOCK`` columns, chunk by chunk of rows, so the
+    target matrix is never held whole.
     """
     offset = max(max_delay.values())
-    dec = decompose(states[offset:], rank=rank)
     sets = [ts for d, k in max_delay.items() for ts in _targets.delay_sets(d, k)]
     thr = threshold.thresholds(dec, basis, [ts.parts for ts in sets], offset)
     out = []
     for ts, t in zip(sets, thr, strict=True):
-        values = np.empty(len(ts))
+        values = np.empty((len(ts), *np.shape(dec.rank)))
         for start in range(0, len(ts), TARGET_BLOCK):
             stop = min(start + TARGET_BLOCK, len(ts))
             G, sq = _targets.project(basis, ts.degrees[start:stop], ts.delays[start:stop], offset, dec.augmented)
             values[start:stop] = dec.from_projections(G, sq)
-        out.append(_Evaluated(ts, values, float(t)))
-    return dec, out
+        out.append(_Evaluated(ts, values, t))
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,7 +122,8 @@ def ipc(
     delays = _targets.max_delays(max_degree, max_delay)
     X, u = aligned(states, u, max(delays.values()))
     values = orthonormal(u, max(delays), basis)
-    dec, evaluated = evaluate(X, values, delays, as_threshold(threshold), rank)
+    dec = decompose(X[max(delays.values()):], rank=rank)
+    evaluated = evaluate(dec, values, delays, as_threshold(threshold))
     table = pd.concat([
         pd.DataFrame({
             "degree": e.tset.degree,
@@ -130,7 +131,7 @@ def ipc(
             "degrees": _join(e.tset.degrees),
             "delays": _join(e.tset.delays),
             "capacity": e.values,
-            "threshold": e.threshold,
+            "threshold": float(e.threshold),
             "kept": e.values > e.threshold,
         }) for e in evaluated], ignore_index=True)
     table["adjusted"] = dec.adjusted(table["capacity"].to_numpy())

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wrec import _checks
-from wrec.capacity.core import RankRule
+from wrec.capacity.core import RankRule, decompose
 from wrec.capacity.ipc import aligned, evaluate
 from wrec.capacity.thresholds import Surrogate, Threshold, as_threshold
 
@@ -59,10 +59,11 @@ def memory_capacity(
     if sd == 0.0:
         raise ValueError("u is constant; memory of an input with no variance is undefined")
     basis = np.vstack([np.ones_like(u), (u - u.mean()) / sd])
-    dec, (e,) = evaluate(X, basis, {1: max_delay}, as_threshold(threshold), rank)
+    dec = decompose(X[max_delay:], rank=rank)
+    (e,) = evaluate(dec, basis, {1: max_delay}, as_threshold(threshold))
     kept = e.values > e.threshold
     per_delay = np.where(kept, e.values, 0.0)
     return MemoryCapacity(
         per_delay=per_delay, raw=e.values, kept=kept, total=float(per_delay.sum()),
         raw_total=float(e.values.sum()), adjusted_total=float(dec.adjusted(e.values).sum()),
-        threshold=e.threshold, floor=(max_delay + 1) * dec.floor, rank=dec.rank, n_samples=dec.n_samples)
+        threshold=float(e.threshold), floor=(max_delay + 1) * dec.floor, rank=dec.rank, n_samples=dec.n_samples)

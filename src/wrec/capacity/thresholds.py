@@ -39,7 +39,7 @@ class Surrogate:
         groups = {}  # surrogates with the same number of factors are projected together
         for s, parts in enumerate(shapes):
             groups.setdefault(len(parts), []).append(s)
-        best = np.zeros(len(shapes))
+        best = np.zeros((len(shapes), *np.shape(dec.rank)))  # one threshold per readout size if nested
         for _ in range(self.count):
             shuffled = basis[:, gen.permutation(basis.shape[1])]
             for n, members in groups.items():
@@ -67,9 +67,10 @@ class ChiSquare:
     def thresholds(
         self, dec: Decomposition, basis: np.ndarray, shapes: Sequence[tuple[int, ...]], offset: int
     ) -> np.ndarray:
-        T, r = dec.n_samples, dec.rank
-        value = self.factor * beta.ppf(1.0 - self.alpha, r / 2, (T - 1 - r) / 2) if r > 0 else 0.0
-        return np.full(len(shapes), value)
+        T, r = dec.n_samples, np.asarray(dec.rank, dtype=float)
+        with np.errstate(invalid="ignore"):
+            value = np.where(r > 0, self.factor * beta.ppf(1.0 - self.alpha, r / 2, (T - 1 - r) / 2), 0.0)
+        return np.broadcast_to(value, (len(shapes), *value.shape)).copy()
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class NoThreshold:
     def thresholds(
         self, dec: Decomposition, basis: np.ndarray, shapes: Sequence[tuple[int, ...]], offset: int
     ) -> np.ndarray:
-        return np.zeros(len(shapes))
+        return np.zeros((len(shapes), *np.shape(dec.rank)))
 
 
 Threshold = Surrogate | ChiSquare | NoThreshold

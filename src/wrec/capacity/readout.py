@@ -1,0 +1,105 @@
+"""Capacities as a function of the number L of readout neurons, for a whole grid of L from one QR.
+
+C_L(z) = Σ_{i≤L} (q_iᵀz)²/‖z‖² with X = QR (centred states, columns in readout order): every L of the grid
+costs one cumulative sum of the same projection (spec §7), not a fresh solve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from wrec import _checks
+from wrec._checks import Seed
+from wrec.capacity import targets as _targets
+from wrec.capacity.basis import orthonormal
+from wrec.capacity.core import RankRule, nested_decompose
+from wrec.capacity.ipc import aligned, evaluate
+from wrec.capacity.thresholds import Surrogate, Threshold, as_threshold
+
+
+@dataclass(frozen=True, eq=False)
+class ReadoutProfile:
+    """Capacity by degree for each readout size L.
+
+    Attributes:
+        table: one row per (L, degree): capacity (thresholded sum), raw, adjusted, floor, n_targets, rank.
+        order: the neuron order; readout L uses ``order[:L]``.
+    """
+
+    table: pd.DataFrame
+    order: np.ndarray
+
+    @property
+    def by_degree(self) -> pd.DataFrame:
+        """Thresholded capacity, one row per L, one column per degree."""
+        return self.table.pivot(index="L", columns="degree", values="capacity")
+
+    @property
+    def memory_capacity(self) -> pd.Series:
+        """MC(L): the degree-1 capacity for each L."""
+        return self.by_degree[1].rename("MC")
+
+    @property
+    def rank(self) -> pd.Series:
+        return self.table.groupby("L")["rank"].first()
+
+
+def readout_order(n: int, order: str | Sequence[int] | np.ndarray | None = None, seed: Seed = None) -> np.ndarray:
+    """Neuron order: ``None`` or ``"first"`` (0..N−1), ``"random"`` (a seeded permutation), or an index array."""
+    if order is None or (isinstance(order, str) and order == "first"):
+        return np.arange(n)
+    if isinstance(order, str):
+        if order != "random":
+            raise ValueError(f"order must be None, 'first', 'random' or an index array, got {order!r}")
+        return _checks.rng(seed).permutation(n)
+    idx = np.asarray(order)
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or np.unique(idx).size != idx.size:
+        raise ValueError("order must be a 1-D array of distinct neuron indices")
+    if idx.size == 0 or idx.min() < 0 or idx.max() >= n:
+        raise ValueError(f"order indices must lie in [0, {n}), got {idx.min() if idx.size else 'none'}..")
+    return idx
+
+
+def capacity_by_readout(
+    states: np.ndarray,
+    u: np.ndarray,
+    readouts: Sequence[int] | np.ndarray,
+    *,
+    max_degree: int | None = None,
+    max_delay: int | Mapping[int, int] = 100,
+    order: str | Sequence[int] | np.ndarray | None = None,
+    seed: Seed = None,
+    basis: str = "legendre",
+    threshold: Threshold | None = Surrogate(),
+    rank: RankRule = "kubota",
+) -> ReadoutProfile:
+    """MC and IPC by degree for readouts of the first L neurons of ``order``, for every L in ``readouts``.
+
+    Same conventions as ``ipc`` (aligned states (T, N) and u (T,), inclusive ``max_delay``, thresholds per
+    target shape — here per L, since the null distribution depends on r(L)). ``max_degree=1`` gives MC(L).
+    """
+    delays = _targets.max_delays(max_degree, max_delay)
+    offset = max(delays.values())
+    X, u = aligned(states, u, offset)
+    idx = readout_order(X.shape[1], order, seed)
+    Ls = np.unique(np.asarray(readouts))
+    if Ls.size and Ls.max() > idx.size:
+        raise ValueError(f"readouts must be <= the number of neurons in order ({idx.size}), got {Ls.max()}")
+    dec = nested_decompose(X[offset:, idx], Ls, rank=rank)
+    evaluated = evaluate(dec, orthonormal(u, max(delays), basis), delays, as_threshold(threshold))
+    frames = []
+    for degree in delays:
+        group = [e for e in evaluated if e.tset.degree == degree]
+        values = np.concatenate([e.values for e in group])  # (m, n_readouts)
+        kept = np.concatenate([e.values > e.threshold for e in group])
+        frames.append(pd.DataFrame({
+            "L": dec.readouts, "degree": degree, "capacity": np.where(kept, values, 0.0).sum(axis=0),
+            "raw": values.sum(axis=0), "adjusted": dec.adjusted(values).sum(axis=0),
+            "floor": values.shape[0] * dec.floor, "n_targets": values.shape[0], "rank": dec.rank,
+        }))
+    table = pd.concat(frames, ignore_index=True).sort_values(["L", "degree"], ignore_index=True)
+    return ReadoutProfile(table=table, order=idx)
