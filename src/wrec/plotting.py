@@ -26,8 +26,10 @@ def capacity_profile(
     xlabel: str,
     title: str = "",
     reference: pd.Series | None = None,
+    stacked: str = "bars",
+    logx: bool = False,
 ) -> Path:
-    """Stacked bars of capacity by degree (columns) against x (index), the state rank as a line.
+    """Capacity by degree (columns) against x (index), stacked as bars or areas, the state rank as a line.
 
     ``reference`` (optional, same index) is drawn as open markers, e.g. published totals.
     """
@@ -42,18 +44,77 @@ def capacity_profile(
         for i, d in enumerate(degrees):
             values = by_degree[d].to_numpy(dtype=float)
             color = DEGREE_COLORS(i / max(len(degrees) - 1, 1))
-            ax.bar(x, values, width, bottom=bottom, color=color, label=f"degree {d}")
+            if stacked == "bars":
+                ax.bar(x, values, width, bottom=bottom, color=color, label=f"degree {d}")
+            else:
+                ax.fill_between(x, bottom, bottom + values, color=color, label=f"degree {d}", lw=0)
             bottom += values
         ax.plot(rank.index.to_numpy(dtype=float), rank.to_numpy(dtype=float), "k-", lw=1.2, marker=".",
                 label="rank r")
         if reference is not None:
             ax.plot(reference.index.to_numpy(dtype=float), reference.to_numpy(dtype=float), "o", mfc="none",
                     mec="crimson", ms=6, label=reference.name or "reference")
+        if logx:
+            ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("capacity")
         if title:
             ax.set_title(title)
         ax.set_ylim(0, 1.08 * max(float(np.nanmax(bottom)), float(rank.max())))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+        fig.savefig(path)
+        plt.close(fig)
+    return path
+
+
+KIND_COLORS = {"esn": "tab:blue", "leaky_esn": "tab:green", "linear": "tab:gray", "rate": "tab:orange",
+               "sign_esn": "tab:purple"}
+
+
+def readout_scaling(curves: pd.DataFrame, path: str | Path) -> Path:
+    """MC(L) against L, one panel per (N, g, σ): simulation mean with its range over seeds (band), the theory
+    (dashed), the correlation-free baseline L·⟨single-neuron MC⟩ (dotted) and the bound MC = L."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    panels = list(curves.groupby(["n", "gain", "input_scale"]))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False, sharey=False)
+        for ax, ((n, g, sigma), data) in zip(axes[0], panels, strict=True):
+            L = np.arange(1, n + 1)
+            ax.plot(L, L, color="0.6", lw=0.8, ls="-", label="bound MC = L")
+            for kind, c in data.groupby("kind"):
+                color = KIND_COLORS.get(kind, "k")
+                ax.fill_between(c.L, c.lo, c.hi, color=color, alpha=0.2, lw=0)
+                ax.plot(c.L, c["mean"], color=color, marker="o", ms=2.5, lw=1.2, label=f"{kind} (simulation)")
+                ax.plot(c.L, c.theory, color=color, ls="--", lw=1.0)
+                ax.plot(c.L, c.independent, color=color, ls=":", lw=0.8)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("readout neurons L")
+            ax.set_ylabel("memory capacity MC(L), raw")
+            ax.set_title(f"N = {n}, g = {g}, σ = {sigma}")
+        handles, labels = axes[0, -1].get_legend_handles_labels()
+        handles += [plt.Line2D([], [], color="k", ls="--"), plt.Line2D([], [], color="k", ls=":")]
+        labels += ["theory (correlations)", "no correlations: L·MC₁"]
+        axes[0, -1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+        fig.savefig(path)
+        plt.close(fig)
+    return path
+
+
+def sublinearity(points: pd.DataFrame, path: str | Path) -> Path:
+    """Onset of sublinear MC, L_½/N (smallest L with MC(L) ≤ L/2), against the mean squared pairwise
+    correlation ⟨r²⟩, one marker per reservoir and seed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(4.6, 3.4))
+        for kind, p in points.groupby("kind"):
+            ax.scatter(p.mean_r2, p.L_half / p.n, s=14, color=KIND_COLORS.get(kind, "k"), label=kind, alpha=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("mean squared correlation ⟨r²⟩")
+        ax.set_ylabel("L½ / N  (MC(L) ≤ L/2 from here)")
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
         fig.savefig(path)
         plt.close(fig)

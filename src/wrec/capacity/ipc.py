@@ -91,9 +91,6 @@ class IPC:
     summary: pd.DataFrame
 
 
-def _join(rows: np.ndarray) -> np.ndarray:
-    return np.array([",".join(map(str, r)) for r in rows.tolist()], dtype=object)
-
 
 def ipc(
     states: np.ndarray,
@@ -128,8 +125,8 @@ def ipc(
         pd.DataFrame({
             "degree": e.tset.degree,
             "parts": ",".join(map(str, e.tset.parts)),
-            "degrees": _join(e.tset.degrees),
-            "delays": _join(e.tset.delays),
+            "degrees": _targets.labels(e.tset.degrees),
+            "delays": _targets.labels(e.tset.delays),
             "capacity": e.values,
             "threshold": float(e.threshold),
             "kept": e.values > e.threshold,

@@ -34,6 +34,11 @@ class TargetSet:
         return self.delays.shape[0]
 
 
+def labels(rows: np.ndarray) -> np.ndarray:
+    """Rows of degrees or delays as text labels, e.g. [[2, 1], [1, 1]] -> ["2,1", "1,1"] (for tables)."""
+    return np.array([",".join(map(str, r)) for r in rows.tolist()], dtype=object)
+
+
 def partitions(degree: int) -> list[tuple[int, ...]]:
     """Integer partitions of ``degree`` with parts in non-increasing order, e.g. 3 -> (3,), (2, 1), (1, 1, 1)."""
 

@@ -3,10 +3,11 @@
 
 from types import ModuleType
 
-from wrec.experiments import ipc_profile
+from wrec.experiments import ipc_profile, readout_scaling
 
 EXPERIMENTS: dict[str, ModuleType] = {
+    "readout-scaling": readout_scaling,
     "ipc-profile": ipc_profile,
 }
 
-__all__ = ["EXPERIMENTS", "ipc_profile"]
+__all__ = ["EXPERIMENTS", "ipc_profile", "readout_scaling"]

@@ -1,0 +1,226 @@
+"""Readout scaling: MC grows sublinearly with the number L of readout neurons, and IPC moves to higher degrees.
+
+Takasu & Aoyagi, "Neuronal correlations shape the scaling behavior of memory capacity and nonlinear
+computational capability of reservoir recurrent neural networks", Phys. Rev. Research (2025). For several
+reservoir types, MC(L) and the capacity by degree C_d(L) are measured for L = 1..N on a log grid (nested
+readouts of a random neuron order, all L from one QR), over seeds, beside wrec's correlation theory of MC(L)
+(``wrec.capacity.theory``: an empirical-spectrum theory, not the paper's cavity-method formula) and the
+correlation-free baseline L × (mean single-neuron MC).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wrec import _checks, weights
+from wrec.capacity import Surrogate, capacity_by_readout, theory
+from wrec.reservoir import ESN, LeakyESN, Linear, Rate
+from wrec.reservoir import run as simulate
+
+KINDS = ("esn", "leaky_esn", "linear", "rate", "sign_esn")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A grid of reservoirs (kind × N × gain × input scale × replicate); each point is one task.
+
+    ``kinds``: "esn" (tanh), "leaky_esn" (leak 0.3), "linear", "rate" (Euler Δ = 0.2, rates tanh(h)) and
+    "sign_esn" (binary ±1 units, a spiking-like nonlinearity the theory does not cover). Gaussian W with gain g
+    (spectral radius → g), w_in ~ N(0, 1), u ~ U[−1, 1]. Delays as ``max_delay`` {degree: max delay}.
+    Readout sizes: ``readouts`` if given (each ≤ every N), else ``n_readouts`` log-spaced sizes from 1 to N.
+    """
+
+    kinds: tuple[str, ...] = KINDS
+    sizes: tuple[int, ...] = (200, 400)
+    gains: tuple[float, ...] = (0.9, 1.0)
+    input_scales: tuple[float, ...] = (0.1, 0.5)
+    replicates: int = 3
+    length: int = 50_000
+    washout: int = 5000
+    max_delay: tuple[tuple[int, int], ...] = ((1, 199), (2, 19), (3, 11), (4, 7), (5, 5))
+    n_readouts: int = 24
+    readouts: tuple[int, ...] = ()
+    surrogates: int = 200
+    leak: float = 0.3
+    dt: float = 0.2
+    seed: int = 0
+    replicate: int | None = None
+
+    def __post_init__(self) -> None:
+        for field in ("kinds", "sizes", "gains", "input_scales"):
+            if not getattr(self, field):
+                raise ValueError(f"{field} is empty: give at least one value")
+        unknown = set(self.kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(f"kinds has unknown reservoir types {sorted(unknown)}; choose from {KINDS}")
+        for n in self.sizes:
+            _checks.integer(n, "sizes", low=2)
+        for g in self.gains:
+            _checks.real(g, "gains", low=0.0, low_open=True)
+        for s in self.input_scales:
+            _checks.real(s, "input_scales", low=0.0, low_open=True)
+        _checks.integer(self.replicates, "replicates", low=1)
+        _checks.integer(self.length, "length", low=2)
+        _checks.integer(self.washout, "washout", low=0)
+        _checks.integer(self.n_readouts, "n_readouts", low=1)
+        for L in self.readouts:
+            _checks.integer(L, "readouts", low=1, high=min(self.sizes))
+        _checks.real(self.leak, "leak", low=0.0, high=1.0, low_open=True)
+        _checks.real(self.dt, "dt", low=0.0, low_open=True)
+        if max(k for _, k in self.max_delay) >= self.length // 2:
+            raise ValueError(f"max_delay must be < length / 2 = {self.length // 2}, got {dict(self.max_delay)}")
+
+    @classmethod
+    def quick(cls, **overrides) -> Config:
+        """The README's main job: N = 200, g = 0.9, σ = 0.5, T = 2·10⁴, degrees 1–3 (under a minute)."""
+        return cls(**{"sizes": (200,), "gains": (0.9,), "input_scales": (0.5,), "replicates": 2,
+                      "length": 20_000, "washout": 1000, "max_delay": ((1, 99), (2, 11), (3, 11)), **overrides})
+
+    def tasks(self) -> list[Config]:
+        """One task per (kind, N, g, σ, replicate)."""
+        return [replace(self, kinds=(k,), sizes=(n,), gains=(g,), input_scales=(s,), replicates=1, replicate=r)
+                for k in self.kinds for n in self.sizes for g in self.gains for s in self.input_scales
+                for r in range(self.replicates)]
+
+
+def readout_grid(n: int, count: int) -> np.ndarray:
+    """About ``count`` readout sizes from 1 to n, log-spaced (integers, always including 1 and n)."""
+    return np.unique(np.round(np.geomspace(1, n, count)).astype(int))
+
+
+def streams(seed: int, n: int, replicate: int) -> list[np.random.Generator]:
+    """(network, input, readout order) generators from the task's coordinates: independent of scheduling."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, n, replicate]).spawn(3)]
+
+
+def reservoir(kind: str, W: np.ndarray, w_in: np.ndarray, sigma: float, config: Config):
+    """The parameter record of one reservoir type (W already has the gain)."""
+    if kind == "esn":
+        return ESN(W, w_in=w_in, input_scale=sigma)
+    if kind == "sign_esn":
+        return ESN(W, w_in=w_in, input_scale=sigma, activation=np.sign)
+    if kind == "leaky_esn":
+        return LeakyESN(W, w_in=w_in, input_scale=sigma, leak=config.leak)
+    if kind == "linear":
+        return Linear(W, w_in=w_in, input_scale=sigma)
+    return Rate(W, w_in=w_in, input_scale=sigma, dt=config.dt)
+
+
+def echo_state(model, u: np.ndarray, washout: int, rng: np.random.Generator) -> bool:
+    """Two initial states, one input: does their distance fall below 10⁻⁸ after the washout?"""
+    x0 = rng.uniform(-1, 1, (2, model.n))
+    try:
+        X = simulate(model, np.broadcast_to(u[: washout + 1], (2, washout + 1)), x0=x0)
+    except ValueError:  # blew up
+        return False
+    return bool(np.max(np.abs(X[0, -1] - X[1, -1])) < 1e-8)
+
+
+def evaluate(config: Config) -> pd.DataFrame:
+    """Tidy results: one row per (task, L, degree) with the measured capacity and the theory's prediction."""
+    delays = dict(config.max_delay)
+    frames = []
+    for kind in config.kinds:
+        for n in config.sizes:
+            for g in config.gains:
+                for sigma in config.input_scales:
+                    reps = range(config.replicates) if config.replicate is None else (config.replicate,)
+                    for rep in reps:
+                        frames.append(_one(config, kind, n, g, sigma, rep, delays))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _one(config: Config, kind: str, n: int, g: float, sigma: float, rep: int, delays: dict[int, int]):
+    start = time.perf_counter()
+    net, inp, order_rng = streams(config.seed, n, rep)
+    W = weights.gaussian(n, g, seed=net)
+    w_in = weights.input_weights(n, seed=net)
+    u = inp.uniform(-1.0, 1.0, config.washout + config.length)
+    model = reservoir(kind, W, w_in, sigma, config)
+    esp = echo_state(model, u, config.washout, order_rng)
+    task = {"kind": kind, "n": n, "gain": g, "input_scale": sigma, "replicate": rep, "echo_state": esp}
+    Ls = np.array(config.readouts) if config.readouts else readout_grid(n, config.n_readouts)
+    try:
+        X = simulate(model, u, washout=config.washout)
+    except ValueError as exc:  # a blown-up reservoir is a result too: recorded, never dropped
+        return pd.DataFrame([{**task, "note": str(exc), "seconds": time.perf_counter() - start}])
+    u = u[config.washout:]
+    order = order_rng.permutation(n)
+    profile = capacity_by_readout(X, u, Ls, max_delay=delays, order=order, threshold=Surrogate(config.surrogates))
+    table = profile.table.copy()
+    # the theory predicts raw capacities of random L-subsets (compare with the "raw" column)
+    predicted = theory.subsample_prediction(theory.population_spectrum(X, u, delays), Ls).by_degree.stack()
+    table["theory"] = predicted.reindex(pd.MultiIndex.from_arrays([table.L, table.degree])).to_numpy()
+    independent = pd.Series(theory.independent_prediction(X, u, delays[1], Ls), index=Ls)
+    table["independent"] = np.where(table.degree == 1, independent.reindex(table.L).to_numpy(), np.nan)
+    mc = table[table.degree == 1].set_index("L")["capacity"]
+    corr = np.corrcoef(X, rowvar=False)
+    off = corr[~np.eye(n, dtype=bool)]
+    half = mc.index[mc.to_numpy() <= mc.index.to_numpy() / 2]
+    summary = {**task, "mean_r2": float(np.mean(off**2)), "participation_ratio": theory.participation_ratio(X),
+               "L_half": int(half.min()) if half.size else np.nan, "note": "",
+               "seconds": time.perf_counter() - start}
+    return table.assign(**summary)
+
+
+def _curves(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and spread over replicates of MC(L) (simulation, theory, independent) for each reservoir."""
+    ok = results[results["note"].fillna("") == ""]
+    mc = ok[ok.degree == 1]
+    keys = ["kind", "n", "gain", "input_scale", "L"]
+    return mc.groupby(keys).agg(mean=("raw", "mean"), lo=("raw", "min"), hi=("raw", "max"),
+                                theory=("theory", "mean"), independent=("independent", "mean")).reset_index()
+
+
+def table(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per reservoir (mean over replicates): correlations, L_½, MC at a few L (simulation / theory)."""
+    keys = ["kind", "n", "gain", "input_scale"]
+    failed = results[results["note"].fillna("") != ""]
+    ok = results[results["note"].fillna("") == ""]
+    rows = []
+    for key, group in ok.groupby(keys):
+        first = group.drop_duplicates("replicate")
+        mc = group[group.degree == 1].groupby("L")[["capacity", "raw", "theory"]].mean()
+        n = key[1]
+        top = group[group.L == n].groupby("degree")["capacity"].mean()
+        row = dict(zip(keys, key, strict=True))
+        row.update({"echo_state": bool(first.echo_state.all()), "<r2>": first.mean_r2.mean(),
+                    "PR": first.participation_ratio.mean(), "L_half": first.L_half.mean()})
+        for L in (mc.index[np.searchsorted(mc.index, 8)], mc.index[np.searchsorted(mc.index, n // 4)], n):
+            row[f"MC({L})"] = mc.loc[L, "capacity"]
+            row[f"raw/theory({L})"] = mc.loc[L, "raw"] / mc.loc[L, "theory"]
+        row["max|raw-theory|/raw"] = float(np.max(np.abs(mc.raw - mc.theory) / mc.raw))
+        row["Ctot/r(N)"] = top.sum() / group[group.L == n]["rank"].mean()
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    for _, f in failed.drop_duplicates([*keys, "replicate"]).iterrows():
+        out = pd.concat([out, pd.DataFrame([{**{k: f[k] for k in keys}, "echo_state": False,
+                                             "note": f["note"][:60]}])], ignore_index=True)
+    return out
+
+
+def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
+    """(a) MC(L) against L with the bound, theory and baseline; (b) capacity by degree vs L, stacked, for the
+    first reservoir; (c) sublinearity (L_½/N) against the mean squared correlation ⟨r²⟩."""
+    from wrec import plotting
+
+    path = Path(path)
+    ok = results[results["note"].fillna("") == ""]
+    first = ok.iloc[0]
+    sel = ok[(ok.kind == first.kind) & (ok.n == first.n) & (ok.gain == first.gain)
+             & (ok.input_scale == first.input_scale)]
+    by_degree = sel.groupby(["L", "degree"])["capacity"].mean().unstack("degree")
+    rank = sel.groupby("L")["rank"].mean()
+    points = ok.drop_duplicates(["kind", "n", "gain", "input_scale", "replicate"])
+    return [
+        plotting.readout_scaling(_curves(results), path),
+        plotting.capacity_profile(by_degree, rank, path.with_name(path.stem + "-degrees.png"),
+                                  xlabel="readout neurons L", stacked="area", logx=True,
+                                  title=f"{first.kind}, N = {first.n}, g = {first.gain}, σ = {first.input_scale}"),
+        plotting.sublinearity(points, path.with_name(path.stem + "-correlations.png")),
+    ]
