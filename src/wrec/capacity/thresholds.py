@@ -16,6 +16,8 @@ from wrec import _checks
 from wrec.capacity.core import Decomposition
 from wrec.capacity.targets import project
 
+SHUFFLED_ELEMENTS = 1 << 23  # shuffled basis copies held at once (64 MiB)
+
 
 @dataclass(frozen=True)
 class Surrogate:
@@ -40,13 +42,19 @@ class Surrogate:
         for s, parts in enumerate(shapes):
             groups.setdefault(len(parts), []).append(s)
         best = np.zeros((len(shapes), *np.shape(dec.rank)))  # one threshold per readout size if nested
-        for _ in range(self.count):
-            shuffled = basis[:, gen.permutation(basis.shape[1])]
+        rows, T = basis.shape
+        batch = max(1, min(self.count, SHUFFLED_ELEMENTS // basis.size))
+        for first in range(0, self.count, batch):
+            size = min(batch, self.count - first)
+            # shuffled copies of the basis stacked as rows: every surrogate of the batch is one target of one GEMM
+            stacked = np.concatenate([basis[:, gen.permutation(T)] for _ in range(size)])
+            offsets = rows * np.arange(size)[:, None, None]
             for n, members in groups.items():
-                degrees = np.array([shapes[s] for s in members])
+                degrees = (offsets + np.array([shapes[s] for s in members])[None]).reshape(-1, n)
                 delays = np.broadcast_to(np.arange(n), degrees.shape)
-                G, sq = project(shuffled, degrees, delays, offset, dec.augmented)
-                np.maximum.at(best, members, dec.from_projections(G, sq))
+                G, sq = project(stacked, degrees, delays, offset, dec.augmented)
+                caps = dec.from_projections(G, sq).reshape(size, len(members), *best.shape[1:])
+                best[members] = np.maximum(best[members], caps.max(axis=0))
         return self.scale * best
 
 
