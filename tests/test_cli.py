@@ -1,5 +1,7 @@
 """The command line and the ipc-profile experiment end to end, at smoke size."""
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,6 +9,7 @@ from typer.testing import CliRunner
 
 from wrec.cli import app
 from wrec.experiments import ipc_profile
+from wrec.store import Store
 
 TINY = {"spectral_radii": (0.5, 1.2), "length": 4000, "washout": 500, "max_delay": ((1, 40), (2, 6), (3, 6)),
         "surrogates": 20}
@@ -44,6 +47,60 @@ def test_run_writes_table_figure_and_resumes(tiny, tmp_path):
     assert other.exit_code == 0
     assert len(list((folder / "results").glob("*.parquet"))) == 4
     assert "published total" not in pd.read_csv(folder / "table.csv")
+
+
+def _text(result) -> str:
+    """The output with typer's error box and line wrapping taken away."""
+    return " ".join(result.output.replace("│", " ").split())
+
+
+def _run(tmp_path, name, *options):
+    """``wrec run ipc-profile --quick`` into tmp_path/name: (printed output, stored tidy table, summary table)."""
+    result = CliRunner().invoke(app, ["run", "ipc-profile", "--quick", "--out", str(tmp_path / name), *options])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / name / "ipc-profile"
+    return result.output, Store(folder / "results").table(), pd.read_csv(folder / "table.csv")
+
+
+@pytest.mark.slow
+def test_workers_give_the_same_tables(tiny, tmp_path):
+    # the configs are made here (tiny) and sent to the workers whole, so the pool runs the tiny sweep too
+    _, stored, summary = _run(tmp_path, "one", "--workers", "1")
+    _, stored2, summary2 = _run(tmp_path, "two", "--workers", "2")
+    pd.testing.assert_frame_equal(stored.drop(columns="seconds"), stored2.drop(columns="seconds"))
+    pd.testing.assert_frame_equal(summary, summary2)
+
+
+@pytest.mark.slow
+def test_scheduler_runs_on_a_dask_cluster(tiny, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    _, stored, _ = _run(tmp_path, "local")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster:
+        _, on_dask, _ = _run(tmp_path, "dask", "--scheduler", cluster.scheduler_address)
+    pd.testing.assert_frame_equal(stored.drop(columns="seconds"), on_dask.drop(columns="seconds"))
+
+
+def test_workers_and_scheduler_are_exclusive_and_dask_is_optional(tmp_path, monkeypatch):
+    runner = CliRunner()
+    both = runner.invoke(app, ["run", "ipc-profile", "--workers", "2", "--scheduler", "tcp://localhost:1"])
+    assert both.exit_code != 0 and "mutually exclusive" in _text(both)
+    assert runner.invoke(app, ["run", "ipc-profile", "--workers", "0"]).exit_code != 0
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if Dask were not installed
+    missing = runner.invoke(app, ["run", "ipc-profile", "--out", str(tmp_path), "--scheduler", "tcp://localhost:1"])
+    assert missing.exit_code != 0 and "pip install 'wrec[dask]'" in _text(missing)
+
+
+def test_show_prints_the_stored_table(tiny, tmp_path):
+    _, stored, _ = _run(tmp_path, "run")
+    runner = CliRunner()
+    for where in (tmp_path / "run" / "ipc-profile", tmp_path / "run" / "ipc-profile" / "results"):
+        shown = runner.invoke(app, ["show", str(where)])
+        assert shown.exit_code == 0, shown.output
+        assert f"{len(stored)} rows from 2 tasks" in shown.output
+        assert "spectral_radius" in shown.output and stored["key"].iloc[0] in shown.output
+    empty = runner.invoke(app, ["show", str(tmp_path)])
+    assert empty.exit_code != 0 and "no stored results" in empty.output
 
 
 def test_unknown_experiment_is_a_clear_error():

@@ -29,6 +29,7 @@ def test_save_load_roundtrip_and_table(tmp_path):
     store.save("k1", frame)
     store.save("k2", frame.assign(x=[3.0, 4.0]))
     assert "k1" in store and "k3" not in store
+    assert store.keys() == ["k1", "k2"]
     pd.testing.assert_frame_equal(store.load("k1"), frame)
     assert store.table()["x"].tolist() == [1.0, 2.0, 3.0, 4.0]
 
@@ -49,6 +50,9 @@ def test_a_failed_write_leaves_no_file_and_no_temporary(tmp_path, monkeypatch):
 
 def test_temporary_files_are_not_results(tmp_path):
     store = Store(tmp_path)
-    (tmp_path / ".k.123.tmp").write_bytes(b"half")
+    (tmp_path / ".k.123.tmp").write_bytes(b"half")  # what a write killed before its rename leaves
     assert "k" not in store
-    assert store.table().empty
+    assert store.table().empty and store.keys() == []
+    store.save("j", pd.DataFrame({"x": [1.0]}))
+    assert store.keys() == ["j"]
+    assert store.table()["x"].tolist() == [1.0]

@@ -1,12 +1,26 @@
-"""The sweep runner: every task once, results stored as they finish, an interrupted sweep resumes."""
+"""The sweep runner: every task once, results stored as they finish, an interrupted sweep resumes, and the same
+numbers on any executor (in-process, a process pool, a real Dask cluster)."""
 
 import dataclasses
+import functools
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+import sweep_tasks
+from sweep_tasks import Point, grid
 from wrec import sweep
-from wrec.store import Store
+from wrec.store import Store, config_key
+
+TESTS = Path(__file__).parent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +64,157 @@ def test_interrupted_sweep_keeps_finished_results(tmp_path):
     assert result["y"].tolist() == [0, 1, 2, 3]
 
 
-def test_empty_grid_is_rejected():
+def test_empty_grid_and_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="configs is empty"):
         sweep.run(lambda c: pd.DataFrame(), [])
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        sweep.run(sweep_tasks.measure, grid(2), workers=0)
+    with pytest.raises(ValueError, match="not both"):
+        sweep.run(sweep_tasks.measure, grid(2), workers=2, executor=object())
+    with pytest.raises(TypeError, match="dataclass instance"):
+        sweep.run(sweep_tasks.measure, [{"i": 1}])
+
+
+def test_duplicate_configs_run_once_and_keep_their_places():
+    calls = []
+
+    def fn(p):
+        calls.append(p.i)
+        return sweep_tasks.measure(p)
+
+    table = sweep.run(fn, [Point(1), Point(0), Point(1)])
+    assert calls == [1, 0]
+    assert table["i"].tolist() == [1] * 3 + [0] * 3 + [1] * 3
+
+
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_a_failing_task_names_its_config_and_keeps_the_others(tmp_path, workers):
+    store = Store(tmp_path)
+    with pytest.raises(ArithmeticError, match=r"task 2 is broken") as info:
+        sweep.run(functools.partial(sweep_tasks.fails_at, bad=2), grid(4), store=store, workers=workers)
+    assert "Point(i=2" in "\n".join(info.value.__notes__)  # the note names the config
+    stored = {p.i for p in grid(4) if config_key(p) in store}
+    assert stored == {0, 1} if workers == 1 else {0, 1} <= stored <= {0, 1, 3}  # (3 may have been under way)
+
+
+def test_a_result_that_is_not_a_frame_is_a_type_error_naming_the_config():
+    with pytest.raises(TypeError, match=r"returned list, not a DataFrame: Point\(i=1"):
+        sweep.run(sweep_tasks.not_a_frame, grid(3))
+
+
+def test_nonfinite_results_are_stored(tmp_path):
+    table = sweep.run(sweep_tasks.with_nonfinite, grid(2), store=Store(tmp_path))
+    assert np.isnan(table["value"][0]) and table["value"][1] == np.inf and table["value"][2] == -np.inf
+    pd.testing.assert_frame_equal(Store(tmp_path).table().sort_values(["i", "stat"], ignore_index=True),
+                                  table.sort_values(["i", "stat"], ignore_index=True))
+
+
+def test_task_streams_depend_only_on_coordinates():
+    draw = lambda *c: sweep.task_rng(*c).standard_normal(4)  # noqa: E731
+    np.testing.assert_array_equal(draw(1, 2, "tanh"), draw(1, 2, "tanh"))
+    distinct = [draw(1, 2, "tanh"), draw(1, 2, "linear"), draw(1, 3, "tanh"), draw(2, 2, "tanh"), draw(1, 2),
+                draw(1, "2", "tanh"), draw(1, 2.0, "tanh"), draw(1, -2, "tanh"), draw(1, "tanh", 2)]
+    assert len({d.tobytes() for d in distinct}) == len(distinct)
+    # an integer coordinate is SeedSequence's own spawn key
+    spawned = np.random.SeedSequence(5).spawn(4)[3]
+    np.testing.assert_array_equal(sweep.task_rng(5, 3).random(3), np.random.default_rng(spawned).random(3))
+    # strings hash stably (SHA-256), not with Python's per-process hash()
+    assert sweep.task_seed(0, "tanh").generate_state(1)[0] == 1439537665
+    with pytest.raises(TypeError, match="coordinates must be int, str or float"):
+        sweep.task_seed(0, (1, 2))
+    with pytest.raises(ValueError, match="root_seed must be >= 0"):
+        sweep.task_seed(-1, 0)
+
+
+@pytest.mark.slow
+def test_process_pool_gives_the_in_process_numbers_and_caps_blas(tmp_path, monkeypatch):
+    for var in sweep_tasks.BLAS_VARS:  # (this process has loaded its BLAS already: unsetting changes nothing here)
+        monkeypatch.delenv(var, raising=False)
+    configs = grid(8)
+    local = sweep.run(sweep_tasks.measure, configs)
+    pooled = sweep.run(sweep_tasks.measure_and_env, configs, workers=2, store=Store(tmp_path))
+    assert (pooled[list(sweep_tasks.BLAS_VARS)] == "1").all().all()  # one BLAS thread per worker
+    pd.testing.assert_frame_equal(local, pooled.drop(columns=list(sweep_tasks.BLAS_VARS)))
+    assert not set(sweep_tasks.BLAS_VARS) & set(os.environ)  # this process's environment is restored
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A real Dask cluster: two worker processes.
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.mark.slow
+def test_dask_cluster_gives_the_local_numbers(dask_client, tmp_path):
+    configs = grid(8)
+    local = sweep.run(sweep_tasks.measure, configs)
+    pids = set(dask_client.run(os.getpid).values())
+    assert len(pids) == 2 and os.getpid() not in pids
+    on_dask = sweep.run(sweep_tasks.measure, configs, executor=dask_client.get_executor(), store=Store(tmp_path))
+    pd.testing.assert_frame_equal(local, on_dask)
+    assert Store(tmp_path).keys() == sorted(config_key(c) for c in configs)
+
+
+@pytest.mark.slow
+def test_a_dask_worker_killed_mid_sweep_changes_nothing(dask_client, tmp_path):
+    configs = grid(12, sleep=0.1)
+    local = sweep.run(sweep_tasks.measure, configs)
+    fn = functools.partial(sweep_tasks.dies_once, victim=5, marker=str(tmp_path / "killed"))
+    result = sweep.run(fn, configs, executor=dask_client.get_executor(), store=Store(tmp_path / "results"))
+    assert (tmp_path / "killed").exists()  # a worker did die with task 5 in hand
+    pd.testing.assert_frame_equal(local, result)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SIGKILL, several times, at random points: resume to the clean table, nothing lost, nothing computed twice.
+
+N_KILLED = 24
+SWEEP = f"""
+import functools, sys
+sys.path.insert(0, {{tests!r}})
+import sweep_tasks
+from wrec import sweep
+from wrec.store import Store
+sweep.run(functools.partial(sweep_tasks.logged, log={{log!r}}), sweep_tasks.grid({N_KILLED}, sleep=0.04),
+          store=Store({{root!r}}), workers={{workers}})
+"""
+
+
+def _log(path: Path) -> list[int]:
+    return [int(line.split()[1]) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_sigkill_at_random_points_resumes_to_the_clean_table(tmp_path, workers):
+    root, log = tmp_path / "results", tmp_path / "executions.log"
+    code = SWEEP.format(tests=str(TESTS), log=str(log), root=str(root), workers=workers)
+    configs = grid(N_KILLED, sleep=0.04)
+    index = {config_key(p): p.i for p in configs}
+    store, rng, kills = Store(root), random.Random(4), []  # kills: (log position, tasks stored by then)
+    for _ in range(4 if workers == 1 else 3):
+        proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+        target, deadline = len(store.keys()) + rng.randint(1, 3), time.monotonic() + 60
+        while len(store.keys()) < target and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 0.08))  # a random point: mid-task, mid-write or between tasks
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole job: the sweep and its pool workers
+        proc.wait()
+        for key in store.keys():
+            store.load(key)  # every result file is whole
+        kills.append((len(_log(log)), {index[k] for k in store.keys()}))
+    assert 0 < len(kills[0][1]) < N_KILLED  # (the first kill, at least, came part-way)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    executions = _log(log)
+    for position, stored in kills:
+        assert not stored & set(executions[position:]), "a stored task was computed again"
+    assert set(executions) == set(range(N_KILLED))  # and every task was computed
+    final = sweep.run(sweep_tasks.measure, configs, store=store)
+    assert len(_log(log)) == len(executions)  # nothing left to compute
+    clean = sweep.run(sweep_tasks.measure, configs, store=Store(tmp_path / "clean"))
+    pd.testing.assert_frame_equal(final, clean)
+    assert not any(p.suffix == ".parquet" for p in root.glob(".*"))  # leftover temporaries are not results

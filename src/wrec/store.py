@@ -1,8 +1,10 @@
 """The result store: one Parquet file per finished task, keyed by a hash of its config, written atomically.
 
 A run directory holds ``<key>.parquet`` files. Each is written to a temporary name in the same directory
-and renamed into place (``os.replace`` is atomic), so a killed run never leaves a half-written result
-behind and a rerun skips every task whose file exists.
+(``.<key>.*.tmp``), flushed to disk and renamed into place (``os.replace`` is atomic), so a killed run never
+leaves a half-written result behind, only perhaps a temporary file that no reader looks at, and a rerun skips
+every task whose file exists. Read it back with ``Store(root).table()`` (pandas) or, equally, with DuckDB:
+``SELECT * FROM read_parquet('ROOT/*.parquet', union_by_name=true)``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class Store:
     def __contains__(self, key: str) -> bool:
         return self.path(key).exists()
 
+    def keys(self) -> list[str]:
+        """The keys of every finished result, sorted (temporary files are not results)."""
+        return sorted(p.name.removesuffix(".parquet") for p in self.root.glob("*.parquet"))
+
     def load(self, key: str) -> pd.DataFrame:
         return pd.read_parquet(self.path(key))
 
@@ -53,11 +59,25 @@ class Store:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        _fsync_dir(self.root)  # make the rename itself durable
         return self.path(key)
 
     def table(self) -> pd.DataFrame:
         """Every finished result in the directory, concatenated into one tidy table."""
-        files = sorted(self.root.glob("*.parquet"))
-        if not files:
+        keys = self.keys()
+        if not keys:
             return pd.DataFrame()
-        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        return pd.concat([self.load(k) for k in keys], ignore_index=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)

@@ -2,15 +2,28 @@
 
 ``run(fn, configs, store=...)`` evaluates ``fn(config) -> DataFrame`` for every config not already in the
 store, writes each result the moment it finishes, and returns the results of exactly these configs in
-order. An interrupted sweep resumes without recomputing or losing anything finished.
+config order. An interrupted sweep resumes without recomputing or losing anything finished.
+
+Where the tasks run is the caller's choice and never changes the numbers: in-process (``workers=1``), a local
+process pool (``workers > 1``, one BLAS thread per worker), or any ``concurrent.futures.Executor`` — for a
+cluster, Dask's ``distributed.Client(address).get_executor()``. Randomness inside a task must come from the
+task's own coordinates (``task_rng``), never from the order or the worker it ran on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+import hashlib
+import multiprocessing
+import operator
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -18,35 +31,149 @@ from wrec.store import Store, config_key
 
 C = TypeVar("C")
 
+#: Environment of the process-pool workers: one BLAS/OpenMP thread each (unless the user set these).
+BLAS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
 
 def run(
     fn: Callable[[C], pd.DataFrame],
     configs: Sequence[C],
     *,
     store: Store | None = None,
+    executor: Executor | None = None,
+    workers: int = 1,
     progress: bool = False,
     desc: str | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``fn`` on each config (skipping those already stored) and return one tidy table.
 
-    Each result gets the config's fields as columns (when ``fn`` did not add them) and its key in ``key``.
+    Each result gets the config's scalar fields as columns (when ``fn`` did not add them) and its key in
+    ``key``. With a ``store``, every result is written by this process the moment its task finishes, and the
+    returned rows are the stored ones, so a fresh run, a resumed run and any executor give the same table.
+
+    ``executor``: any ``concurrent.futures.Executor`` (it is used, not shut down). Otherwise ``workers == 1``
+    runs in this process and ``workers > 1`` in a spawned process pool whose workers use one BLAS thread.
+    Off-process, ``fn`` and the configs must be picklable (top-level function and dataclass).
+
+    A task that raises stops the sweep: tasks not yet started are cancelled, those already finished (and, on a
+    local pool, those running) are stored, then the exception propagates with a note naming the config.
+    A result that is not a DataFrame is a ``TypeError`` naming the config.
     """
+    configs = list(configs)
     if not configs:
         raise ValueError("configs is empty: nothing to run")
+    workers = operator.index(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if executor is not None and workers != 1:
+        raise ValueError("give either executor or workers, not both")
     keys = [config_key(c) for c in configs]
-    frames = []
-    todo = sum(store is None or k not in store for k in keys)
-    with tqdm(total=todo, desc=desc, disable=not progress or todo == 0, unit="task") as bar:
-        for config, key in zip(configs, keys, strict=True):
-            if store is not None and key in store:
-                frames.append(store.load(key))
+    results: dict[str, pd.DataFrame] = {}
+    todo: dict[str, C] = {}
+    for config, key in zip(configs, keys, strict=True):
+        if key in results or key in todo:
+            continue
+        if store is not None and key in store:
+            results[key] = store.load(key)
+        else:
+            todo[key] = config
+
+    def finish(key: str, result: pd.DataFrame) -> None:
+        frame = _label(result, todo[key], key)
+        if store is not None:
+            store.save(key, frame)
+            frame = store.load(key)
+        results[key] = frame
+        bar.update()
+
+    with tqdm(total=len(todo), desc=desc, disable=not progress or not todo, unit="task") as bar:
+        if not todo:
+            pass
+        elif executor is not None:
+            _run_on(executor, fn, todo, finish)
+        elif workers == 1:
+            for key, config in todo.items():
+                try:
+                    result = fn(config)
+                except BaseException as exc:
+                    _name_config(exc, key, config)
+                    raise
+                _check_frame(result, key, config)
+                finish(key, result)
+        else:
+            with _blas_capped_env(), ProcessPoolExecutor(
+                max_workers=min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")
+            ) as pool:
+                try:
+                    _run_on(pool, fn, todo, finish)
+                finally:
+                    pool.shutdown(wait=True, cancel_futures=True)
+    return pd.concat([results[key] for key in keys], ignore_index=True)
+
+
+def _run_on(executor: Executor, fn: Callable, todo: dict, finish: Callable[[str, pd.DataFrame], None]) -> None:
+    """Submit every task and finish each as it completes. On the first failed task cancel the others, keep
+    finishing those that still complete, then raise it."""
+    futures: dict[Future, str] = {}
+    try:
+        for key, config in todo.items():
+            futures[executor.submit(fn, config)] = key
+        failure: BaseException | None = None
+        for future in as_completed(futures):
+            key = futures[future]
+            if future.cancelled():
                 continue
-            frame = _label(fn(config), config, key)
-            if store is not None:
-                store.save(key, frame)
-            frames.append(frame)
-            bar.update()
-    return pd.concat(frames, ignore_index=True)
+            exc = future.exception()
+            if exc is None:
+                try:
+                    _check_frame(future.result(), key, todo[key])
+                except TypeError as bad:
+                    exc = bad
+                else:
+                    finish(key, future.result())
+                    continue
+            else:
+                _name_config(exc, key, todo[key])
+            if failure is None:
+                failure = exc
+                for other in futures:
+                    other.cancel()
+        if failure is not None:
+            raise failure
+    except BaseException:
+        for other in futures:
+            other.cancel()
+        raise
+
+
+def _check_frame(result: object, key: str, config: object) -> None:
+    if not isinstance(result, pd.DataFrame):
+        raise TypeError(f"sweep task {key} returned {type(result).__name__}, not a DataFrame: {config!r}")
+
+
+def _name_config(exc: BaseException, key: str, config: object) -> None:
+    note = f"in sweep task {key}: {config!r}"
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+    else:  # pragma: no cover
+        exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+
+
+@contextlib.contextmanager
+def _blas_capped_env() -> Iterator[None]:
+    """Set ``BLAS_ENV`` (where unset) while a pool runs, so the workers it spawns (on demand) inherit it; then
+    restore this process's environment.
+
+    A worker initializer would run too late: a spawned worker imports NumPy (loading OpenBLAS, which reads its
+    thread count once) while it re-imports ``__main__`` and unpickles its target, before any initializer runs.
+    """
+    added = {k: v for k, v in BLAS_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def _label(frame: pd.DataFrame, config: object, key: str) -> pd.DataFrame:
@@ -56,3 +183,37 @@ def _label(frame: pd.DataFrame, config: object, key: str) -> pd.DataFrame:
             frame[name] = value
     frame["key"] = key
     return frame
+
+
+def task_seed(root_seed: int, *coordinates: int | str | float) -> np.random.SeedSequence:
+    """The ``SeedSequence`` of one task: the root seed spawned along the task's coordinates.
+
+    Coordinates are integers (a non-negative int ``i`` gives exactly ``SeedSequence(root_seed).spawn(...)[i]``),
+    strings, or floats (hashed with SHA-256 of a typed encoding, so ``1`` and ``1.0`` are different coordinates).
+    The stream depends only on ``(root_seed, *coordinates)``: not on the worker, the order, or ``PYTHONHASHSEED``.
+    """
+    root = operator.index(root_seed)
+    if root < 0:
+        raise ValueError(f"root_seed must be >= 0, got {root}")
+    return np.random.SeedSequence(root, spawn_key=tuple(_coordinate_word(c) for c in coordinates))
+
+
+def task_rng(root_seed: int, *coordinates: int | str | float) -> np.random.Generator:
+    """``numpy.random.default_rng(task_seed(root_seed, *coordinates))``: a task's own random stream."""
+    return np.random.default_rng(task_seed(root_seed, *coordinates))
+
+
+def _coordinate_word(c: object) -> int:
+    if isinstance(c, str):
+        encoded = b"str:" + c.encode("utf-8")
+    elif isinstance(c, (float, np.floating)):
+        encoded = b"float:" + float(c).hex().encode()
+    else:
+        try:
+            value = operator.index(c)
+        except TypeError:
+            raise TypeError(f"task coordinates must be int, str or float, got {type(c).__name__}: {c!r}") from None
+        if value >= 0:
+            return value
+        encoded = b"int:" + str(value).encode()
+    return int.from_bytes(hashlib.sha256(encoded).digest()[:16], "little")

@@ -1,5 +1,5 @@
 """One module per reproduced result, each with ``Config`` (``.quick()``, ``.tasks()``), ``evaluate(config)``,
-``table(results)`` and ``plot(results, path)``. The CLI finds them here by name."""
+``table(results)`` and ``plot(results, path) -> list of figure paths``. The CLI finds them here by name."""
 
 from types import ModuleType
 

@@ -117,7 +117,7 @@ def _is_kubota(results: pd.DataFrame) -> bool:
     return all(c in results and (results[c] == v).all() for c, v in cols.items())
 
 
-def plot(results: pd.DataFrame, path: str | Path) -> Path:
+def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     """Stacked bars of capacity by degree versus ρ, with the rank as a line."""
     from wrec.plotting import capacity_profile
 
@@ -127,5 +127,5 @@ def plot(results: pd.DataFrame, path: str | Path) -> Path:
     if _is_kubota(results):
         reference = pd.Series({rho: PUBLISHED[round(rho, 6)][2] for rho in wide.index if round(rho, 6) in PUBLISHED},
                               name="Kubota et al. 2021,\ntotal at T = 10⁶")
-    return capacity_profile(wide, rank, path, xlabel="spectral radius ρ",
-                            title="IPC of a 50-node ESN (Kubota's sample 1)", reference=reference)
+    return [capacity_profile(wide, rank, path, xlabel="spectral radius ρ",
+                             title="IPC of a 50-node ESN (Kubota's sample 1)", reference=reference)]
