@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -34,8 +35,9 @@ def run_experiment(
     quick: Annotated[bool, typer.Option("--quick", help="Smaller, faster version of the run.")] = False,
     out: Annotated[Path, typer.Option("--out", help="Output folder; results go to OUT/EXPERIMENT/.")] = Path("runs"),
     seed: Annotated[int | None, typer.Option("--seed", help="Root seed (default: the experiment's).")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1,
-                                                help="Local worker processes (default 1: in this process).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Local worker processes, BLAS capped at one thread each (default: one per core; "
+        "1 runs in this process).")] = None,
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", help="Run on an existing Dask cluster, e.g. tcp://HOST:8786 (needs the dask extra).")] = None,
 ) -> None:
@@ -53,7 +55,7 @@ def run_experiment(
     start = time.perf_counter()
     with _dask_executor(scheduler) as executor:
         results = sweep.run(module.evaluate, config.tasks(), store=Store(folder / "results"), executor=executor,
-                            workers=workers or 1, progress=True, desc=experiment)
+                            workers=workers or os.cpu_count() or 1, progress=True, desc=experiment)
     summary = module.table(results)
     folder.mkdir(parents=True, exist_ok=True)
     summary.to_csv(folder / "table.csv", index=False)
