@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from scipy.stats import ortho_group
 
 from wrec import _checks
 from wrec._checks import Seed
@@ -119,6 +118,8 @@ def orthogonal(n: int, spectral_radius: float = 1.0, *, seed: Seed = None) -> np
     rho = _checks.real(spectral_radius, "spectral_radius", low=0.0)
     if n == 1:
         return np.array([[rho * (1.0 if _checks.rng(seed).random() < 0.5 else -1.0)]])
+    from scipy.stats import ortho_group  # scipy.stats is slow to import; only this constructor needs it
+
     return rho * ortho_group.rvs(n, random_state=_checks.rng(seed))
 
 

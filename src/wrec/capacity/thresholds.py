@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import beta
+from scipy.special import betaincinv
 
 from wrec import _checks
 from wrec.capacity.core import Decomposition
@@ -77,7 +77,7 @@ class ChiSquare:
     ) -> np.ndarray:
         T, r = dec.n_samples, np.asarray(dec.rank, dtype=float)
         with np.errstate(invalid="ignore"):
-            value = np.where(r > 0, self.factor * beta.ppf(1.0 - self.alpha, r / 2, (T - 1 - r) / 2), 0.0)
+            value = np.where(r > 0, self.factor * betaincinv(r / 2, (T - 1 - r) / 2, 1.0 - self.alpha), 0.0)
         return np.broadcast_to(value, (len(shapes), *value.shape)).copy()
 
 
