@@ -294,3 +294,20 @@ def test_bad_input_is_rejected_naming_the_argument(small):
         th.per_delay_identity(X, u, 5, max_delay=3)
     with pytest.raises(ValueError, match="mu must be"):
         th.subsample_kappa(np.array([1.0, 0.0]), 1)
+
+
+def test_linear_spectrum_from_the_model_predicts_the_exact_memory_and_the_simulation():
+    from wrec.capacity.theory import linear_memory_curve, linear_spectrum, population_spectrum, subsample_prediction
+
+    N = 60
+    W = wrec.weights.orthogonal(N, 0.9, seed=11)
+    w_in = wrec.weights.input_weights(N, seed=12)
+    model = linear_spectrum(W, w_in, 300)
+    full = subsample_prediction(model, N)
+    assert full.mc[0] == pytest.approx(linear_memory_curve(W, w_in, 300).sum(), abs=1e-8)
+    u = wrec.tasks.uniform_input(21_000, seed=13)
+    X = wrec.reservoir.run(wrec.reservoir.Linear(W, w_in=w_in), u, washout=1000)
+    sampled = subsample_prediction(population_spectrum(X, u[1000:], 300), [5, 20, 40])
+    # the sampled spectrum carries the finite-sample floor L/T per target: (300 + 1)·L/T on top of the model's
+    floor = 301 * np.array([5, 20, 40]) / (X.shape[0] - 300)
+    np.testing.assert_allclose(sampled.mc - floor, subsample_prediction(model, [5, 20, 40]).mc, rtol=0.02)

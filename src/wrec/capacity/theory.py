@@ -308,6 +308,58 @@ def population_spectrum(
     return Spectrum(mu=mu, loadings=loadings, table=table, n_neurons=X.shape[1], n_samples=dec.n_samples)
 
 
+def covariance_spectrum(covariance: np.ndarray, cross_covariance: np.ndarray, target_variance=1.0, *,
+                        rank: RankRule = "kubota") -> Spectrum:
+    """The population spectrum from second moments alone (EXACT: the T → ∞ limit of ``population_spectrum``).
+
+    C = Cov(x) = Σ_j μ_j v_jv_jᵀ (``eigh``; μ_j kept by the rank rule), b_z = Cov(x, z):
+    w_j(z) = (v_jᵀ b_z)² / (μ_j var z), so that Σ_j w_j(z) = b_zᵀC⁺b_z / var z, the population capacity.
+    Shapes: covariance (N, N), cross_covariance (N, m), target_variance scalar or (m,). The table has one row
+    per target (``degree`` 1, ``delays`` its column index); ``n_samples`` is 0 (a population, not a sample).
+    """
+    C = _checks.square(covariance, "covariance")
+    if not np.allclose(C, C.T, rtol=1e-10, atol=1e-12 * np.abs(C).max()):
+        raise ValueError("covariance must be symmetric")
+    B = _checks.array(cross_covariance, "cross_covariance", ndim=(1, 2))
+    B = B[:, None] if B.ndim == 1 else B
+    if B.shape[0] != C.shape[0]:
+        raise ValueError(f"cross_covariance must have N = {C.shape[0]} rows, got {B.shape[0]}")
+    var = np.broadcast_to(_checks.array(target_variance, "target_variance", ndim=(0, 1)), (B.shape[1],))
+    if np.any(var <= 0):
+        raise ValueError("target_variance must be > 0")
+    mu, V = np.linalg.eigh(C)
+    mu, V = mu[::-1], V[:, ::-1]
+    r = kept_rank(np.sqrt(np.clip(mu, 0.0, None)), C.shape[0], rank)
+    mu, V = mu[:r], V[:, :r]
+    loadings = (B.T @ V) ** 2 / (mu[None, :] * var[:, None])
+    table = pd.DataFrame({"degree": 1, "delays": np.arange(B.shape[1]).astype(str),
+                          "capacity": np.clip(loadings.sum(axis=1), 0.0, 1.0)})
+    return Spectrum(mu=mu, loadings=loadings, table=table, n_neurons=C.shape[0], n_samples=0)
+
+
+def linear_spectrum(W: np.ndarray, w_in: np.ndarray, max_delay: int, *, n_terms: int | None = None) -> Spectrum:
+    """The population spectrum of the linear reservoir x_t = W x_{t−1} + w_in u_t for the targets u_{t−k},
+    k = 0..max_delay, from the model alone (EXACT): C = Σ_{k<M} W^k w_in w_inᵀ W^kᵀ, b_k = W^k w_in (unit input
+    variance; the input scale cancels). Feed it to ``subsample_prediction`` for MC(L) of random L-subsets.
+    """
+    W = _checks.square(W)
+    w = _checks.array(w_in, "w_in", ndim=1)
+    if w.shape[0] != W.shape[0]:
+        raise ValueError(f"w_in must have N = {W.shape[0]} entries, got {w.shape[0]}")
+    max_delay = _checks.integer(max_delay, "max_delay", low=0)
+    rho = float(np.max(np.abs(np.linalg.eigvals(W))))
+    if rho >= 1.0:
+        raise ValueError(f"W must have spectral radius < 1 (fading memory), got {rho:.4g}")
+    tail = int(np.ceil(np.log(1e-18) / (2 * np.log(rho)))) if rho > 0 else 1
+    M = max(6 * W.shape[0], max_delay + 1, tail) if n_terms is None else _checks.integer(
+        n_terms, "n_terms", low=max_delay + 1)
+    K = np.empty((W.shape[0], M))
+    K[:, 0] = w
+    for k in range(1, M):
+        K[:, k] = W @ K[:, k - 1]
+    return covariance_spectrum(K @ K.T, K[:, : max_delay + 1])
+
+
 def _readout_sizes(L: int | Sequence[int], n: int) -> np.ndarray:
     Ls = [L] if not isinstance(L, (Sequence, np.ndarray)) else list(np.asarray(L).ravel())
     if not Ls:
