@@ -255,6 +255,25 @@ def test_theory_predicts_simulated_degree_3_capacity_within_10_percent(scaling):
     assert np.all(np.diff(share) > 0)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["leaky", "rate"])
+def test_theory_predicts_leaky_and_rate_network_memory_within_3_percent(kind):
+    from wrec.reservoir import LeakyESN, Rate
+
+    N, T, washout, K = 300, 20_000, 1000, 100
+    u = wrec.tasks.uniform_input(T + washout, seed=5)
+    if kind == "leaky":
+        model = LeakyESN(wrec.weights.gaussian(N, 0.9, seed=6), input_scale=0.5, leak=0.3, seed=7)
+    else:  # spec §4: Euler Δ = 0.2, g = 1.5, σ = 1
+        model = Rate(wrec.weights.gaussian(N, 1.5, seed=6), input_scale=1.0, dt=0.2, seed=7)
+    X, u = run(model, u, washout=washout), u[washout:]
+    pred = th.subsample_prediction(th.population_spectrum(X, u, K), LS).mc
+    rng = np.random.default_rng(8)
+    sim = [np.mean([memory_capacity(X[:, rng.choice(N, L, replace=False)], u, K, threshold=None).raw_total
+                    for _ in range(SUBSETS)]) for L in LS]
+    np.testing.assert_allclose(pred, sim, rtol=0.03, err_msg=f"{kind}: sim {sim}, theory {pred}")
+
+
 # --- bad input ---------------------------------------------------------------------------------------------------
 
 
