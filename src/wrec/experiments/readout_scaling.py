@@ -146,11 +146,15 @@ def _one(config: Config, kind: str, n: int, g: float, sigma: float, rep: int, de
     task = {"kind": kind, "n": n, "gain": g, "input_scale": sigma, "replicate": rep, "echo_state": esp}
     Ls = np.array(config.readouts) if config.readouts else readout_grid(n, config.n_readouts)
     try:
-        X = simulate(model, u, washout=config.washout)
-    except ValueError as exc:  # a blown-up reservoir is a result too: recorded, never dropped
+        return _measure(config, task, model, u, Ls, delays, order_rng, start)
+    except ValueError as exc:  # a blown-up or degenerate reservoir is a result too: recorded, never dropped
         return pd.DataFrame([{**task, "note": str(exc), "seconds": time.perf_counter() - start}])
+
+
+def _measure(config, task, model, u, Ls, delays, order_rng, start) -> pd.DataFrame:
+    X = simulate(model, u, washout=config.washout)
     u = u[config.washout:]
-    order = order_rng.permutation(n)
+    order = order_rng.permutation(model.n)
     profile = capacity_by_readout(X, u, Ls, max_delay=delays, order=order, threshold=Surrogate(config.surrogates))
     table = profile.table.copy()
     # the theory predicts raw capacities of random L-subsets (compare with the "raw" column)
@@ -159,11 +163,9 @@ def _one(config: Config, kind: str, n: int, g: float, sigma: float, rep: int, de
     independent = pd.Series(theory.independent_prediction(X, u, delays[1], Ls), index=Ls)
     table["independent"] = np.where(table.degree == 1, independent.reindex(table.L).to_numpy(), np.nan)
     mc = table[table.degree == 1].set_index("L")["capacity"]
-    corr = np.corrcoef(X, rowvar=False)
-    off = corr[~np.eye(n, dtype=bool)]
     half = mc.index[mc.to_numpy() <= mc.index.to_numpy() / 2]
-    summary = {**task, "mean_r2": float(np.mean(off**2)), "participation_ratio": theory.participation_ratio(X),
-               "L_half": int(half.min()) if half.size else np.nan, "note": "",
+    summary = {**task, "mean_r2": theory.mean_squared_correlation(X),
+               "participation_ratio": theory.participation_ratio(X), "L_half": int(half.min()) if half.size else np.nan, "note": "",
                "seconds": time.perf_counter() - start}
     return table.assign(**summary)
 
