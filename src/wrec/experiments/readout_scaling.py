@@ -165,8 +165,8 @@ def _measure(config, task, model, u, Ls, delays, order_rng, start) -> pd.DataFra
     mc = table[table.degree == 1].set_index("L")["capacity"]
     half = mc.index[mc.to_numpy() <= mc.index.to_numpy() / 2]
     summary = {**task, "mean_r2": theory.mean_squared_correlation(X),
-               "participation_ratio": theory.participation_ratio(X), "L_half": int(half.min()) if half.size else np.nan, "note": "",
-               "seconds": time.perf_counter() - start}
+               "participation_ratio": theory.participation_ratio(X),
+               "L_half": int(half.min()) if half.size else np.nan, "note": "", "seconds": time.perf_counter() - start}
     return table.assign(**summary)
 
 
