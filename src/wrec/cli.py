@@ -55,7 +55,7 @@ def run_experiment(
     start = time.perf_counter()
     with _dask_executor(scheduler) as executor:
         results = sweep.run(module.evaluate, config.tasks(), store=Store(folder / "results"), executor=executor,
-                            workers=workers or os.cpu_count() or 1, progress=True, desc=experiment)
+                            workers=1 if scheduler else workers or os.cpu_count() or 1, progress=True, desc=experiment)
     summary = module.table(results)
     folder.mkdir(parents=True, exist_ok=True)
     summary.to_csv(folder / "table.csv", index=False)
