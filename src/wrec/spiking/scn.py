@@ -1,0 +1,453 @@
+"""Spike coding networks (SCNs): frozen weight and parameter records, one pure step, and a batched loop.
+
+Model (Boerlin, Machens, Denève, PLoS CB 2013; spec §1). N neurons code a J-dimensional signal x with
+ẋ = −λx + c. Spikes o are filtered as ṙ = −λr + o (a spike adds exactly 1 to r_k), the readout is x̂ = D r,
+and the membrane potentials obey
+
+    V̇ = −λV + F c + W r + Ω o + noise.
+
+A neuron spikes when that lowers the coding loss ℓ = ‖x − x̂‖² + μ‖r‖² + ν‖r‖₁, i.e. when V_i > T_i, with
+V_i = D_iᵀ(x − x̂) − μ r_i and T_i = (‖D_i‖² + μ + ν)/2. Boerlin 2013 writes the costs as μλ² and νλ; here
+μ and ν are the coefficients of the loss above (μ_here = μ_Boerlin λ², ν_here = ν_Boerlin λ).
+
+Shapes: B trials (optional leading axis), T time steps, N neurons, J signal dimensions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from wrec import _checks
+from wrec._checks import Seed
+
+Array = np.ndarray
+MODES = ("sequential", "single")
+RECORDS = ("spikes", "r", "V", "xhat")
+_CHUNK = 256  # steps whose feedforward drive F c is computed in one product
+
+# A learning hook: on_spike(b, k, V, r) with trial b, neuron k and copies of that trial's (N,) V and r just
+# before the spike; it may return new SCNWeights, which the rest of the step then uses.
+OnSpike = Callable[[int, int, Array, Array], "SCNWeights | None"]
+
+
+@dataclass(frozen=True, eq=False)
+class SCNWeights:
+    """The weights of a spike coding network (float64, validated on construction).
+
+    Attributes:
+        F: feedforward weights, (N, J); the drive is F c.
+        fast: fast recurrent weights Ω, (N, N); column k is added to V at a spike of neuron k (Ω_kk is the reset).
+        T: thresholds, (N,), all > 0.
+        slow: slow recurrent weights W, (N, N), acting on the filtered spike trains r; None for W = 0.
+        D: decoder, (J, N), x̂ = D r; None when the readout is not needed.
+    """
+
+    F: Array
+    fast: Array
+    T: Array
+    slow: Array | None = None
+    D: Array | None = None
+
+    def __post_init__(self) -> None:
+        F = _checks.array(self.F, "F", ndim=2)
+        n, j = F.shape
+        if n == 0 or j == 0:
+            raise ValueError(f"F must be a non-empty (N, J) matrix, got shape {F.shape}")
+        fast = _checks.array(self.fast, "fast", ndim=2)
+        if fast.shape != (n, n):
+            raise ValueError(f"fast (Ω) must have shape (N, N) = ({n}, {n}) to match F of shape {F.shape}, "
+                             f"got {fast.shape}")
+        T = _checks.array(self.T, "T", ndim=1)
+        if T.shape != (n,):
+            raise ValueError(f"T must have shape (N,) = ({n},) to match F of shape {F.shape}, got {T.shape}")
+        if np.any(T <= 0):
+            bad = np.flatnonzero(T <= 0)
+            raise ValueError(f"T must be > 0 (thresholds), got T <= 0 for neurons {bad[:10].tolist()}")
+        slow = None
+        if self.slow is not None:
+            slow = _checks.array(self.slow, "slow", ndim=2)
+            if slow.shape != (n, n):
+                raise ValueError(f"slow (W) must have shape (N, N) = ({n}, {n}) to match F, got {slow.shape}")
+        D = None
+        if self.D is not None:
+            D = _checks.array(self.D, "D", ndim=2)
+            if D.shape != (j, n):
+                raise ValueError(f"D must have shape (J, N) = ({j}, {n}) to match F of shape {F.shape}, "
+                                 f"got {D.shape}")
+        for name, value in (("F", F), ("fast", fast), ("T", T), ("slow", slow), ("D", D)):
+            object.__setattr__(self, name, value)
+
+    @property
+    def n(self) -> int:
+        """N, the number of neurons."""
+        return self.F.shape[0]
+
+    @property
+    def j(self) -> int:
+        """J, the signal dimension."""
+        return self.F.shape[1]
+
+
+@dataclass(frozen=True)
+class SCNParams:
+    """Simulation parameters of a spike coding network.
+
+    Attributes:
+        leak: λ (1/s), the leak of V, r and x.
+        dt: time step (s); dt·λ must be < 0.1 for the Euler step to be accurate.
+        mu, nu: quadratic and linear costs of the loss (documentation for the constructors and learning
+            rules; the step itself only sees them through the weights and thresholds).
+        sigma_v: s.d. of the Gaussian voltage noise added per step (not per √s). Noise breaks the consistency
+            V = Dᵀ(x − x̂) − μr; in ``"sequential"`` mode with μ = 0, two neurons with near-opposite decoders can
+            then fire each other many times in one step (a storm): use μ > 0 or ``"single"`` mode.
+        sigma_t: s.d. of the Gaussian threshold noise, drawn per neuron per step, inside the argmax. In
+            ``"sequential"`` mode σ_T comparable to T can make the constraints infeasible (opposite neurons
+            with negative effective thresholds fire each other): a spike storm.
+        mode: ``"sequential"`` (exact greedy rule: spike while any V_i > T_i) or ``"single"`` (at most one
+            spike per step, its Ω column added at the next step, as in Brendel et al. 2020's code).
+        max_spikes_per_step: spike-storm guard per trial and step; None for max(10·N, 1000).
+    """
+
+    leak: float = 10.0
+    dt: float = 1e-4
+    mu: float = 0.0
+    nu: float = 0.0
+    sigma_v: float = 0.0
+    sigma_t: float = 0.0
+    mode: str = "sequential"
+    max_spikes_per_step: int | None = None
+
+    def __post_init__(self) -> None:
+        leak = _checks.real(self.leak, "leak", low=0.0)
+        dt = _checks.real(self.dt, "dt", low=0.0, low_open=True)
+        if dt * leak >= 0.1:
+            raise ValueError(f"dt·leak must be < 0.1 for an accurate Euler step, got dt={dt}, leak={leak} "
+                             f"(dt·leak = {dt * leak:g}); lower dt")
+        for name in ("mu", "nu", "sigma_v", "sigma_t"):
+            object.__setattr__(self, name, _checks.real(getattr(self, name), name, low=0.0))
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.max_spikes_per_step is not None:
+            _checks.integer(self.max_spikes_per_step, "max_spikes_per_step", low=1)
+        object.__setattr__(self, "leak", leak)
+        object.__setattr__(self, "dt", dt)
+
+    def spike_cap(self, n: int) -> int:
+        """The spike-storm guard for N = n neurons."""
+        return max(10 * n, 1000) if self.max_spikes_per_step is None else self.max_spikes_per_step
+
+
+class SCNState(NamedTuple):
+    """State at the end of a step: V (B, N) or (N,); r (B, N) or (N,); pending (B,) or () int, the neuron
+    whose Ω column is still to be added (``"single"`` mode), −1 for none."""
+
+    V: Array
+    r: Array
+    pending: Array
+
+
+@dataclass(frozen=True, eq=False)
+class SCNRun:
+    """What ``simulate`` returns.
+
+    Spikes are index arrays in firing order: spike s is neuron ``neurons[s]`` at step ``steps[s]`` (in trial
+    ``trials[s]`` when batched; None otherwise). Traces are the end-of-step values, aligned with c: index t is
+    the state after c[t] was applied. Shapes (T, ·) or (B, T, ·); None when not recorded.
+    """
+
+    steps: Array | None
+    neurons: Array | None
+    trials: Array | None
+    r: Array | None
+    V: Array | None
+    xhat: Array | None
+    state: SCNState
+    n_steps: int
+    n_neurons: int
+    dt: float
+    batch: int | None = field(default=None)
+
+    def spike_counts(self) -> Array:
+        """Spikes per neuron: (N,) or (B, N)."""
+        if self.neurons is None:
+            raise ValueError("spikes were not recorded; pass record=(..., 'spikes')")
+        if self.batch is None:
+            return np.bincount(self.neurons, minlength=self.n_neurons)
+        flat = self.trials * self.n_neurons + self.neurons
+        return np.bincount(flat, minlength=self.batch * self.n_neurons).reshape(self.batch, self.n_neurons)
+
+
+def optimal_weights(D: Array, mu: float = 0.0, nu: float = 0.0, A: Array | None = None,
+                    leak: float = 10.0) -> SCNWeights:
+    """The optimal SCN for decoder D (Boerlin et al. 2013; spec §1).
+
+    F = Dᵀ, Ω = −(DᵀD + μI), T_i = (‖D_i‖² + μ + ν)/2, and W = Dᵀ(A + λI)D for a target linear system
+    ẋ = A x + c (W = None, i.e. 0, for the autoencoder, A = None).
+
+    Shape: D (J, N); A (J, J).
+    """
+    D = _checks.array(D, "D", ndim=2)
+    if D.size == 0:
+        raise ValueError(f"D must be a non-empty (J, N) matrix, got shape {D.shape}")
+    mu = _checks.real(mu, "mu", low=0.0)
+    nu = _checks.real(nu, "nu", low=0.0)
+    leak = _checks.real(leak, "leak", low=0.0)
+    j, n = D.shape
+    norms = np.einsum("jn,jn->n", D, D)
+    if np.any(norms + mu + nu <= 0):
+        bad = np.flatnonzero(norms + mu + nu <= 0)
+        raise ValueError(f"D has zero columns {bad[:10].tolist()} with mu = nu = 0: their thresholds would be 0")
+    fast = -(D.T @ D + mu * np.eye(n))
+    slow = None
+    if A is not None:
+        A = _checks.array(A, "A", ndim=2)
+        if A.shape != (j, j):
+            raise ValueError(f"A must have shape (J, J) = ({j}, {j}) to match D of shape {D.shape}, got {A.shape}")
+        slow = D.T @ (A + leak * np.eye(j)) @ D
+    return SCNWeights(F=D.T.copy(), fast=fast, T=(norms + mu + nu) / 2, slow=slow, D=D)
+
+
+def input_current(x: Array, leak: float, dt: float) -> Array:
+    """c_t = (x_{t+1} − x_t)/dt + λ x_t, so that the Euler step x_{t+1} = (1 − λdt) x_t + dt c_t gives back x.
+
+    Shape: x (T + 1, J) or (B, T + 1, J) → c (T, J) or (B, T, J). Run ``simulate(..., x0=x[..., 0, :])``.
+    """
+    x = _checks.array(x, "x", ndim=(2, 3))
+    if x.shape[-2] < 2:
+        raise ValueError(f"x needs at least 2 time steps on axis -2, got shape {x.shape}")
+    leak = _checks.real(leak, "leak", low=0.0)
+    dt = _checks.real(dt, "dt", low=0.0, low_open=True)
+    return np.diff(x, axis=-2) / dt + leak * x[..., :-1, :]
+
+
+def coding_loss(x: Array, r: Array, D: Array, mu: float = 0.0, nu: float = 0.0) -> Array:
+    """ℓ = ‖x − D r‖² + μ‖r‖² + ν‖r‖₁ over the last axis. Shape: x (..., J), r (..., N), D (J, N) → (...)."""
+    x, r, D = np.asarray(x, float), np.asarray(r, float), np.asarray(D, float)
+    e = x - r @ D.T
+    return np.sum(e * e, -1) + mu * np.sum(r * r, -1) + nu * np.sum(np.abs(r), -1)
+
+
+_STORM = ("spike storm: more than {cap} spikes in one step (step {t}, trial {b}). Likely causes: an infeasible "
+          "network (no readout satisfies all threshold constraints for this input; spec §4), non-negative "
+          "resets (diag of fast weights Ω must be < 0), or an input too strong for the spike size. If the input "
+          "legitimately needs that many spikes, raise max_spikes_per_step.")
+
+
+def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, drive: Array,
+          rng: np.random.Generator, on_spike: OnSpike | None, t: int, cap: int,
+          ) -> tuple[Array, Array, Array, list[tuple[Array, Array]], SCNWeights]:
+    """One step on (B, N) arrays (copied, never modified in place). Returns V, r, pending, spikes, weights."""
+    lam_dt = params.leak * params.dt
+    # 1. sub-threshold Euler step, with r_t (W r) and the pending single-mode reset
+    dV = drive - params.leak * V
+    if w.slow is not None:
+        dV = dV + r @ w.slow.T
+    V = V + params.dt * dV
+    if params.sigma_v > 0:
+        V += params.sigma_v * rng.standard_normal(V.shape)
+    # 2. decay of r before the spikes, so that (V, r) at the end of a step satisfy V = Dᵀ(x − Dr) − μr exactly
+    r = (1.0 - lam_dt) * r
+    noise_t = 0.0 if params.sigma_t == 0 else params.sigma_t * rng.standard_normal(V.shape)
+    theta = w.T if params.sigma_t == 0 else w.T + noise_t  # (N,) or (B, N)
+    spikes: list[tuple[Array, Array]] = []
+    if params.mode == "single":
+        rows = np.flatnonzero(pending >= 0)
+        if rows.size:
+            V[rows] += w.fast[:, pending[rows]].T
+        pending = np.full_like(pending, -1)
+        excess = V - theta
+        k = np.argmax(excess, axis=1)
+        rows = np.flatnonzero(excess[np.arange(len(k)), k] > 0)
+        k = k[rows]
+        if rows.size:
+            if on_spike is not None:
+                for b, kk in zip(rows.tolist(), k.tolist(), strict=True):
+                    new = on_spike(b, kk, V[b].copy(), r[b].copy())
+                    w = w if new is None else new
+            r[rows, k] += 1.0
+            pending[rows] = k
+            spikes.append((rows, k))
+        return V, r, pending, spikes, w
+    # 3. sequential greedy rule: every trial with some V_i > T_i fires its largest excess, until none is left
+    rows = np.arange(V.shape[0])
+    count = 0
+    while rows.size:
+        excess = V[rows] - (theta if theta.ndim == 1 else theta[rows])
+        k = np.argmax(excess, axis=1)
+        fire = excess[np.arange(rows.size), k] > 0
+        rows, k = rows[fire], k[fire]
+        if not rows.size:
+            break
+        count += 1
+        if count > cap:
+            raise RuntimeError(_STORM.format(cap=cap, t=t, b=int(rows[0])))
+        if on_spike is None:
+            V[rows] += w.fast[:, k].T
+            r[rows, k] += 1.0
+        else:
+            for b, kk in zip(rows.tolist(), k.tolist(), strict=True):
+                new = on_spike(b, kk, V[b].copy(), r[b].copy())
+                w = w if new is None else new
+                V[b] += w.fast[:, kk]
+                r[b, kk] += 1.0
+            theta = w.T + noise_t
+        spikes.append((rows, k))
+    return V, r, pending, spikes, w
+
+
+def step(params: SCNParams, weights: SCNWeights, state: SCNState, c: Array, rng: Seed = None,
+         on_spike: OnSpike | None = None) -> tuple[SCNState, Array]:
+    """One time step of the SCN (pure: the state is not modified).
+
+    1. V ← V + dt(−λV + F c_t + W r) + σ_V ξ (plus, in ``"single"`` mode, the pending Ω column).
+    2. r ← (1 − λ dt) r.
+    3. Spikes: ``"sequential"``: while max_i(V_i − T_i − σ_T η_i) > 0, k = argmax, V ← V + Ω[:, k], r_k += 1;
+       ``"single"``: at most one spike, whose Ω[:, k] is added at the next step.
+
+    The decay (spec step 3) is applied before the spikes, so that a spike adds exactly 1 to the r seen at
+    the end of the step and the voltage identity V = Dᵀ(x − x̂) − μr holds exactly there (spec §5.2).
+    ``on_spike(b, k, V, r)`` is called before each spike with copies of that trial's V and r; if it returns
+    new ``SCNWeights`` they are used for the rest of the step (the caller keeps them for the next steps).
+    The threshold noise η is drawn once per neuron and step.
+
+    Shape: state.V, state.r (N,) or (B, N); c (J,) or (B, J).
+
+    Returns:
+        The new state and the spikes in firing order: neuron indices (S,) for an unbatched state, or
+        (S, 2) rows of (trial, neuron) for a batched one.
+
+    Raises:
+        RuntimeError: on a spike storm (more than ``max_spikes_per_step`` spikes in one trial and step).
+    """
+    V = _checks.array(state.V, "state.V", ndim=(1, 2))
+    batched = V.ndim == 2
+    V2 = V if batched else V[None]
+    n = weights.n
+    if V2.shape[1] != n:
+        raise ValueError(f"state.V must have N = {n} entries in its last axis, got shape {V.shape}")
+    r = _checks.array(state.r, "state.r", ndim=(1, 2))
+    if r.shape != V.shape:
+        raise ValueError(f"state.r must have the shape of state.V {V.shape}, got {r.shape}")
+    pending = np.asarray(state.pending, dtype=np.int64).reshape(-1)
+    if pending.shape != (V2.shape[0],):
+        raise ValueError(f"state.pending must have shape {V.shape[:-1]}, got {np.shape(state.pending)}")
+    c = _checks.array(c, "c", ndim=(1, 2))
+    c2 = c if c.ndim == 2 else np.broadcast_to(c, (V2.shape[0], c.shape[-1]))
+    if c2.shape != (V2.shape[0], weights.j):
+        raise ValueError(f"c must have shape (J,) or (B, J) with J = {weights.j} and B = {V2.shape[0]}, "
+                         f"got {c.shape}")
+    Vn, rn, pn, spikes, _ = _step(params, weights, V2.copy(), r.reshape(V2.shape).copy(), pending,
+                                  c2 @ weights.F.T, _checks.rng(rng), on_spike, 0, params.spike_cap(n))
+    rows = np.concatenate([s[0] for s in spikes]) if spikes else np.zeros(0, np.int64)
+    ks = np.concatenate([s[1] for s in spikes]) if spikes else np.zeros(0, np.int64)
+    if batched:
+        return SCNState(Vn, rn, pn), np.stack([rows, ks], axis=1)
+    return SCNState(Vn[0], rn[0], pn[0]), ks
+
+
+def initial_state(weights: SCNWeights, x0: Array | None = None, batch: int | None = None) -> SCNState:
+    """The consistent start V₀ = F x₀, r₀ = 0, nothing pending. Shape: x0 (J,) or (B, J)."""
+    n, j = weights.n, weights.j
+    shape = (n,) if batch is None else (batch, n)
+    if x0 is None:
+        V = np.zeros(shape)
+    else:
+        x0 = _checks.array(x0, "x0", ndim=(1, 2))
+        if x0.shape[-1] != j or (x0.ndim == 2 and (batch is None or x0.shape[0] != batch)):
+            want = "(J,)" if batch is None else f"(J,) or (B, J) with B = {batch}"
+            raise ValueError(f"x0 must have shape {want} with J = {j}, got {x0.shape}")
+        V = np.array(np.broadcast_to(x0 @ weights.F.T, shape))
+    pending = np.full(() if batch is None else (batch,), -1, dtype=np.int64)
+    return SCNState(V, np.zeros(shape), pending)
+
+
+def simulate(weights: SCNWeights, c: Array, params: SCNParams | None = None, *, x0: Array | None = None,
+             state0: SCNState | None = None, seed: Seed = None,
+             record: Sequence[str] | None = None) -> SCNRun:
+    """Run the SCN over the input current c, for one trial or a batch of B trials at once.
+
+    The loop calls the pure step (see ``step``) once per time step for all trials together; the sequential
+    spike rule keeps firing in every trial that still has a neuron above threshold. The start is
+    V₀ = F x₀, r₀ = 0 (``initial_state``), or ``state0``. Traces are recorded at the end of each step;
+    ``record`` picks them among ("spikes", "r", "V", "xhat"), by default all (xhat only when weights.D is set).
+    Noise in a batch is drawn for the whole batch at once, so a batched run with noise does not reproduce a
+    loop of single trials with the same seed (it does without noise, to round-off).
+
+    Shape: c (T, J) or (B, T, J); x0 (J,) or (B, J). Records: r and V (T, N), xhat (T, J) (needs weights.D),
+    each with a leading B when batched.
+
+    Raises:
+        ValueError: on mismatched shapes (J between c and F), non-finite input, unknown record names.
+        RuntimeError: on a spike storm.
+    """
+    if not isinstance(weights, SCNWeights):
+        raise TypeError(f"weights must be an SCNWeights, got {type(weights).__name__}")
+    params = SCNParams() if params is None else params
+    if not isinstance(params, SCNParams):
+        raise TypeError(f"params must be an SCNParams, got {type(params).__name__}")
+    if record is None:
+        record = RECORDS if weights.D is not None else RECORDS[:3]
+    record = (record,) if isinstance(record, str) else tuple(record)
+    unknown = set(record) - set(RECORDS)
+    if unknown:
+        raise ValueError(f"record entries must be among {RECORDS}, got {sorted(unknown)}")
+    if "xhat" in record and weights.D is None:
+        raise ValueError("record 'xhat' needs a decoder: weights.D is None")
+    c = _checks.array(c, "c", ndim=(2, 3))
+    if c.shape[-1] != weights.j:
+        raise ValueError(f"c must have J = {weights.j} entries in its last axis (F has shape {weights.F.shape}), "
+                         f"got shape {c.shape}")
+    batched = c.ndim == 3
+    B, n_t = (c.shape[0], c.shape[1]) if batched else (1, c.shape[0])
+    n = weights.n
+    if state0 is not None:
+        if x0 is not None:
+            raise ValueError("give x0 or state0, not both")
+        want = (B, n) if batched else (n,)
+        V = _checks.array(state0.V, "state0.V")
+        r = _checks.array(state0.r, "state0.r")
+        if V.shape != want or r.shape != want or np.size(state0.pending) != B:
+            raise ValueError(f"state0 must hold V and r of shape {want} and pending of size {B}, "
+                             f"got {V.shape}, {r.shape} and {np.shape(state0.pending)}")
+        V, r = V.reshape(B, n).copy(), r.reshape(B, n).copy()
+        pending = np.asarray(state0.pending, dtype=np.int64).reshape(B)
+    else:
+        s = initial_state(weights, x0, B if batched else None)
+        V, r, pending = s.V.reshape(B, n), s.r.reshape(B, n), s.pending.reshape(B)
+    rng = _checks.rng(seed)
+    cap = params.spike_cap(n)
+    c3 = c if batched else c[None]
+    Ft = np.ascontiguousarray(weights.F.T)
+    rec_r = np.empty((B, n_t, n)) if ("r" in record or "xhat" in record) else None
+    rec_V = np.empty((B, n_t, n)) if "V" in record else None
+    want_spikes = "spikes" in record
+    steps, trials, neurons = [], [], []
+    for t in range(n_t):
+        if t % _CHUNK == 0:  # one GEMM for the feedforward drive of the next _CHUNK steps
+            drive = c3[:, t:t + _CHUNK] @ Ft  # (B, chunk, N)
+        V, r, pending, spikes, _ = _step(params, weights, V, r, pending, drive[:, t % _CHUNK], rng, None, t, cap)
+        if want_spikes:
+            for rows, k in spikes:
+                steps.append(np.full(rows.size, t, dtype=np.int64))
+                trials.append(rows)
+                neurons.append(k)
+        if rec_r is not None:
+            rec_r[:, t] = r
+        if rec_V is not None:
+            rec_V[:, t] = V
+    if want_spikes:
+        cat = (lambda xs: np.concatenate(xs).astype(np.int64)) if steps else (lambda xs: np.zeros(0, np.int64))
+        sp_steps, sp_trials, sp_neurons = cat(steps), cat(trials), cat(neurons)
+    else:
+        sp_steps = sp_trials = sp_neurons = None
+    xhat = rec_r @ weights.D.T if "xhat" in record else None
+    rr = rec_r if "r" in record else None
+    un = (lambda a: a) if batched else (lambda a: None if a is None else a[0])
+    final = SCNState(V, r, pending) if batched else SCNState(V[0], r[0], pending[0])
+    return SCNRun(steps=sp_steps, neurons=sp_neurons, trials=sp_trials if batched else None,
+                  r=un(rr), V=un(rec_V), xhat=un(xhat), state=final, n_steps=n_t, n_neurons=n,
+                  dt=params.dt, batch=B if batched else None)
