@@ -29,13 +29,14 @@ def kept_rank(singular_values: np.ndarray, n_columns: int, rank: RankRule = "kub
     s = singular_values
     if s.size == 0 or s[0] == 0.0:
         return 0
+    rel = s / s[0]  # scale-free: no overflow for huge states
     if rank == "kubota":
-        return int(np.count_nonzero(s**2 > s[0] ** 2 * n_columns * _EPS))
+        return int(np.count_nonzero(rel * rel > n_columns * _EPS))
     if rank == "numpy":
-        return int(np.count_nonzero(s > s[0] * max(s.size, n_columns) * _EPS))
+        return int(np.count_nonzero(rel > max(s.size, n_columns) * _EPS))
     if isinstance(rank, (float, int)) and not isinstance(rank, bool):
         rtol = _checks.real(rank, "rank", low=0.0, high=1.0, low_open=True)
-        return int(np.count_nonzero(s > s[0] * rtol))
+        return int(np.count_nonzero(rel > rtol))
     raise ValueError(f"rank must be 'kubota', 'numpy' or a relative tolerance in (0, 1], got {rank!r}")
 
 

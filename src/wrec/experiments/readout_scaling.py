@@ -193,9 +193,10 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(keys, key, strict=True))
         row.update({"echo_state": bool(first.echo_state.all()), "<r2>": first.mean_r2.mean(),
                     "PR": first.participation_ratio.mean(), "L_half": first.L_half.mean()})
-        for L in (mc.index[np.searchsorted(mc.index, 8)], mc.index[np.searchsorted(mc.index, n // 4)], n):
-            row[f"MC({L})"] = mc.loc[L, "capacity"]
-            row[f"raw/theory({L})"] = mc.loc[L, "raw"] / mc.loc[L, "theory"]
+        for label, target in (("8", 8), ("N/4", n // 4), ("N", n)):
+            L = mc.index[min(np.searchsorted(mc.index, target), mc.index.size - 1)]
+            row[f"MC({label})"] = mc.loc[L, "capacity"]
+            row[f"raw/theory({label})"] = mc.loc[L, "raw"] / mc.loc[L, "theory"]
         row["max|raw-theory|/raw"] = float(np.max(np.abs(mc.raw - mc.theory) / mc.raw))
         row["Ctot/r(N)"] = top.sum() / group[group.L == n]["rank"].mean()
         rows.append(row)
@@ -203,6 +204,8 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
     for _, f in failed.drop_duplicates([*keys, "replicate"]).iterrows():
         out = pd.concat([out, pd.DataFrame([{**{k: f[k] for k in keys}, "echo_state": False,
                                              "note": f["note"][:60]}])], ignore_index=True)
+    if "note" in out:
+        out["note"] = out["note"].fillna("")
     return out
 
 
