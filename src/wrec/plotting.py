@@ -78,8 +78,12 @@ def readout_scaling(curves: pd.DataFrame, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     panels = list(curves.groupby(["n", "gain", "input_scale"]))
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False, sharey=False)
-        for ax, ((n, g, sigma), data) in zip(axes[0], panels, strict=True):
+        cols = min(4, len(panels))
+        rows = -(-len(panels) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False)
+        for ax in axes.flat[len(panels):]:
+            ax.set_visible(False)
+        for ax, ((n, g, sigma), data) in zip(axes.flat, panels, strict=False):
             L = np.arange(1, n + 1)
             ax.plot(L, L, color="0.6", lw=0.8, ls="-", label="bound MC = L")
             for kind, c in data.groupby("kind"):
@@ -93,10 +97,11 @@ def readout_scaling(curves: pd.DataFrame, path: str | Path) -> Path:
             ax.set_xlabel("readout neurons L")
             ax.set_ylabel("memory capacity MC(L), raw")
             ax.set_title(f"N = {n}, g = {g}, σ = {sigma}")
-        handles, labels = axes[0, -1].get_legend_handles_labels()
+        handles, labels = axes[0, 0].get_legend_handles_labels()
         handles += [plt.Line2D([], [], color="k", ls="--"), plt.Line2D([], [], color="k", ls=":")]
         labels += ["theory (correlations)", "no correlations: L·MC₁"]
-        axes[0, -1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+        axes[0, cols - 1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+        fig.tight_layout()
         fig.savefig(path)
         plt.close(fig)
     return path
