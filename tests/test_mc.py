@@ -99,3 +99,12 @@ def test_reservoirpy_memory_capacity_is_a_lower_bound_within_ten_percent():
 def test_bad_input(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         memory_capacity(**kwargs)
+
+
+def test_readout_selects_neurons():
+    X, u = delay_line_states(10, 2000)
+    assert memory_capacity(X, u, max_delay=20, readout=4, threshold=None).per_delay[:4] == pytest.approx(1.0)
+    picked = memory_capacity(X, u, max_delay=20, readout=np.array([0, 5]), threshold=None)
+    assert picked.per_delay[[0, 5]] == pytest.approx(1.0) and picked.rank == 2
+    with pytest.raises(ValueError, match="readout"):
+        memory_capacity(X, u, max_delay=20, readout=11)

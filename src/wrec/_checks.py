@@ -88,3 +88,18 @@ def square(W: object, name: str = "W") -> np.ndarray:
     if W.shape[0] != W.shape[1] or W.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty square matrix, got shape {W.shape}")
     return W
+
+
+def readout_index(readout, n: int) -> slice | np.ndarray:
+    """Columns of a readout: all (None), the first L (an int), or these neuron indices (a 1-D int array)."""
+    if readout is None:
+        return slice(None)
+    if isinstance(readout, (int, np.integer)) and not isinstance(readout, bool):
+        return slice(0, integer(readout, "readout", low=1, high=n))
+    idx = np.asarray(readout)
+    if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"readout must be None, an int L (first L neurons) or a 1-D integer index array, "
+                         f"got {readout!r}")
+    if idx.min() < -n or idx.max() >= n:
+        raise ValueError(f"readout indices must lie in [0, {n}), got range [{idx.min()}, {idx.max()}]")
+    return idx

@@ -45,16 +45,20 @@ def memory_capacity(
     u: np.ndarray,
     max_delay: int = 100,
     *,
+    readout: int | np.ndarray | None = None,
     threshold: Threshold | None = Surrogate(),
     rank: RankRule = "kubota",
 ) -> MemoryCapacity:
     """Memory curve m_k = C(u_{t−k}) of any state matrix, k = 0..max_delay, on the rows t ≥ max_delay.
 
-    Shapes: states (T, L), u (T,), aligned (``X[t]`` is the state right after ``u[t]``). Any input
-    distribution: the capacity of u_{t−k} does not depend on an affine map of u.
+    Shapes: states (T, N), u (T,), aligned (``X[t]`` is the state right after ``u[t]``). Any input
+    distribution: the capacity of u_{t−k} does not depend on an affine map of u. ``readout``: all neurons
+    (None), the first L (an int) or these neuron indices; for a whole grid of L at once (one QR) use
+    ``capacity_by_readout(..., max_degree=1)``.
     """
     max_delay = _checks.integer(max_delay, "max_delay", low=0)
     X, u = aligned(states, u, max_delay)
+    X = X[:, _checks.readout_index(readout, X.shape[1])]
     sd = u.std()
     if sd == 0.0:
         raise ValueError("u is constant; memory of an input with no variance is undefined")

@@ -12,20 +12,6 @@ from wrec.reservoir.models import STEPS, observe
 _CHECK_EVERY = 256  # steps between blow-up checks of the (B, N) state: cheap, and the error names the step
 
 
-def _readout_index(readout, n: int) -> slice | np.ndarray:
-    if readout is None:
-        return slice(None)
-    if isinstance(readout, (int, np.integer)) and not isinstance(readout, bool):
-        return slice(0, _checks.integer(readout, "readout", low=1, high=n))
-    idx = np.asarray(readout)
-    if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-        raise ValueError(f"readout must be None, an int L (first L neurons) or a 1-D integer index array, "
-                         f"got {readout!r}")
-    if idx.min() < -n or idx.max() >= n:
-        raise ValueError(f"readout indices must lie in [0, {n}), got range [{idx.min()}, {idx.max()}]")
-    return idx
-
-
 def run(
     model,
     u: np.ndarray,
@@ -93,7 +79,7 @@ def run(
     if x0 is not None and x0.ndim == 2 and x0.shape[0] not in (1, B):
         raise ValueError(f"x0 has {x0.shape[0]} rows but the batch has B = {B}")
     x = np.zeros((B, n), dtype) if x0 is None else np.array(np.broadcast_to(x0, (B, n)))
-    cols = _readout_index(readout, n)
+    cols = _checks.readout_index(readout, n)
     n_out = len(range(n)[cols]) if isinstance(cols, slice) else cols.size
     out = np.empty((B, T - washout, n_out), dtype)
     with np.errstate(over="ignore", invalid="ignore"):
