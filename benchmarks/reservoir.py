@@ -10,7 +10,8 @@
 
 Goals (spec §7): (a) ≥ 2.5·10⁵ reservoir-steps/s in float32 and ≥ 4× reservoirpy; (b) ≥ 1.5× reservoirpy.
 Every time is the minimum of ``--repeats`` runs after a warm-up on a short input, all in this one process;
-``ratio = baseline_time / wrec_time``. The machine may be shared: the load average is printed.
+``ratio = baseline_time / wrec_time``. The machine may be shared: the load average is printed; OpenBLAS's
+two threads stall when another process holds a core, so ``OPENBLAS_NUM_THREADS=1`` gives steadier figures there.
 
     python benchmarks/reservoir.py [--quick] [--repeats 3]
 """
@@ -77,7 +78,8 @@ def main() -> None:
     u = np.random.default_rng(0).uniform(-1.0, 1.0, T)
     w_in = input_weights(N, seed=1)
     print(f"N = {N}, B = {B} reservoirs, T = {T} steps ({steps:.3g} reservoir-steps); "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
     if Reservoir is None:
         print("reservoirpy is not installed: its comparisons are skipped")
 
