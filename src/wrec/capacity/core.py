@@ -41,10 +41,48 @@ def kept_rank(singular_values: np.ndarray, n_columns: int, rank: RankRule = "kub
 
 
 @dataclass(frozen=True, eq=False)
-class Decomposition:
-    """An orthonormal basis U_r (T, r) of the centred state columns, with the rank r and the sample count T."""
+class _Basis:
+    """An orthonormal basis (T, k) of the centred state columns (abstract: the projection bookkeeping)."""
 
     basis: np.ndarray
+
+    @cached_property
+    def augmented(self) -> np.ndarray:
+        """[basis, 1] (T, k + 1), C-ordered, for the one-GEMM projection."""
+        return np.hstack([self.basis, np.ones((self.basis.shape[0], 1))])
+
+    @cached_property
+    def _column_sums(self) -> np.ndarray:
+        """1ᵀ basis (≈ 0: the centred states are orthogonal to 1; kept for exactness)."""
+        return self.basis.sum(axis=0)
+
+    def _centred(self, G: np.ndarray, sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(basisᵀ(z − z̄) (m, k), ‖z − z̄‖² (m,)) from G = Zᵀ[basis, 1] and sq = ‖z‖²: the mean removed exactly."""
+        T, k = self.basis.shape
+        zbar = G[:, k] / T
+        proj = G[:, :k] - zbar[:, None] * self._column_sums[None, :]
+        denom = sq - T * zbar * zbar
+        if np.any(denom <= 0.0):
+            raise ValueError("a target has zero variance on the evaluated rows; a constant has no capacity")
+        return proj, denom
+
+    # subclasses define ``rank`` (r, or one r(L) per readout size) and ``n_samples`` (T)
+    @property
+    def floor(self) -> float | np.ndarray:
+        """E[C] of one target independent of the states: r/(T − 1) (exact for Gaussian z, spec §2)."""
+        return self.rank / (self.n_samples - 1)
+
+    def adjusted(self, values: np.ndarray) -> np.ndarray:
+        """Finite-sample bias correction Ĉ_adj = 1 − (1 − Ĉ)(T − 1)/(T − 1 − r), unbiased for E[Ĉ]
+        (values (m,), or (m, n_readouts) against one r(L) per column)."""
+        T, r = self.n_samples, self.rank
+        return 1.0 - (1.0 - values) * (T - 1) / (T - 1 - r)
+
+
+@dataclass(frozen=True, eq=False)
+class Decomposition(_Basis):
+    """An orthonormal basis U_r (T, r) of the centred state columns, with the rank r and the sample count T."""
+
     singular_values: np.ndarray
     rank: int
     n_samples: int
@@ -69,35 +107,10 @@ class Decomposition:
 
         For the SVD basis these are the loadings of each target on the principal directions of the states.
         """
-        T, r = self.basis.shape
-        zbar = G[:, r] / T
-        proj = G[:, :r] - zbar[:, None] * self._column_sums[None, :]
-        denom = sq - T * zbar * zbar
-        if np.any(denom <= 0.0):
-            raise ValueError("a target has zero variance on the evaluated rows; a constant has no capacity")
+        proj, denom = self._centred(G, sq)
         proj *= proj
         proj /= denom[:, None]
         return proj
-
-    @cached_property
-    def augmented(self) -> np.ndarray:
-        """[U_r, 1] (T, r + 1), C-ordered, for the one-GEMM projection."""
-        return np.hstack([self.basis, np.ones((self.basis.shape[0], 1))])
-
-    @cached_property
-    def _column_sums(self) -> np.ndarray:
-        """1ᵀU_r (≈ 0: the centred states are orthogonal to 1; kept for exactness)."""
-        return self.basis.sum(axis=0)
-
-    @property
-    def floor(self) -> float:
-        """E[C] of one target independent of the states: r/(T − 1) (exact for Gaussian z, spec §2)."""
-        return self.rank / (self.n_samples - 1)
-
-    def adjusted(self, values: np.ndarray) -> np.ndarray:
-        """Finite-sample bias correction Ĉ_adj = 1 − (1 − Ĉ)(T − 1)/(T − 1 − r), unbiased for E[Ĉ]."""
-        T, r = self.n_samples, self.rank
-        return 1.0 - (1.0 - values) * (T - 1) / (T - 1 - r)
 
 
 def decompose(states: np.ndarray, *, rank: RankRule = "kubota") -> Decomposition:
@@ -116,7 +129,7 @@ def decompose(states: np.ndarray, *, rank: RankRule = "kubota") -> Decomposition
 
 
 @dataclass(frozen=True, eq=False)
-class NestedDecomposition:
+class NestedDecomposition(_Basis):
     """Capacities for a grid of nested readouts (the first L state columns, for every L in ``readouts``).
 
     With the unpivoted Householder QR X = QR of the centred states, the first L columns of Q span the first L
@@ -126,45 +139,20 @@ class NestedDecomposition:
     ``rank`` and the results have one entry per readout size.
     """
 
-    basis: np.ndarray
     readouts: np.ndarray
     rank: np.ndarray
     n_samples: int
     fallback: dict[int, np.ndarray]
 
-    @cached_property
-    def augmented(self) -> np.ndarray:
-        """[Q, 1] (T, N + 1), C-ordered."""
-        return np.hstack([self.basis, np.ones((self.basis.shape[0], 1))])
-
-    @cached_property
-    def _column_sums(self) -> np.ndarray:
-        return self.basis.sum(axis=0)
-
     def from_projections(self, G: np.ndarray, sq: np.ndarray) -> np.ndarray:
         """Capacities (m, n_readouts) from G = Zᵀ[Q, 1] (m, N + 1) and sq = ‖z_j‖² (m,)."""
-        T, N = self.basis.shape
-        zbar = G[:, N] / T
-        proj = G[:, :N] - zbar[:, None] * self._column_sums[None, :]
-        denom = sq - T * zbar * zbar
-        if np.any(denom <= 0.0):
-            raise ValueError("a target has zero variance on the evaluated rows; a constant has no capacity")
+        proj, denom = self._centred(G, sq)
         out = np.cumsum(proj * proj, axis=1)[:, self.readouts - 1]
         for i, directions in self.fallback.items():
             p = proj[:, : directions.shape[0]] @ directions
             out[:, i] = np.einsum("jr,jr->j", p, p)
         out /= denom[:, None]
         return np.clip(out, 0.0, 1.0)
-
-    @property
-    def floor(self) -> np.ndarray:
-        """r(L)/(T − 1) for each readout size."""
-        return self.rank / (self.n_samples - 1)
-
-    def adjusted(self, values: np.ndarray) -> np.ndarray:
-        """Ĉ_adj = 1 − (1 − Ĉ)(T − 1)/(T − 1 − r(L)), column by column."""
-        T = self.n_samples
-        return 1.0 - (1.0 - values) * (T - 1) / (T - 1 - self.rank)
 
 
 def nested_decompose(states: np.ndarray, readouts, *, rank: RankRule = "kubota") -> NestedDecomposition:
