@@ -1,6 +1,7 @@
 """Spike coding networks: the model (scn), measures (metrics), and the convex-optimisation view (qp)."""
 
-from wrec.spiking import metrics, qp
+from wrec.spiking import learning, metrics, qp
+from wrec.spiking.learning import AutoencoderLearning, LearningTrace, learn_autoencoder
 from wrec.spiking.qp import is_feasible, rates_qp, readout_qp
 from wrec.spiking.scn import (
     SCNParams,
@@ -16,6 +17,8 @@ from wrec.spiking.scn import (
 )
 
 __all__ = [
+    "AutoencoderLearning",
+    "LearningTrace",
     "SCNParams",
     "SCNRun",
     "SCNState",
@@ -24,6 +27,8 @@ __all__ = [
     "initial_state",
     "input_current",
     "is_feasible",
+    "learn_autoencoder",
+    "learning",
     "metrics",
     "optimal_weights",
     "qp",

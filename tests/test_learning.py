@@ -1,0 +1,177 @@
+"""Local learning of F and Ω (wrec.spiking.learning, spec-coding §2): single-spike oracles, learning targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wrec.spiking import SCNWeights, simulate
+from wrec.spiking.learning import (
+    AutoencoderLearning,
+    autoencoder_update,
+    feedforward_update,
+    initial_weights,
+    learn_autoencoder,
+    recurrent_update,
+)
+from wrec.spiking.metrics import alignment_error
+from wrec.tasks import smoothed_white_noise
+
+
+def hand_update(F, fast, k, V, r, x, eps_o, eps_f, alpha, beta, mu):
+    """Spec §2's rules written out element by element in float64 (independent of the vectorised code)."""
+    n, j = F.shape
+    F_new = [[float(F[i, d]) for d in range(j)] for i in range(n)]
+    O_new = [[float(fast[i, m]) for m in range(n)] for i in range(n)]
+    for i in range(n):
+        O_new[i][k] = float(fast[i, k]) - eps_o * (beta * (float(V[i]) + mu * float(r[i])) + float(fast[i, k]))
+    O_new[k][k] -= eps_o * mu
+    for d in range(j):
+        F_new[k][d] = float(F[k, d]) + eps_f * (alpha * float(x[d]) - float(F[k, d]))
+    return np.array(F_new), np.array(O_new)
+
+
+@pytest.mark.parametrize("preset", ["brendel2020_fig2", "brendel2020_si"])
+def test_single_spike_update_matches_hand_computation(preset):
+    rule = AutoencoderLearning.preset(preset)
+    rng = np.random.default_rng(3)
+    w = initial_weights(rule, rng)
+    V, r, x = rng.standard_normal(rule.n), rng.random(rule.n) * 3, rng.standard_normal(rule.j)
+    k = 7
+    F0, O0 = w.F.copy(), w.fast.copy()
+    new = autoencoder_update(w, k, V, r, x, rule)
+    F_ref, O_ref = hand_update(F0, O0, k, V, r, x, rule.eps_fast, rule.eps_ff, rule.alpha, rule.beta, rule.mu)
+    np.testing.assert_allclose(new.fast, O_ref, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(new.F, F_ref, rtol=0, atol=1e-14)
+    # only column k of Ω and row k of F change; the inputs are untouched and T is kept
+    changed_o = np.argwhere(new.fast != O0)
+    assert set(changed_o[:, 1].tolist()) == {k}
+    assert set(np.argwhere(new.F != F0)[:, 0].tolist()) == {k}
+    np.testing.assert_array_equal(w.F, F0)
+    np.testing.assert_array_equal(w.fast, O0)
+    np.testing.assert_array_equal(new.T, w.T)
+    # the two component rules agree with the combined one
+    np.testing.assert_array_equal(recurrent_update(O0, V, r, k, rule.eps_fast, rule.beta, rule.mu), new.fast)
+    np.testing.assert_array_equal(feedforward_update(F0, x, k, rule.eps_ff, rule.alpha), new.F)
+
+
+def test_fixed_point_of_the_recurrent_rule():
+    """With V = −Ω_{:,k}/β − μr the recurrent rule only moves the reset: Ω_kk ← Ω_kk − εμ."""
+    rng = np.random.default_rng(0)
+    fast, r = -rng.random((5, 5)), rng.random(5)
+    beta, mu, eps = 1.25, 0.02, 1e-2
+    V = -fast[:, 2] / beta - mu * r
+    new = recurrent_update(fast, V, r, 2, eps, beta, mu)
+    expected = fast.copy()
+    expected[2, 2] -= eps * mu
+    np.testing.assert_allclose(new, expected, rtol=0, atol=1e-15)
+
+
+def test_defaults_are_the_brendel2020_fig2_preset():
+    rule = AutoencoderLearning.preset("brendel2020_fig2")
+    assert rule == AutoencoderLearning()
+    assert (rule.n, rule.j, rule.leak, rule.dt) == (20, 2, 50.0, 1e-3)
+    assert (rule.eps_fast, rule.eps_ff, rule.alpha, rule.threshold) == (1e-3, 1e-4, 0.18, 0.5)
+    assert rule.beta == pytest.approx(1 / 0.9) and rule.mu == pytest.approx(0.02 / 0.9) and rule.nu == 0
+    assert (rule.mode, rule.sigma_v, rule.sigma_t) == ("single", 1e-3, 1e-2)
+    params = rule.scn_params()
+    assert (params.leak, params.dt, params.mode, params.sigma_v, params.sigma_t) == (50.0, 1e-3, "single",
+                                                                                      1e-3, 1e-2)
+
+
+def test_initial_weights():
+    rule = AutoencoderLearning()
+    w = initial_weights(rule, 0)
+    np.testing.assert_allclose(np.linalg.norm(w.F, axis=1), 1.0, rtol=0, atol=1e-14)
+    off = w.fast[~np.eye(rule.n, dtype=bool)]
+    assert np.all((off <= 0) & (off >= -0.2))
+    assert np.all((np.diag(w.fast) <= -0.5) & (np.diag(w.fast) >= -0.7))
+    np.testing.assert_array_equal(w.T, 0.5)
+    np.testing.assert_array_equal(initial_weights(rule, 0).fast, w.fast)  # seeded
+    si = initial_weights(AutoencoderLearning.preset("brendel2020_si"), 1)
+    np.testing.assert_allclose(np.linalg.norm(si.F, axis=1), 0.8, rtol=0, atol=1e-14)
+    np.testing.assert_array_equal(si.fast, -0.5 * np.eye(rule.n))
+    # a random Ω₀ is far from −F Fᵀ (spec: err_Ω ≈ 0.95 before learning)
+    errs = [alignment_error(initial_weights(rule, s).fast, initial_weights(rule, s).F) for s in range(50)]
+    assert 0.9 < np.median(errs) < 0.99
+
+
+def test_learn_is_seeded_and_records_checkpoints():
+    rule = AutoencoderLearning()
+    a = learn_autoencoder(rule, 2000, seed=4, checkpoints=[0, 500, 2000])
+    b = learn_autoencoder(rule, 2000, seed=4, checkpoints=[0, 500, 2000])
+    np.testing.assert_array_equal(a.steps, [0, 500, 2000])
+    np.testing.assert_array_equal(a.fast, b.fast)
+    np.testing.assert_array_equal(a.weights.F, a.F[-1])
+    assert a.F.shape == (3, 20, 2) and a.fast.shape == (3, 20, 20)
+    assert np.isnan(a.rate[0]) and np.all(a.rate[1:] > 0)
+    assert a.n_spikes == pytest.approx(a.rate[1] * 20 * 0.5 + a.rate[2] * 20 * 1.5)
+    np.testing.assert_allclose(a.err_fast, [alignment_error(o, f) for o, f in zip(a.fast, a.F, strict=True)])
+    logs = learn_autoencoder(rule, 1000, seed=4, checkpoints=5).steps
+    assert logs[0] == 0 and logs[-1] == 1000 and np.all(np.diff(logs) > 0)
+    # weights0 is used as given, and learning with zero rates leaves it unchanged
+    frozen = AutoencoderLearning(eps_fast=0.0, eps_ff=0.0)
+    w0 = initial_weights(frozen, 1)
+    c = learn_autoencoder(frozen, 500, seed=2, weights0=w0, checkpoints=[0, 500])
+    np.testing.assert_array_equal(c.weights.fast, w0.fast)
+    np.testing.assert_array_equal(c.weights.F, w0.F)
+
+
+def _rate(w: SCNWeights, rule: AutoencoderLearning, steps: int, seed: int) -> float:
+    """Mean rate (Hz) of a network with frozen weights on fresh spec-§2 input."""
+    c = smoothed_white_noise(steps, rule.j, seed=seed)
+    run = simulate(w, c, rule.scn_params(), seed=seed + 1, record=("spikes",))
+    return run.neurons.size / (rule.n * steps * rule.dt)
+
+
+@pytest.mark.slow
+def test_quick_learning_target():
+    """Spec --quick: err_Ω falls from ≈ 0.95 to < 0.02 in 2·10⁵ steps (≈ 15 s), and the rate falls (37 → 16 Hz).
+
+    Across seeds 0–6 err_Ω at 2·10⁵ steps was 0.040, 0.026, 0.0046, 0.014, 0.014, 0.013, 0.020: seeds whose
+    initial F directions cluster (initial err_Ω ≈ 0.88 rather than 0.95) learn more slowly."""
+    rule = AutoencoderLearning()
+    trace = learn_autoencoder(rule, 200_000, seed=2, checkpoints=12)
+    assert 0.9 < trace.err_fast[0] < 1.0
+    assert trace.err_fast[-1] < 0.02
+    assert np.all(np.diff(trace.err_fast[trace.steps >= 1000]) < 0)
+    w0 = SCNWeights(F=trace.F[0], fast=trace.fast[0], T=trace.weights.T)
+    before, after = _rate(w0, rule, 20_000, 9), _rate(trace.weights, rule, 20_000, 9)
+    assert after < 0.7 * before
+    assert 10 < after < 25
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"eps_fast": -1e-3}, "eps_fast"), ({"eps_ff": -1e-4}, "eps_ff"), ({"threshold": 0.0}, "threshold"),
+     ({"mode": "batch"}, "mode"), ({"dt": 1e-2}, "dt"), ({"sigma_t": -1.0}, "sigma_t")],
+)
+def test_bad_parameters_raise(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        AutoencoderLearning(**kwargs)
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="preset"):
+        AutoencoderLearning.preset("brendel2021")
+    rule = AutoencoderLearning()
+    w = initial_weights(rule, 0)
+    V, r, x = np.zeros(20), np.zeros(20), np.zeros(2)
+    with pytest.raises(ValueError, match="eps"):
+        recurrent_update(w.fast, V, r, 0, -1e-3, 1.0, 0.0)
+    with pytest.raises(ValueError, match="eps"):
+        feedforward_update(w.F, x, 0, -1e-3, 0.18)
+    with pytest.raises(ValueError, match="k"):
+        recurrent_update(w.fast, V, r, 20, 1e-3, 1.0, 0.0)
+    with pytest.raises(ValueError, match="V"):
+        recurrent_update(w.fast, np.zeros(3), r, 0, 1e-3, 1.0, 0.0)
+    with pytest.raises(ValueError, match="x"):
+        autoencoder_update(w, 0, V, r, np.zeros(3), rule)
+    with pytest.raises(ValueError, match="n_steps"):
+        learn_autoencoder(rule, 0)
+    with pytest.raises(ValueError, match="checkpoints"):
+        learn_autoencoder(rule, 10, checkpoints=[0, 11])
+    with pytest.raises(ValueError, match="weights0"):
+        learn_autoencoder(rule, 10, weights0=initial_weights(AutoencoderLearning(n=5), 0))
+    with pytest.raises(TypeError, match="rule"):
+        learn_autoencoder("brendel2020_fig2", 10)
