@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 
+from _timing import best  # benchmarks/ is on sys.path when a script runs
 from wrec.capacity import decompose, ipc, memory_capacity
 from wrec.capacity.basis import orthonormal
 from wrec.capacity.targets import build, delay_sets
@@ -35,16 +35,6 @@ try:
 except ImportError:  # optional cross-check library
     Reservoir = None
 
-
-def best(fn, repeats: int) -> float:
-    """Minimum wall time of fn() over ``repeats`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def lstsq_r2(Xc: np.ndarray, Z: np.ndarray) -> np.ndarray:

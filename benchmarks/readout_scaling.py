@@ -14,24 +14,15 @@ the ratio depends on how many grid points lie near N (log grid: few, so at most 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
+from _timing import best  # benchmarks/ is on sys.path when a script runs
 from wrec.capacity import capacity_by_readout, memory_capacity
 from wrec.experiments.readout_scaling import readout_grid
 from wrec.reservoir import ESN, run
 from wrec.tasks import uniform_input
 from wrec.weights import gaussian
-
-
-def best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

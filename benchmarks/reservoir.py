@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 
+from _timing import best  # benchmarks/ is on sys.path when a script runs
 from wrec.reservoir import ESN, run
 from wrec.weights import gaussian, input_weights, sparse
 
@@ -33,15 +33,9 @@ except ImportError:  # optional cross-check library
     Reservoir = None
 
 
-def best(fn, u: np.ndarray, repeats: int) -> float:
+def best_on(fn, u: np.ndarray, repeats: int) -> float:
     """Minimum wall time of fn(u) over ``repeats`` calls, after a warm-up call on the first 100 steps."""
-    fn(u[:100])
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(u)
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return best(lambda: fn(u), repeats, warmup=lambda: fn(u[:100]))
 
 
 def rpy_loop(mats, w_in: np.ndarray):
@@ -87,9 +81,9 @@ def main() -> None:
     W = gaussian(N, seed=0, spectral_radius=1.0)
     rhos = np.linspace(0.1, 1.3, B)
     batched = {dt: ESN(W, recurrent_scale=rhos, w_in=w_in, dtype=dt) for dt in (np.float32, np.float64)}
-    t_b = {dt: best(lambda u, m=m: run(m, u), u, args.repeats) for dt, m in batched.items()}
-    t_loop = best(wrec_loop([ESN(W, recurrent_scale=r, w_in=w_in) for r in rhos]), u, args.repeats)
-    t_rpy = best(rpy_loop([r * W for r in rhos], w_in), u, args.repeats) if Reservoir else None
+    t_b = {dt: best_on(lambda u, m=m: run(m, u), u, args.repeats) for dt, m in batched.items()}
+    t_loop = best_on(wrec_loop([ESN(W, recurrent_scale=r, w_in=w_in) for r in rhos]), u, args.repeats)
+    t_rpy = best_on(rpy_loop([r * W for r in rhos], w_in), u, args.repeats) if Reservoir else None
     report("wrec batched float32 (one GEMM per step)", t_b[np.float32], steps)
     report("wrec batched float64", t_b[np.float64], steps)
     report("wrec one reservoir at a time, float64", t_loop, steps)
@@ -113,7 +107,7 @@ def main() -> None:
             for _ in range(u.size):
                 np.matmul(X, Wt, out=Y)
 
-        t_gemm = best(gemm, u[: min(T, 2000)], args.repeats) / min(T, 2000)
+        t_gemm = best_on(gemm, u[: min(T, 2000)], args.repeats) / min(T, 2000)
         print(f"  GEMM ({B}, {N}) x ({N}, {N}) {np.dtype(dt).name}: wrec run {flop * T / t_b[dt] / 1e9:6.1f} GFLOP/s, "
               f"bare numpy matmul loop {flop / t_gemm / 1e9:6.1f} GFLOP/s")
     del batched
@@ -121,8 +115,8 @@ def main() -> None:
     print(f"(b) {B} distinct sparse reservoirs, density 0.1, spectral radius 0.9")
     mats = [sparse(N, 0.1, spectral_radius=0.9, seed=10 + i) for i in range(B)]
     listed = {dt: ESN(mats, w_in=w_in, dtype=dt) for dt in (np.float32, np.float64)}
-    t_s = {dt: best(lambda u, m=m: run(m, u), u, args.repeats) for dt, m in listed.items()}
-    t_srpy = best(rpy_loop(mats, w_in), u, args.repeats) if Reservoir else None
+    t_s = {dt: best_on(lambda u, m=m: run(m, u), u, args.repeats) for dt, m in listed.items()}
+    t_srpy = best_on(rpy_loop(mats, w_in), u, args.repeats) if Reservoir else None
     report("wrec list of sparse W, float32", t_s[np.float32], steps)
     report("wrec list of sparse W, float64", t_s[np.float64], steps)
     if t_srpy:

@@ -13,21 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 
+from _timing import best  # benchmarks/ is on sys.path when a script runs
 from wrec.spiking import SCNParams, optimal_weights, simulate
 from wrec.tasks import smoothed_white_noise
-
-
-def best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
