@@ -218,3 +218,33 @@ def test_sigkill_at_random_points_resumes_to_the_clean_table(tmp_path, workers):
     clean = sweep.run(sweep_tasks.measure, configs, store=Store(tmp_path / "clean"))
     pd.testing.assert_frame_equal(final, clean)
     assert not any(p.suffix == ".parquet" for p in root.glob(".*"))  # leftover temporaries are not results
+
+
+def test_task_dir_keeps_partial_state_until_the_result_is_stored(tmp_path):
+    """A task that checkpoints in ``task_dir()`` and is interrupted resumes from its checkpoint; the folder goes
+    once the result is stored; outside a sweep (or without a store) there is no task folder."""
+    from wrec import checkpoint
+
+    seen = []
+
+    def fn(c):
+        folder = sweep.task_dir()
+        seen.append(folder)
+        saved = checkpoint.load(folder / "ck.npz")
+        start = 0 if saved is None else int(saved[1]["done"])
+        for i in range(start, 4):
+            checkpoint.save(folder / "ck.npz", {}, {"done": i + 1})
+            if i == 1 and saved is None:
+                raise KeyboardInterrupt  # killed half-way
+        return pd.DataFrame({"start": [start]})
+
+    store = Store(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(fn, [Task(1)], store=store)
+    assert seen[0] == tmp_path / sweep.PARTIAL / config_key(Task(1))
+    assert checkpoint.load(seen[0] / "ck.npz")[1] == {"done": 2}
+    out = sweep.run(fn, [Task(1)], store=store)
+    assert out["start"].tolist() == [2]  # resumed after the two finished steps
+    assert not seen[0].exists() and store.keys() == [config_key(Task(1))]
+    assert sweep.task_dir() is None
+    assert sweep.run(lambda c: pd.DataFrame({"d": [str(sweep.task_dir())]}), [Task(2)])["d"].tolist() == ["None"]

@@ -2,7 +2,9 @@
 
 ``run(fn, configs, store=...)`` evaluates ``fn(config) -> DataFrame`` for every config not already in the
 store, writes each result the moment it finishes, and returns the results of exactly these configs in
-config order. An interrupted sweep resumes without recomputing or losing anything finished.
+config order. An interrupted sweep resumes without recomputing or losing anything finished. A long task can
+also keep durable partial state (``checkpoint`` files) in ``task_dir()``, so that it resumes mid-way; the folder
+is removed once the task's result is stored.
 
 Where the tasks run is the caller's choice and never changes the numbers: in-process (``workers=1``), a local
 process pool (``workers > 1``, one BLAS thread per worker), or any ``concurrent.futures.Executor`` — for a
@@ -18,9 +20,11 @@ import hashlib
 import multiprocessing
 import operator
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -33,6 +37,32 @@ C = TypeVar("C")
 
 #: Environment of the process-pool workers: one BLAS/OpenMP thread each (unless the user set these).
 BLAS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+PARTIAL = ".partial"  # under the store's root: one folder of partial state per running task
+_task_dir: Path | None = None
+
+
+def task_dir() -> Path | None:
+    """The folder where the running sweep task may keep durable partial state (e.g. ``wrec.checkpoint`` files),
+    ``<store>/.partial/<key>``; None outside a sweep task or when the sweep has no store. It survives an
+    interrupted run (so the rerun of the task resumes from it) and is removed once the task's result is stored.
+    On a cluster it must be on a file system the workers share."""
+    return _task_dir
+
+
+@dataclasses.dataclass(frozen=True)
+class _Task:
+    """``fn`` with ``task_dir()`` set while it runs (picklable, so it travels to pool and Dask workers)."""
+
+    fn: Callable
+    partial: Path | None
+
+    def __call__(self, key: str, config: object) -> pd.DataFrame:
+        global _task_dir
+        previous, _task_dir = _task_dir, None if self.partial is None else self.partial / key
+        try:
+            return self.fn(config)
+        finally:
+            _task_dir = previous
 
 
 def run(
@@ -78,11 +108,14 @@ def run(
         else:
             todo[key] = config
 
+    task = _Task(fn, None if store is None else store.root / PARTIAL)
+
     def finish(key: str, result: pd.DataFrame) -> None:
         frame = _label(result, todo[key], key)
         if store is not None:
             store.save(key, frame)
             frame = store.load(key)
+            shutil.rmtree(task.partial / key, ignore_errors=True)
         results[key] = frame
         bar.update()
 
@@ -90,11 +123,11 @@ def run(
         if not todo:
             pass
         elif executor is not None:
-            _run_on(executor, fn, todo, finish)
+            _run_on(executor, task, todo, finish)
         elif workers == 1:
             for key, config in todo.items():
                 try:
-                    result = fn(config)
+                    result = task(key, config)
                 except BaseException as exc:
                     _name_config(exc, key, config)
                     raise
@@ -105,19 +138,19 @@ def run(
                 max_workers=min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")
             ) as pool:
                 try:
-                    _run_on(pool, fn, todo, finish)
+                    _run_on(pool, task, todo, finish)
                 finally:
                     pool.shutdown(wait=True, cancel_futures=True)
     return pd.concat([results[key] for key in keys], ignore_index=True)
 
 
-def _run_on(executor: Executor, fn: Callable, todo: dict, finish: Callable[[str, pd.DataFrame], None]) -> None:
+def _run_on(executor: Executor, task: _Task, todo: dict, finish: Callable[[str, pd.DataFrame], None]) -> None:
     """Submit every task and finish each as it completes. On the first failed task cancel the others, keep
     finishing those that still complete, then raise it."""
     futures: dict[Future, str] = {}
     try:
         for key, config in todo.items():
-            futures[executor.submit(fn, config)] = key
+            futures[executor.submit(task, key, config)] = key
         failure: BaseException | None = None
         for future in as_completed(futures):
             key = futures[future]
