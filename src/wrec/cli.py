@@ -62,6 +62,11 @@ def run_experiment(
     figures = module.plot(results, folder / f"{experiment}.png")
     with pd.option_context("display.width", 250, "display.max_columns", 40, "display.float_format", "{:.3f}".format):
         typer.echo(summary.to_string(index=False))
+        if hasattr(module, "targets"):  # the spec's reproduction targets: measured value, tolerance, held or not
+            checks = module.targets(results)
+            checks.to_csv(folder / "targets.csv", index=False)
+            typer.echo(f"\nspec targets ({int(checks['held'].sum())} of {len(checks)} held):")
+            typer.echo(checks.to_string(index=False))
     typer.echo(f"\ntable: {folder / 'table.csv'}")
     for figure in figures:
         typer.echo(f"figure: {figure}")
