@@ -117,6 +117,37 @@ def test_learn_is_seeded_and_records_checkpoints():
     np.testing.assert_array_equal(c.weights.F, w0.F)
 
 
+@pytest.mark.parametrize("stop_after", [1, 700, 2600])  # before the 1st checkpoint, mid-chunk, next chunk
+def test_interrupted_learning_resumes_to_the_same_numbers(tmp_path, monkeypatch, stop_after):
+    """Killed after ``stop_after`` steps, a rerun from the checkpoint file equals the uninterrupted run
+    bit for bit (weights, trace, spike count), across an input-chunk boundary too."""
+    from wrec.spiking import learning
+
+    rule = AutoencoderLearning(input_block=200)
+    monkeypatch.setattr(learning, "_INPUT_CHUNK_BLOCKS", 10)  # chunks of 2000 steps: the run crosses one
+    whole = learn_autoencoder(rule, 3000, seed=5, checkpoints=[0, 500, 1000, 2500, 3000])
+    path = tmp_path / "ck.npz"
+    real_step, calls = learning.step, [0]
+
+    def dying_step(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] > stop_after:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(learning, "step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        learn_autoencoder(rule, 3000, seed=5, checkpoints=[0, 500, 1000, 2500, 3000], checkpoint=path)
+    monkeypatch.setattr(learning, "step", real_step)
+    resumed = learn_autoencoder(rule, 3000, seed=5, checkpoints=[0, 500, 1000, 2500, 3000], checkpoint=path)
+    for name in ("steps", "err_fast", "rate", "F", "fast"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))
+    np.testing.assert_array_equal(resumed.weights.fast, whole.weights.fast)
+    assert resumed.n_spikes == whole.n_spikes
+    with pytest.raises(ValueError, match="different learning run"):
+        learn_autoencoder(rule, 3000, seed=6, checkpoints=[0, 500, 1000, 2500, 3000], checkpoint=path)
+
+
 def _rate(w: SCNWeights, rule: AutoencoderLearning, steps: int, seed: int) -> float:
     """Mean rate (Hz) of a network with frozen weights on fresh spec-§2 input."""
     c = smoothed_white_noise(steps, rule.j, seed=seed)

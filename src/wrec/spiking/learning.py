@@ -16,12 +16,14 @@ Shapes: N neurons, J signal dimensions, K checkpoints.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from wrec import _checks
+from wrec import checkpoint as checkpoint_store
 from wrec._checks import Seed
 from wrec.spiking.metrics import alignment_error
 from wrec.spiking.scn import MODES, SCNParams, SCNWeights, initial_state, step
@@ -196,7 +198,8 @@ def initial_weights(rule: AutoencoderLearning, seed: Seed = None) -> SCNWeights:
 
 def learn_autoencoder(rule: AutoencoderLearning, n_steps: int, *, seed: Seed = None,
                       weights0: SCNWeights | None = None,
-                      checkpoints: int | Sequence[int] = 20) -> LearningTrace:
+                      checkpoints: int | Sequence[int] = 20,
+                      checkpoint: str | os.PathLike | None = None) -> LearningTrace:
     """Learn F and Ω on spec §2's input for ``n_steps`` steps of one trial, applying the rules at each spike.
 
     Input: c = smoothed white noise (``tasks.smoothed_white_noise``; s.d. ``input_width`` steps, amplitude
@@ -204,6 +207,10 @@ def learn_autoencoder(rule: AutoencoderLearning, n_steps: int, *, seed: Seed = N
     dt c_t from x_0 = 0. The network starts at V = 0, r = 0. ``checkpoints`` is a count K of log-spaced steps
     (0 and ``n_steps`` included) or explicit steps in [0, n_steps]. The seed sets the initial weights (when
     ``weights0`` is None), the input and the noise, from independent streams.
+
+    ``checkpoint``: a file (``.npz``) where the whole learning state is saved (atomically, ``wrec.checkpoint``)
+    at every checkpoint step; when it exists, learning resumes from it and gives the same numbers as an
+    uninterrupted run. A file written by a different run (rule, n_steps, checkpoints, seed) is a ValueError.
 
     Shape: weights0 with F (N, J) as in ``rule``.
     """
@@ -219,8 +226,32 @@ def learn_autoencoder(rule: AutoencoderLearning, n_steps: int, *, seed: Seed = N
     elif weights0.F.shape != (rule.n, rule.j):
         raise ValueError(f"weights0.F must have shape (n, j) = ({rule.n}, {rule.j}), got {weights0.F.shape}")
     params = rule.scn_params()
+    # What makes a checkpoint file ours: the run's parameters and the first draws of its streams.
+    run_id = repr((rule, n_steps, ckpt.tolist(), checkpoint_store.rng_state(rng_input),
+                   checkpoint_store.rng_state(rng_noise), weights0.F.tolist()))
     w = weights0
     state = initial_state(w)
+    x_chunk0 = np.zeros(rule.j)  # x just before the current input chunk
+    trace: dict[str, list] = {"steps": [], "err_fast": [], "rate": [], "F": [], "fast": []}
+    n_spikes = spikes_since = last = t0 = chunk_start = 0
+    chunk = rule.input_block * _INPUT_CHUNK_BLOCKS
+    input_state = checkpoint_store.rng_state(rng_input)  # state before the current chunk was drawn
+
+    saved = checkpoint_store.load(checkpoint)
+    if saved is not None:
+        arrays, meta = saved
+        if meta.get("run") != run_id:
+            raise ValueError(f"checkpoint {checkpoint} was written by a different learning run (rule, n_steps, "
+                             "checkpoints, seed or weights0 differ); delete it or pass another path")
+        w = replace(w, F=arrays["F_now"], fast=arrays["fast_now"])
+        state = type(state)(arrays["V"], arrays["r"], arrays["pending"][()])
+        x_chunk0 = arrays["x_chunk0"]
+        trace = {k: list(arrays[k]) for k in trace}
+        n_spikes, t0, chunk_start = meta["n_spikes"], meta["step"], meta["chunk_start"]
+        last = t0
+        input_state = meta["input_rng"]
+        checkpoint_store.set_rng_state(rng_input, input_state)
+        checkpoint_store.set_rng_state(rng_noise, meta["noise_rng"])
     x_now = np.zeros(rule.j)
 
     def on_spike(_b: int, k: int, V: Array, r: Array) -> SCNWeights:
@@ -228,32 +259,33 @@ def learn_autoencoder(rule: AutoencoderLearning, n_steps: int, *, seed: Seed = N
         w = autoencoder_update(w, k, V, r, x_now, rule)
         return w
 
-    steps, errs, rates, Fs, fasts = [], [], [], [], []
-    n_spikes = spikes_since = 0
-    last = 0
-
     def record(t: int) -> None:
         nonlocal spikes_since, last
-        steps.append(t)
-        errs.append(alignment_error(w.fast, w.F))
-        rates.append(np.nan if t == last else spikes_since / (rule.n * (t - last) * rule.dt))
-        Fs.append(w.F.copy())
-        fasts.append(w.fast.copy())
+        trace["steps"].append(t)
+        trace["err_fast"].append(alignment_error(w.fast, w.F))
+        trace["rate"].append(np.nan if t == last else spikes_since / (rule.n * (t - last) * rule.dt))
+        trace["F"].append(w.F.copy())
+        trace["fast"].append(w.fast.copy())
         spikes_since, last = 0, t
+        if checkpoint is not None:
+            checkpoint_store.save(
+                checkpoint,
+                {"F_now": w.F, "fast_now": w.fast, "V": state.V, "r": state.r, "pending": state.pending,
+                 "x_chunk0": x_chunk0, **{k: np.asarray(v) for k, v in trace.items()}},
+                {"run": run_id, "step": t, "chunk_start": start, "n_spikes": n_spikes, "input_rng": input_state,
+                 "noise_rng": checkpoint_store.rng_state(rng_noise)})
 
-    chunk = rule.input_block * _INPUT_CHUNK_BLOCKS
-    x_prev = None
-    next_ck = 0
-    if ckpt[0] == 0:
+    next_ck = int(np.searchsorted(ckpt, t0, side="right"))
+    start = chunk_start
+    if saved is None and ckpt[0] == 0:
         record(0)
-        next_ck = 1
-    for start in range(0, n_steps, chunk):
+    for start in range(chunk_start, n_steps, chunk):
         length = min(chunk, n_steps - start)
+        input_state = checkpoint_store.rng_state(rng_input)
         c = smoothed_white_noise(length, rule.j, width=rule.input_width, amplitude=rule.input_amplitude,
                                  block=rule.input_block, seed=rng_input)
-        x = leaky_integral(c, rule.leak, rule.dt, x0=x_prev)  # x[t]: after c[t], seen by the rule at step t
-        x_prev = x[-1]
-        for i in range(length):
+        x = leaky_integral(c, rule.leak, rule.dt, x0=x_chunk0)  # x[t]: after c[t], seen by the rule at step t
+        for i in range(max(t0 - start, 0), length):
             x_now = x[i]
             state, fired = step(params, w, state, c[i], rng_noise, on_spike)
             spikes_since += fired.size
@@ -261,9 +293,10 @@ def learn_autoencoder(rule: AutoencoderLearning, n_steps: int, *, seed: Seed = N
             if next_ck < ckpt.size and start + i + 1 == ckpt[next_ck]:
                 record(start + i + 1)
                 next_ck += 1
-    return LearningTrace(steps=np.asarray(steps, dtype=np.int64), err_fast=np.asarray(errs),
-                         rate=np.asarray(rates), F=np.stack(Fs), fast=np.stack(fasts), weights=w,
-                         n_spikes=n_spikes)
+        x_chunk0 = x[-1]
+    return LearningTrace(steps=np.asarray(trace["steps"], dtype=np.int64), err_fast=np.asarray(trace["err_fast"]),
+                         rate=np.asarray(trace["rate"]), F=np.stack(trace["F"]), fast=np.stack(trace["fast"]),
+                         weights=w, n_spikes=n_spikes)
 
 
 def _vec(a: Array, name: str, n: int) -> Array:
