@@ -26,8 +26,8 @@ from wrec import _checks
 from wrec import checkpoint as checkpoint_store
 from wrec._checks import Seed
 from wrec.spiking.metrics import alignment_error
-from wrec.spiking.scn import MODES, SCNParams, SCNWeights, initial_state, step
-from wrec.tasks.signals import leaky_integral, smoothed_white_noise
+from wrec.spiking.scn import MODES, SCNParams, SCNWeights, _step, initial_state, optimal_weights, simulate, step
+from wrec.tasks.signals import leaky_integral, linear_response, smoothed_white_noise
 
 Array = np.ndarray
 PRESETS = ("brendel2020_fig2", "brendel2020_si")
@@ -317,3 +317,363 @@ def _checkpoints(checkpoints: int | Sequence[int], n_steps: int) -> Array:
         raise ValueError(f"checkpoints must lie in [0, n_steps] = [0, {n_steps}], got range "
                          f"[{ck.min()}, {ck.max()}]")
     return np.unique(ck).astype(np.int64)
+
+
+# ---- (B) supervised learning of the slow weights: a linear dynamical system (spec §3) -------------------------
+#
+# Bourdoukan & Denève, NeurIPS 2015. A teacher ẋ = A x + c supplies the error e = x − x̂, which is fed back as
+# the current K Dᵀe and drives the local rule W ← W + η dt (Dᵀe) rᵀ (error current into i × presynaptic filtered
+# rate j) towards W* = Dᵀ(A + λI)D, Boerlin et al. 2013's network for that system.
+
+BOERLIN_OSCILLATOR = ((-4.8, -22.4), (40.0, 0.0))  # Boerlin et al. 2013's damped oscillator, 1/s
+
+
+@dataclass(frozen=True)
+class LDSLearning:
+    """Parameters of supervised learning of the slow weights W (spec §3; our defaults, the paper's are unknown).
+
+    Attributes:
+        n: N, neurons.
+        A: the target system ẋ = A x + c, a (J, J) matrix as nested tuples (1/s); J is its size.
+        decoder_scale: ‖D_i‖ of the default decoder D_i = s(cos θ_i, sin θ_i), θ_i = 2πi/N (J = 2 only).
+        leak: λ (1/s), leak of V and r.
+        dt: time step (s); dt·λ < 0.1.
+        mu: μ, quadratic cost (≥ 0), in Ω = −(DᵀD + μI) and T.
+        feedback: K (≥ 0), gain of the error feedback current K Dᵀe during learning; 0 for none.
+        eta: η (≥ 0), learning rate of the slow rule.
+        train_time: learning time (s).
+        test_time: length of the autonomous test (s), of which the first ``test_discard`` s are discarded.
+        input_width: s.d. of the Gaussian smoothing of the input noise (s).
+        input_amplitude: amplitude of the input c per dimension.
+        input_block: the training input is redrawn in independent blocks of this length (s).
+    """
+
+    n: int = 20
+    A: tuple[tuple[float, ...], ...] = BOERLIN_OSCILLATOR
+    decoder_scale: float = 0.05
+    leak: float = 10.0
+    dt: float = 1e-4
+    mu: float = 1e-6
+    feedback: float = 50.0
+    eta: float = 1.0
+    train_time: float = 30.0
+    test_time: float = 2.0
+    test_discard: float = 0.2
+    input_width: float = 0.02
+    input_amplitude: float = 300.0
+    input_block: float = 5.0
+
+    def __post_init__(self) -> None:
+        _checks.integer(self.n, "n", low=1)
+        A = self.system()
+        object.__setattr__(self, "A", tuple(tuple(float(v) for v in row) for row in A))
+        for name in ("mu", "feedback", "eta", "test_discard", "leak"):
+            object.__setattr__(self, name, _checks.real(getattr(self, name), name, low=0.0))
+        for name in ("decoder_scale", "dt", "train_time", "test_time", "input_width", "input_block"):
+            object.__setattr__(self, name, _checks.real(getattr(self, name), name, low=0.0, low_open=True))
+        object.__setattr__(self, "input_amplitude", _checks.real(self.input_amplitude, "input_amplitude"))
+        if self.test_discard >= self.test_time:
+            raise ValueError(f"test_discard must be < test_time = {self.test_time} s, got {self.test_discard} s")
+        for name in ("train_steps", "test_steps", "block_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = round(time / dt) must be >= 1; lengthen the time or lower dt = {self.dt}")
+        self.scn_params()  # checks dt·leak < 0.1
+
+    @property
+    def j(self) -> int:
+        """J, the signal dimension."""
+        return len(self.A)
+
+    @property
+    def train_steps(self) -> int:
+        return round(self.train_time / self.dt)
+
+    @property
+    def test_steps(self) -> int:
+        return round(self.test_time / self.dt)
+
+    @property
+    def discard_steps(self) -> int:
+        return round(self.test_discard / self.dt)
+
+    @property
+    def block_steps(self) -> int:
+        return round(self.input_block / self.dt)
+
+    def system(self) -> Array:
+        """A as a (J, J) float64 array."""
+        try:
+            A = np.array(self.A, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"A must be a square matrix of reals (nested tuples), got {self.A!r}: {exc}") from None
+        A = _checks.array(A, "A", ndim=2)
+        if A.shape[0] != A.shape[1] or A.size == 0:
+            raise ValueError(f"A must be a non-empty square (J, J) matrix, got shape {A.shape}")
+        return A
+
+    def decoder(self) -> Array:
+        """The default decoder D_i = s(cos θ_i, sin θ_i), θ_i = 2πi/N. Shape: (J, N) with J = 2."""
+        if self.j != 2:
+            raise ValueError(f"the default decoder is 2-D (cos θ, sin θ), but A is {self.j}×{self.j}; pass D")
+        theta = 2 * np.pi * np.arange(self.n) / self.n
+        return self.decoder_scale * np.stack([np.cos(theta), np.sin(theta)])
+
+    def scn_params(self) -> SCNParams:
+        """The simulation parameters (deterministic, sequential spiking)."""
+        return SCNParams(leak=self.leak, dt=self.dt, mu=self.mu)
+
+    def target_weights(self, D: Array | None = None) -> Array:
+        """W* = Dᵀ(A + λI)D (Boerlin et al. 2013). Shape: D (J, N) → (N, N)."""
+        D = self.decoder() if D is None else _lds_decoder(D, self)
+        return D.T @ (self.system() + self.leak * np.eye(self.j)) @ D
+
+
+@dataclass(frozen=True, eq=False)
+class LDSTrace:
+    """What ``learn_lds`` returns.
+
+    Attributes:
+        steps: (K,) learning steps at the checkpoints (0 = before learning).
+        weight_error: (K,) ‖W − W*‖_F / ‖W*‖_F at each checkpoint.
+        train_error: (K,) relative RMS error during learning since the previous checkpoint,
+            sqrt(Σ‖x − x̂‖² / Σ‖x‖²) over steps (with the feedback on); NaN at step 0.
+        rate: (K,) mean firing rate (Hz, over neurons) since the previous checkpoint; NaN at step 0.
+        W: (K, N, N) slow weights at each checkpoint.
+        target: (N, N) W*.
+        weights: the learned network (F = Dᵀ, Ω, T, slow = W after the last step, D).
+        n_spikes: total number of spikes during learning.
+        dt: the time step (s).
+        resumed_from: the step a checkpoint file resumed from (0 for a fresh run).
+    """
+
+    steps: Array
+    weight_error: Array
+    train_error: Array
+    rate: Array
+    W: Array
+    target: Array
+    weights: SCNWeights
+    n_spikes: int
+    dt: float
+    resumed_from: int = 0
+
+    @property
+    def times(self) -> Array:
+        """(K,) learning time (s) at the checkpoints."""
+        return self.steps * self.dt
+
+
+def slow_update(W: Array, D: Array, e: Array, r: Array, eta: float, dt: float) -> Array:
+    """W ← W + η dt (Dᵀe) rᵀ (a new array; W is not modified): spec §3's slow rule, one step.
+
+    Local: W_ij changes by the error current (Dᵀe)_i into neuron i times the presynaptic filtered rate r_j.
+
+    Shape: W (N, N); D (J, N); e (J,) = x − D r; r (N,).
+    """
+    W = _checks.square(W, "W")
+    n = W.shape[0]
+    D = _checks.array(D, "D", ndim=2)
+    if D.shape[1] != n:
+        raise ValueError(f"D must have shape (J, N) with N = {n} to match W of shape {W.shape}, got {D.shape}")
+    e, r = _vec(e, "e", D.shape[0]), _vec(r, "r", n)
+    gain = _checks.real(eta, "eta", low=0.0) * _checks.real(dt, "dt", low=0.0, low_open=True)
+    return W + gain * np.outer(D.T @ e, r)
+
+
+def effective_dynamics(W: Array, D: Array, leak: float) -> Array:
+    """A_eff = (Dᵀ)⁺ W D⁺ − λI, the system a slow weight matrix implements (= A for W = Dᵀ(A + λI)D, D of
+    full row rank). Shape: W (N, N); D (J, N) → (J, J)."""
+    W = _checks.square(W, "W")
+    D = _checks.array(D, "D", ndim=2)
+    if D.shape[1] != W.shape[0]:
+        raise ValueError(f"D must have shape (J, N) with N = {W.shape[0]} to match W, got {D.shape}")
+    leak = _checks.real(leak, "leak", low=0.0)
+    P = np.linalg.pinv(D)  # (N, J)
+    return P.T @ W @ P - leak * np.eye(D.shape[0])
+
+
+def learn_lds(rule: LDSLearning, *, seed: Seed = None, n_steps: int | None = None, D: Array | None = None,
+              fast: Array | None = None, W0: Array | None = None, checkpoints: int | Sequence[int] = 61,
+              checkpoint: str | os.PathLike | None = None) -> LDSTrace:
+    """Learn the slow weights W of an SCN so that it runs ẋ = A x + c (spec §3), for ``n_steps`` steps.
+
+    Teacher x_{t+1} = x_t + dt(A x_t + c_t) from x_0 = 0 (``tasks.linear_response``), c smoothed white noise
+    (s.d. ``input_width``, amplitude ``input_amplitude``, redrawn every ``input_block``). Network: F = Dᵀ,
+    Ω = −(DᵀD + μI) (or ``fast``), T_i = (‖D_i‖² + μ)/2, deterministic sequential spiking, from V = 0, r = 0.
+    Each step t is explicit Euler in (V, r, W), everything evaluated at the start of the step:
+
+        e_t = x_t − D r_t;  drive Dᵀ(c_t + K e_t) + W_t r_t into ``scn.step``;  W_{t+1} = W_t + η dt (Dᵀe_t) r_tᵀ.
+
+    The rule is applied at every step (no accumulation over steps: with N = 20 the outer product is a small
+    part of a step's cost). ``checkpoints`` is a count K of evenly spaced steps (0 and ``n_steps`` included) or
+    explicit steps in [0, n_steps]; at each, the weight error and W are recorded. ``checkpoint``: a file
+    (``.npz``) where the whole state is saved (atomically, ``wrec.checkpoint``) at every checkpoint step; when
+    it exists, learning resumes from it and gives the same numbers, bit for bit, as an uninterrupted run. A
+    file from a different run (rule, n_steps, checkpoints, seed, D, fast or W0) is a ValueError. The input is
+    drawn block by block, so a shorter run sees a prefix of a longer run's input.
+
+    Shape: D (J, N) (default ``rule.decoder()``); fast, W0 (N, N) (default W0 = 0).
+
+    Raises:
+        RuntimeError: on a spike storm (``scn.step``).
+    """
+    if not isinstance(rule, LDSLearning):
+        raise TypeError(f"rule must be an LDSLearning, got {type(rule).__name__}")
+    n_steps = rule.train_steps if n_steps is None else _checks.integer(n_steps, "n_steps", low=1)
+    net, target = _lds_network(rule, D, fast)
+    D, n, j = net.D, net.n, net.j
+    W = np.zeros((n, n)) if W0 is None else _lds_square(W0, "W0", n).copy()
+    if isinstance(checkpoints, (int, np.integer)) and not isinstance(checkpoints, bool):
+        count = _checks.integer(checkpoints, "checkpoints", low=2)
+        ckpt = np.unique(np.round(np.linspace(0, n_steps, count))).astype(np.int64)
+    else:
+        ckpt = _checkpoints(checkpoints, n_steps)
+    rng = _checks.rng(seed)
+    params = rule.scn_params()
+    A, K, gain, dt, bs = rule.system(), rule.feedback, rule.eta * rule.dt, rule.dt, rule.block_steps
+    Ft = net.F  # (N, J) = Dᵀ
+    w_star_norm = np.linalg.norm(target)
+    block_state = checkpoint_store.rng_state(rng)  # the input stream just before the current block was drawn
+    run_id = repr((rule, n_steps, ckpt.tolist(), block_state, D.tolist(), net.fast.tolist(), W.tolist()))
+    V, r, pending = np.zeros((1, n)), np.zeros((1, n)), np.full(1, -1, dtype=np.int64)
+    x_block0 = np.zeros(j)  # teacher state at the start of the current block
+    trace: dict[str, list] = {"steps": [], "weight_error": [], "train_error": [], "rate": [], "W": []}
+    n_spikes = spikes_since = t0 = block_start = 0
+    sum_e2 = sum_x2 = 0.0
+
+    saved = checkpoint_store.load(checkpoint)
+    if saved is not None:
+        arrays, meta = saved
+        if meta.get("run") != run_id:
+            raise ValueError(f"checkpoint {checkpoint} was written by a different LDS learning run (rule, n_steps, "
+                             "checkpoints, seed, D, fast or W0 differ); delete it or pass another path")
+        W = arrays["W_now"].copy()
+        V, r, pending, x_block0 = arrays["V"], arrays["r"], arrays["pending"], arrays["x_block0"]
+        trace = {k: list(arrays[k]) for k in trace}
+        n_spikes, t0, block_start = meta["n_spikes"], meta["step"], meta["block_start"]
+        block_state = meta["block_rng"]
+        checkpoint_store.set_rng_state(rng, block_state)
+    last = t0
+
+    def record(t: int) -> None:
+        nonlocal spikes_since, sum_e2, sum_x2, last
+        trace["steps"].append(t)
+        trace["weight_error"].append(np.linalg.norm(W - target) / w_star_norm)
+        trace["train_error"].append(np.sqrt(sum_e2 / sum_x2) if t > last and sum_x2 > 0 else np.nan)
+        trace["rate"].append(spikes_since / (n * (t - last) * dt) if t > last else np.nan)
+        trace["W"].append(W.copy())
+        spikes_since, sum_e2, sum_x2, last = 0, 0.0, 0.0, t
+        if checkpoint is not None:
+            checkpoint_store.save(
+                checkpoint,
+                {"W_now": W, "V": V, "r": r, "pending": pending, "x_block0": x_block0,
+                 **{k: np.asarray(v) for k, v in trace.items()}},
+                {"run": run_id, "step": t, "block_start": block_start, "block_rng": block_state,
+                 "n_spikes": n_spikes})
+
+    next_ck = int(np.searchsorted(ckpt, t0, side="right"))
+    if saved is None and ckpt[0] == 0:
+        record(0)
+    cap = params.spike_cap(n)
+    no_noise = np.random.default_rng(0)  # the network is deterministic: the step draws nothing from it
+    first_block = block_start  # the saved block when resuming
+    for block_start in range(first_block, n_steps, bs):
+        block_state = checkpoint_store.rng_state(rng)
+        c = smoothed_white_noise(bs, j, width=rule.input_width / dt, amplitude=rule.input_amplitude, block=None,
+                                 seed=rng)
+        xs = linear_response(c, A, dt, x0=x_block0)
+        X = np.concatenate([x_block0[None], xs[:-1]])  # (bs, J): the teacher at the start of each step
+        drive_ff = c @ Ft.T  # (bs, N)
+        for i in range(max(t0 - block_start, 0), min(bs, n_steps - block_start)):
+            x, r0 = X[i], r[0]
+            e = x - D @ r0
+            De = Ft @ e
+            drive = drive_ff[i] + K * De + W @ r0
+            V, r, pending, spikes, _ = _step(params, net, V, r, pending, drive[None], no_noise, None,
+                                             block_start + i, cap)
+            W += gain * np.outer(De, r0)
+            sum_e2 += e @ e
+            sum_x2 += x @ x
+            for _, k in spikes:
+                spikes_since += k.size
+                n_spikes += k.size
+            if next_ck < ckpt.size and block_start + i + 1 == ckpt[next_ck]:
+                record(block_start + i + 1)
+                next_ck += 1
+        x_block0 = xs[-1]
+    return LDSTrace(steps=np.asarray(trace["steps"], dtype=np.int64), weight_error=np.asarray(trace["weight_error"]),
+                    train_error=np.asarray(trace["train_error"]), rate=np.asarray(trace["rate"]),
+                    W=np.stack(trace["W"]), target=target, weights=replace(net, slow=W.copy()), n_spikes=n_spikes,
+                    dt=dt, resumed_from=t0)
+
+
+@dataclass(frozen=True, eq=False)
+class LDSTest:
+    """What ``autonomous_test`` returns: times (T,) in s; x, xhat (T, J) (teacher and readout, after each step);
+    error, the relative RMSE after the first ``discard`` steps."""
+
+    times: Array
+    x: Array
+    xhat: Array
+    error: float
+    discard: int
+
+
+def autonomous_test(rule: LDSLearning, W: Array, *, seed: Seed = None, D: Array | None = None,
+                    fast: Array | None = None) -> LDSTest:
+    """Run the network with slow weights W on its own (K = 0) against the teacher, on a fresh input.
+
+    Input: ``rule.test_time`` s of smoothed white noise drawn as one long convolution (not in blocks); teacher
+    ẋ = A x + c (Euler, same dt) and network (F = Dᵀ, Ω, T as in ``learn_lds``, slow W) from rest. The error
+    is sqrt(Σ‖x − x̂‖² / Σ‖x‖²) after discarding the first ``rule.test_discard`` s.
+
+    Shape: W (N, N); D (J, N); fast (N, N).
+
+    Raises:
+        RuntimeError: on a spike storm (an unstable W can drive one).
+    """
+    if not isinstance(rule, LDSLearning):
+        raise TypeError(f"rule must be an LDSLearning, got {type(rule).__name__}")
+    net, _ = _lds_network(rule, D, fast)
+    W = _lds_square(W, "W", net.n)
+    c = smoothed_white_noise(rule.test_steps, net.j, width=rule.input_width / rule.dt,
+                             amplitude=rule.input_amplitude, block=None, seed=_checks.rng(seed))
+    x = linear_response(c, rule.system(), rule.dt)
+    xhat = simulate(replace(net, slow=W), c, rule.scn_params(), record=("xhat",)).xhat
+    k = rule.discard_steps
+    error = float(np.sqrt(np.sum((x[k:] - xhat[k:]) ** 2) / np.sum(x[k:] ** 2)))
+    return LDSTest(times=np.arange(1, rule.test_steps + 1) * rule.dt, x=x, xhat=xhat, error=error, discard=k)
+
+
+def autonomous_error(rule: LDSLearning, W: Array, *, seed: Seed = None, D: Array | None = None,
+                     fast: Array | None = None) -> float:
+    """The relative RMSE of ``autonomous_test``: how well slow weights W run ẋ = A x + c without feedback."""
+    return autonomous_test(rule, W, seed=seed, D=D, fast=fast).error
+
+
+def _lds_decoder(D: Array, rule: LDSLearning) -> Array:
+    D = _checks.array(D, "D", ndim=2)
+    if D.shape != (rule.j, rule.n):
+        raise ValueError(f"D must have shape (J, N) = ({rule.j}, {rule.n}) (J from rule.A, N = rule.n), "
+                         f"got {D.shape}")
+    return D
+
+
+def _lds_square(M: Array, name: str, n: int) -> Array:
+    M = _checks.array(M, name, ndim=2)
+    if M.shape != (n, n):
+        raise ValueError(f"{name} must have shape (N, N) = ({n}, {n}), got {M.shape}")
+    return M
+
+
+def _lds_network(rule: LDSLearning, D: Array | None, fast: Array | None) -> tuple[SCNWeights, Array]:
+    """The network of spec §3 without slow weights (F = Dᵀ, Ω, T, D) and the target W*."""
+    D = rule.decoder() if D is None else _lds_decoder(D, rule)
+    net = optimal_weights(D, rule.mu, leak=rule.leak)
+    if fast is not None:
+        fast = _lds_square(fast, "fast", rule.n)
+        if np.any(np.diag(fast) >= 0):
+            raise ValueError("fast (Ω) must have a negative diagonal (the resets), got "
+                             f"max diag = {np.max(np.diag(fast)):g}")
+        net = replace(net, fast=fast)
+    return net, rule.target_weights(D)

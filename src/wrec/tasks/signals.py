@@ -64,3 +64,31 @@ def leaky_integral(c: np.ndarray, leak: float, dt: float, x0: np.ndarray | None 
         raise ValueError(f"x0 must have shape {c.shape[-1:]} or {c.shape[:-2] + c.shape[-1:]}, got {x.shape}")
     zi = a * np.broadcast_to(x, c.shape[:-2] + c.shape[-1:])[..., None, :]  # lfilter's state: a·x_0
     return lfilter([dt], [1.0, -a], c, axis=-2, zi=zi)[0]
+
+
+def linear_response(c: np.ndarray, A: np.ndarray, dt: float, x0: np.ndarray | None = None) -> np.ndarray:
+    """x_{t+1} = x_t + dt (A x_t + c_t) from x_0 = x0 (0 by default), the Euler integral of ẋ = A x + c.
+
+    The teacher of spec §3 (a linear dynamical system driven by c). Like ``leaky_integral`` (A = −λI) the
+    result is aligned with ``wrec.spiking.simulate``'s traces: x[t] is the state after c[t].
+
+    Shape: c (T, J) or (B, T, J); A (J, J); x0 (J,) or (B, J) → x like c.
+    """
+    c = _checks.array(c, "c", ndim=(2, 3))
+    A = _checks.array(A, "A", ndim=2)
+    j = c.shape[-1]
+    if A.shape != (j, j):
+        raise ValueError(f"A must have shape (J, J) = ({j}, {j}) to match c of shape {c.shape}, got {A.shape}")
+    dt = _checks.real(dt, "dt", low=0.0, low_open=True)
+    lead = c.shape[:-2]
+    x = np.zeros((*lead, j)) if x0 is None else np.array(_checks.array(x0, "x0"), dtype=float)
+    if np.broadcast_shapes(x.shape, (*lead, j)) != (*lead, j):
+        raise ValueError(f"x0 must have shape ({j},) or {(*lead, j)}, got {x.shape}")
+    x = np.array(np.broadcast_to(x, (*lead, j)))
+    At = np.ascontiguousarray(A.T)
+    out = np.empty(c.shape)
+    # sequential in time; J is small, so a plain loop over steps (≈ 1 µs each) beats any factorisation
+    for t in range(c.shape[-2]):
+        x = x + dt * (x @ At + c[..., t, :])
+        out[..., t, :] = x
+    return out
