@@ -124,3 +124,96 @@ def sublinearity(points: pd.DataFrame, path: str | Path) -> Path:
         fig.savefig(path)
         plt.close(fig)
     return path
+
+
+_MEASURE_LABELS = {
+    "err_fast": ("alignment error err_Ω", "log"), "decoding_error": ("decoding error", "log"),
+    "rate": ("mean rate (Hz)", "linear"), "cv_isi": ("CV of ISIs", "linear"), "fano": ("Fano factor", "linear"),
+    "ei_corr": ("corr(E, −I)", "linear"),
+}
+
+
+def learning_curves(results: pd.DataFrame, measures: tuple[str, ...], path: str | Path) -> Path:
+    """Measures against learning steps (one thin line per replicate, their mean thick); where a column
+    ``<measure>_ideal`` exists, the ideal network is drawn dashed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shown = [m for m in measures if m in _MEASURE_LABELS]
+    positive = results.step[results.step > 0]
+    linthresh = float(positive.min()) if len(positive) else 1.0
+    with plt.rc_context(STYLE):
+        cols = min(3, len(shown))
+        rows = -(-len(shown) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False)
+        for ax in axes.flat[len(shown):]:
+            ax.set_visible(False)
+        for ax, name in zip(axes.flat, shown, strict=False):
+            label, scale = _MEASURE_LABELS[name]
+            for column, style, tag in ((name, "-", "learned"), (f"{name}_ideal", "--", "ideal network")):
+                if column not in results:
+                    continue
+                for _, rep in results.groupby("replicate"):
+                    rep = rep.sort_values("step")
+                    ax.plot(rep.step, rep[column], ls=style, color="C0" if style == "-" else "C1", lw=0.6,
+                            alpha=0.4)
+                mean = results.groupby("step")[column].mean()
+                ax.plot(mean.index, mean.to_numpy(), ls=style, color="C0" if style == "-" else "C1", lw=1.6,
+                        marker="o", ms=2.5, label=tag)
+            ax.set_xscale("symlog", linthresh=linthresh)
+            ax.set_yscale(scale)
+            ax.set_xlabel("learning steps")
+            ax.set_ylabel(label)
+        axes.flat[0].legend(*axes.flat[1].get_legend_handles_labels(), fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+    return path
+
+
+def weights_before_after(before: tuple, after: tuple, path: str | Path) -> Path:
+    """Ω against −FFᵀ (off-diagonal entries) before and after learning; each of ``before``/``after`` is
+    (step, F (N, J), Ω (N, N)). The line is the least-squares fit Ω ≈ s(−FFᵀ) through the origin."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 2, figsize=(6.6, 3.0))
+        for ax, (step, F, fast) in zip(axes, (before, after), strict=True):
+            off = ~np.eye(fast.shape[0], dtype=bool)
+            target, omega = (-F @ F.T)[off], fast[off]
+            s = float(target @ omega / (target @ target))
+            ax.scatter(target, omega, s=4, color="C0", alpha=0.6, lw=0)
+            grid = np.linspace(target.min(), target.max(), 2)
+            ax.plot(grid, s * grid, color="C1", lw=1, label=f"Ω = {s:.3g}·(−FFᵀ)")
+            ax.set_xlabel("−FFᵀ (off-diagonal)")
+            ax.set_ylabel("Ω (off-diagonal)")
+            ax.set_title(f"after {step:,} learning steps" if step else "before learning")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+    return path
+
+
+def spike_raster(times: np.ndarray, neurons: np.ndarray, x: np.ndarray, xhat: np.ndarray, path: str | Path,
+                 *, dt: float = 1e-3, title: str = "") -> Path:
+    """A spike raster above the signal x (thin) and its readout x̂ (thick), one colour per dimension.
+
+    Shape: times, neurons (S,), spike times (s) and indices; x, xhat (T, J) sampled every ``dt`` seconds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(x.shape[0]) * dt
+    with plt.rc_context(STYLE):
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 4.2), sharex=True, height_ratios=(1, 1.2))
+        top.scatter(times, neurons, s=2, marker="|", color="k", lw=0.6)
+        top.set_ylabel("neuron")
+        top.set_title(title)
+        for d in range(x.shape[1]):
+            bottom.plot(t, x[:, d], color=f"C{d}", lw=0.8, alpha=0.6, label=f"x{d + 1}")
+            bottom.plot(t, xhat[:, d], color=f"C{d}", lw=1.4, ls="--", label=f"x̂{d + 1}")
+        bottom.set_xlabel("time (s)")
+        bottom.set_ylabel("signal and readout")
+        bottom.legend(ncols=2 * x.shape[1], fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+    return path

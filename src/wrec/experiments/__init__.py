@@ -5,11 +5,12 @@ saves. The CLI finds them here by name."""
 
 from types import ModuleType
 
-from wrec.experiments import ipc_profile, readout_scaling
+from wrec.experiments import ipc_profile, readout_scaling, spike_coding_autoencoder
 
 EXPERIMENTS: dict[str, ModuleType] = {
     "readout-scaling": readout_scaling,
     "ipc-profile": ipc_profile,
+    "spike-coding-autoencoder": spike_coding_autoencoder,
 }
 
-__all__ = ["EXPERIMENTS", "ipc_profile", "readout_scaling"]
+__all__ = ["EXPERIMENTS", "ipc_profile", "readout_scaling", "spike_coding_autoencoder"]

@@ -1,0 +1,109 @@
+"""The spike-coding-autoencoder experiment: its measures against analytic networks, the spec §2 targets at
+--quick size, and the experiment contract (sweep store, table, targets, figures)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wrec import sweep
+from wrec.experiments import spike_coding_autoencoder as ae
+from wrec.spiking import optimal_weights
+from wrec.spiking.learning import AutoencoderLearning
+from wrec.spiking.metrics import alignment_error
+from wrec.store import Store
+
+TINY = {"n_steps": 3_000, "checkpoints": (0, 3_000), "replicates": 2, "decoder_steps": 3_000, "test_trials": 2,
+        "test_steps": 1_000, "isi_trials": 3, "isi_steps": 500, "ei_steps": 1_000}
+
+
+def test_ideal_weights_is_the_fixed_point_of_learning():
+    rng = np.random.default_rng(0)
+    F = rng.standard_normal((20, 2))
+    w = optimal_weights(F.T, mu=0.05, leak=50.0)  # Ω = −FFᵀ − μI: already ideal with s = 1
+    ideal = ae.ideal_weights(w, 0.05)
+    np.testing.assert_allclose(ideal.fast, w.fast, atol=1e-12)
+    noisy = ae.ideal_weights(type(w)(F=w.F, fast=w.fast + 0.01 * rng.standard_normal((20, 20)), T=w.T), 0.05)
+    assert alignment_error(noisy.fast + 0.05 * np.eye(20), F) < 1e-20  # exactly −sFFᵀ off the μ diagonal
+    scaled = -3 * F @ F.T - 0.05 * np.eye(20)  # the scale s is found: here 3
+    np.testing.assert_allclose(ae.ideal_weights(type(w)(F=F, fast=scaled, T=w.T), 0.05).fast, scaled, rtol=1e-12)
+
+
+def test_decoding_error_grows_with_the_spike_size():
+    """For optimal autoencoders (F = Dᵀ, Ω = −DᵀD − μI) the readout is quantised in steps of ‖D_i‖, so the
+    decoding error grows like ‖D_i‖² (×4 when the decoder doubles), and a fine network decodes well."""
+    rule = AutoencoderLearning()
+    config = ae.Config.quick(**TINY)
+    theta = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    errors = {}
+    for size in (0.5, 1.0):
+        D = size * np.stack([np.cos(theta), np.sin(theta)])
+        w = optimal_weights(D, mu=rule.mu, leak=rule.leak)
+        w = type(w)(F=w.F, fast=w.fast, T=np.full(20, 0.5 * size**2 + 0.5 * rule.mu))
+        errors[size] = ae.measure(w, rule, config, np.random.default_rng(3))["decoding_error"]
+    assert errors[0.5] < 0.01
+    assert 2.5 < errors[1.0] / errors[0.5] < 6
+
+
+def _frame(err, before, after, ideal, rate, corr) -> pd.DataFrame:
+    rows = []
+    for rep in range(2):
+        rows.append({"replicate": rep, "step": 0, "err_fast": 0.95, "decoding_error": before,
+                     "decoding_error_ideal": before, "rate": 37.0, "ei_corr": -0.3})
+        rows.append({"replicate": rep, "step": 1_000_000, "err_fast": err[rep], "decoding_error": after,
+                     "decoding_error_ideal": ideal, "rate": rate, "ei_corr": corr})
+    return pd.DataFrame(rows)
+
+
+def test_targets_are_the_spec_tolerances():
+    good = ae.targets(_frame([0.004, 0.009], 0.08, 0.0052, 0.0050, 14.5, 0.88))
+    assert good.held.all() and len(good) == 5
+    bad = ae.targets(_frame([0.004, 0.0114], 0.08, 0.02, 0.0050, 25.0, 0.6))
+    assert bad.set_index("target").held.to_dict() == {
+        "err_Ω after 1e+06 steps": False, "decoding error reduced (before / after)": False,
+        "decoding error / ideal network's": False, "final rate (Hz)": False, "corr(E, −I)": False}
+    assert "0.0114" in bad.measured.iloc[0]
+
+
+def test_sweep_store_table_and_figures(tmp_path):
+    config = ae.Config.quick(**TINY)
+    store = Store(tmp_path / "results")
+    results = sweep.run(ae.evaluate, config.tasks(), store=store)
+    assert sorted(results.replicate.unique()) == [0, 1] and len(results) == 4
+    assert not (tmp_path / "results" / sweep.PARTIAL).exists() or not any((tmp_path / "results" / sweep.PARTIAL)
+                                                                             .iterdir())
+    again = sweep.run(lambda c: pytest.fail("stored tasks must not rerun"), config.tasks(), store=store)
+    pd.testing.assert_frame_equal(again, results)
+    table = ae.table(results)
+    assert table.step.tolist() == [0, 3_000] and (table.replicates == 2).all()
+    assert table.err_fast.iloc[1] < table.err_fast.iloc[0]
+    figures = ae.plot(results, tmp_path / "ae.png")
+    assert len(figures) == 3 and all(f.stat().st_size > 10_000 for f in figures)
+
+
+def test_replicates_have_their_own_streams():
+    config = ae.Config.quick(**{**TINY, "replicates": 1, "n_steps": 500, "checkpoints": (0, 500)})
+    a, b = (ae.evaluate(ae.Config.quick(**{**TINY, "n_steps": 500, "checkpoints": (0, 500)}).tasks()[i])
+            for i in (0, 1))
+    assert not np.allclose(a.err_fast, b.err_fast)
+    pd.testing.assert_frame_equal(ae.evaluate(config.tasks()[0]), a)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"preset": "nope"}, "preset"), ({"checkpoints": (0, 10**7)}, "checkpoints"), ({"replicates": 0}, "replicates"),
+    ({"isi_trials": 1}, "isi_trials"), ({"decoder_amplitude": 0.0}, "decoder_amplitude"),
+])
+def test_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ae.Config(**kwargs)
+
+
+@pytest.mark.slow
+def test_quick_learning_reaches_the_spec_measures():
+    """Spec §2 at --quick size (2·10⁵ steps, one replicate): decoding error down ≥ 5× and within 25 % of the ideal
+    network, rate 10–20 Hz, corr(E, −I) > 0.7 (err_Ω at this size: tests/test_learning.py)."""
+    config = ae.Config.quick(replicates=1, checkpoints=(0, 200_000), test_trials=2, isi_trials=4)
+    results = ae.evaluate(config.tasks()[0])
+    checks = ae.targets(results).set_index("target")
+    for target in ("decoding error reduced (before / after)", "decoding error / ideal network's",
+                   "final rate (Hz)", "corr(E, −I)"):
+        assert checks.loc[target, "held"], (target, checks.loc[target, "measured"])
