@@ -1,0 +1,365 @@
+"""StableSSM (spec stablessm §6): reparameterisations, the ZOH kernel, the three modes, step, the nn.GRU contract,
+the memory tasks and the memory function — against closed forms, scipy.linalg.expm, direct sums and gradcheck."""
+
+import copy
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from scipy.linalg import expm  # noqa: E402
+from torch import nn  # noqa: E402
+
+from wrec.nn.stablessm import (  # noqa: E402
+    MODES,
+    REPARAMS,
+    DiagonalSSMKernel,
+    LinearDiagonalSSM,
+    StableSSM,
+    _LinearScan,
+    gradient_scale,
+    memory_function,
+    reparam_fn,
+    reparam_inverse,
+    ssm_apply,
+)
+from wrec.tasks.memory import MEMORIES, apply_memory, linear_functional, memory_kernel  # noqa: E402
+
+F64 = torch.float64
+STABLE = ("exp", "softplus", "best")
+
+
+# 1. f < 0 everywhere for the stable reparameterisations; the inverse is exact ------------------------------------
+
+@pytest.mark.parametrize("name", STABLE)
+@pytest.mark.parametrize("b", [0.1, 0.5])
+def test_stable_reparams_are_negative_on_a_dense_grid(name, b):
+    w = torch.linspace(-50, 50, 200_001, dtype=F64)
+    f = reparam_fn(name, a=1.0, b=b)(w)
+    assert torch.all(f < 0)
+    if name == "best":
+        assert torch.all(f >= -1 / b)  # b bounds |f|
+
+
+def test_direct_crosses_the_boundary():
+    assert reparam_fn("direct")(torch.tensor([0.5], dtype=F64)).item() > 0
+
+
+@pytest.mark.parametrize("name", REPARAMS)
+@pytest.mark.parametrize("a,b", [(1.0, 0.1), (2.5, 0.5)])
+def test_inverse_round_trip(name, a, b):
+    A0 = torch.logspace(-2, np.log10(1.5), 300, dtype=F64)
+    w = reparam_inverse(name, A0, a=a, b=b)
+    np.testing.assert_allclose(-reparam_fn(name, a, b)(w), A0, rtol=1e-12, atol=0)
+
+
+def test_softplus_inverse_does_not_overflow():
+    A0 = torch.tensor([800.0], dtype=F64)
+    w = reparam_inverse("softplus", A0)
+    assert torch.isfinite(w).all() and abs(-reparam_fn("softplus")(w).item() - 800.0) < 1e-9
+
+
+# 2. gradient scale -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", REPARAMS)
+def test_gradient_scale_matches_autograd(name):
+    w = torch.linspace(-6, 6, 1201, dtype=F64)
+    w = w[w.abs() > 1e-3].requires_grad_(True)
+    f = reparam_fn(name, a=1.7, b=0.3)(w)
+    (df,) = torch.autograd.grad(f.sum(), w)
+    np.testing.assert_allclose(gradient_scale(name, w.detach(), a=1.7, b=0.3), df.abs() / f.detach() ** 2,
+                               rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("a", [0.5, 1.0, 2.0, 3.0])
+def test_best_has_uniform_scale_per_weight(a):
+    w = torch.cat([torch.linspace(-50, -1e-3, 500, dtype=F64), torch.linspace(1e-3, 50, 500, dtype=F64)])
+    ratio = gradient_scale("best", w, a=a) / w.abs()
+    if a in (0.5, 1.0, 2.0):  # 2a a power of two: the product and quotient are exact in binary
+        assert torch.all(ratio == 2 * a)
+    else:  # otherwise one rounding of 2a·|w| and one of the division
+        assert torch.all((ratio - 2 * a).abs() <= 2 * 2 * a * torch.finfo(F64).eps)
+
+
+# ZOH, kernel and the three modes -----------------------------------------------------------------------------------
+
+def _kernel(reparam="exp", real=False, H=3, N=8, dtype=F64, seed=0):
+    k = DiagonalSSMKernel(H, N, reparam=reparam, real=real, dt_min=0.05, dt_max=0.5, dtype=dtype, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():  # spread the decays so the modes differ
+        k.w = -torch.empty_like(k.w).uniform_(0.05, 2.0, generator=g)
+    return k
+
+
+def _closed_form_kernel(k: DiagonalSSMKernel, L: int) -> np.ndarray:
+    """K_l = factor Re Σ_n C_n B̄_n λ_n^l in NumPy complex128, with f(w), λ, B̄ from the raw parameters by hand."""
+    w = k.raw_w.detach().double().numpy()
+    f = {"direct": w, "exp": -np.exp(w), "softplus": -np.logaddexp(0, w), "best": -1 / (k.a * w**2 + k.b)}
+    a = f[k.reparam] + 1j * k.theta.double().numpy()
+    dt = np.exp(k.log_dt.detach().double().numpy())[:, None]
+    lam = np.exp(dt * a)
+    Bbar = (lam - 1) / a * k.B.double().numpy()
+    C = k.complex_C().detach().to(torch.complex128).numpy()
+    powers = lam[..., None] ** np.arange(L)
+    return k.factor * np.real(np.einsum("hn,hnl->hl", C * Bbar, powers))
+
+
+@pytest.mark.parametrize("real", [False, True])
+def test_zoh_equals_matrix_exponential(real):
+    k = _kernel("softplus", real=real, H=2, N=6)
+    lam, Bbar = k.discretize()
+    a = k.eigenvalues().detach().numpy()
+    dt = np.exp(k.log_dt.detach().numpy())
+    B = k.B.numpy()
+    for h in range(2):
+        n = a.shape[1]
+        M = np.zeros((n + 1, n + 1), complex)
+        M[:n, :n] = np.diag(dt[h] * a[h])
+        M[:n, n] = dt[h] * B[h]
+        E = expm(M)
+        np.testing.assert_allclose(Bbar[h].detach().numpy(), E[:n, n], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(lam[h].detach().numpy(), np.diag(E[:n, :n]), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("reparam", REPARAMS)
+@pytest.mark.parametrize("real", [False, True])
+def test_impulse_response_is_the_closed_form_kernel_in_every_mode(reparam, real):
+    k = _kernel(reparam, real=real)
+    L = 300
+    K = _closed_form_kernel(k, L)
+    np.testing.assert_allclose(k(L).detach().numpy(), K, rtol=0, atol=1e-10)
+    u = torch.zeros(1, L, k.d_model, dtype=F64)
+    u[:, 0] = 1.0
+    lam, Bbar = k.discretize()
+    for mode in MODES:
+        y = ssm_apply(u, lam, Bbar, k.complex_C(), None, mode, k.factor)
+        np.testing.assert_allclose(y[0].detach().numpy().T, K, rtol=0, atol=1e-10, err_msg=mode)
+
+
+def test_impulse_response_float32():
+    k32 = copy.deepcopy(_kernel("best", H=4, N=16)).float()
+    L = 200
+    K = _closed_form_kernel(k32, L)  # in float64 from the float32 parameters
+    u = torch.zeros(1, L, 4)
+    u[:, 0] = 1.0
+    lam, Bbar = k32.discretize()
+    scale = np.abs(K).max()
+    for mode in MODES:
+        y = ssm_apply(u, lam, Bbar, k32.complex_C(), None, mode, k32.factor)[0].detach().numpy().T
+        assert np.abs(y - K).max() / scale < 1e-5, mode
+
+
+@pytest.mark.parametrize("L", [1, 2, 7, 64, 1000])
+def test_scan_recurrent_and_conv_agree_on_random_inputs(L):
+    k = _kernel("exp", H=3, N=8)
+    g = torch.Generator().manual_seed(L)
+    u = torch.randn(2, L, 3, generator=g, dtype=F64)
+    h0 = torch.randn(2, 3, 4, generator=g, dtype=torch.complex128)
+    lam, Bbar = k.discretize()
+    C = k.complex_C()
+    ref = ssm_apply(u, lam, Bbar, C, h0, "recurrent")
+    for mode in ("scan", "conv"):
+        np.testing.assert_allclose(ssm_apply(u, lam, Bbar, C, h0, mode).detach(), ref.detach(), rtol=0, atol=1e-10,
+                                   err_msg=mode)
+
+
+# 6. gradcheck --------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reparam", REPARAMS)
+def test_kernel_gradcheck(reparam):
+    k = _kernel(reparam, H=2, N=4)
+    names = ("parametrizations.w.original", "log_dt", "C")
+    params = dict(k.named_parameters())
+    inputs = tuple(params[n].detach().clone().requires_grad_(True) for n in names)
+
+    def K(*values):
+        return torch.func.functional_call(k, dict(zip(names, values, strict=True)), (12,))
+
+    assert torch.autograd.gradcheck(K, inputs)
+
+
+def test_scan_backward_gradcheck():
+    g = torch.Generator().manual_seed(3)
+    lam = (0.9 * torch.exp(1j * torch.rand(2, 3, generator=g, dtype=F64))).requires_grad_(True)
+    x = torch.randn(2, 9, 2, 3, generator=g, dtype=torch.complex128, requires_grad=True)
+    h0 = torch.randn(2, 2, 3, generator=g, dtype=torch.complex128, requires_grad=True)
+    assert torch.autograd.gradcheck(_LinearScan.apply, (lam, x, h0))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_module_gradients_agree_across_modes(mode):
+    m = StableSSM(2, 4, num_layers=2, d_state=6, reparam="best", mode="recurrent", dtype=F64, seed=5)
+    x = torch.randn(3, 17, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    m(x)[0].square().sum().backward()
+    ref = {n: p.grad.clone() for n, p in m.named_parameters()}
+    m.zero_grad()
+    m.mode = mode
+    m(x)[0].square().sum().backward()
+    for n, p in m.named_parameters():
+        np.testing.assert_allclose(p.grad, ref[n], rtol=1e-9, atol=1e-11, err_msg=n)
+
+
+# 8. step == forward; the nn.GRU contract ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("prenorm", [False, True])
+@pytest.mark.parametrize("batched", [True, False])
+def test_step_equals_forward(prenorm, batched):
+    m = StableSSM(3, 5, num_layers=2, d_state=8, prenorm=prenorm, batch_first=True, dtype=F64, seed=2)
+    x = torch.randn(4, 40, 3, generator=torch.Generator().manual_seed(1), dtype=F64)
+    x = x if batched else x[0]
+    out, h_n = m(x)
+    state, ys = None, []
+    for t in range(40):
+        y, state = m.step(x[..., t, :], state)
+        ys.append(y)
+    np.testing.assert_allclose(torch.stack(ys, -2).detach(), out.detach(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(h_n[-1].detach(), out[..., -1, :].detach(), rtol=0, atol=0)
+
+
+GRU_CASES = [
+    dict(num_layers=1, bidirectional=False, batch_first=False),
+    dict(num_layers=2, bidirectional=True, batch_first=False),
+    dict(num_layers=3, bidirectional=True, batch_first=True),
+]
+
+
+@pytest.mark.parametrize("case", GRU_CASES)
+@pytest.mark.parametrize("batched", [True, False])
+def test_shapes_match_torch_gru(case, batched):
+    gru = nn.GRU(3, 5, **case)
+    ssm = StableSSM(3, 5, d_state=4, seed=0, **case)
+    shape = ((2, 7, 3) if case["batch_first"] else (7, 2, 3)) if batched else (7, 3)
+    x = torch.randn(shape)
+    D = 2 if case["bidirectional"] else 1
+    hx = torch.zeros((D * case["num_layers"], 2, 5) if batched else (D * case["num_layers"], 5))
+    for h in (None, hx):
+        (o1, h1), (o2, h2) = gru(x, h), ssm(x, h)
+        assert o1.shape == o2.shape and h1.shape == h2.shape
+
+
+def test_bidirectional_reverse_direction_reads_the_future():
+    m = StableSSM(2, 3, bidirectional=True, d_state=4, dtype=F64, seed=0)
+    x = torch.randn(10, 1, 2, dtype=F64)
+    out, h_n = m(x)
+    x2 = x.clone()
+    x2[-1] += 1.0
+    out2, _ = m(x2)
+    np.testing.assert_allclose(out[:-1, :, :3].detach(), out2[:-1, :, :3].detach(), rtol=0, atol=1e-12)  # causal
+    assert not torch.allclose(out[0, :, 3:], out2[0, :, 3:])  # reverse direction sees the last input at t = 0
+    np.testing.assert_array_equal(h_n[1].detach(), out[0, :, 3:].detach())  # reverse: its last step is t = 0
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="reparam"):
+        StableSSM(2, 3, reparam="nope")
+    with pytest.raises(ValueError, match="mode"):
+        StableSSM(2, 3, mode="fft")
+    with pytest.raises(ValueError, match="b must be > 0"):
+        StableSSM(2, 3, reparam="best", b=0.0)
+    with pytest.raises(ValueError, match="hidden_size"):
+        StableSSM(2, 0)
+    with pytest.raises(ValueError, match="d_state"):
+        StableSSM(2, 3, d_state=5)
+    with pytest.raises(ValueError, match="reparam"):
+        reparam_fn("Exp")
+    with pytest.raises(ValueError, match="A0"):
+        reparam_inverse("best", torch.tensor([20.0]), b=0.1)
+    m = StableSSM(2, 3, d_state=4, seed=0)
+    with pytest.raises(ValueError, match="input_size"):
+        m(torch.randn(5, 1, 4))
+    with pytest.raises(ValueError, match="3D"):
+        m(torch.randn(5, 1, 1, 2))
+    with pytest.raises(ValueError, match="hidden size"):
+        m(torch.randn(5, 1, 2), torch.zeros(2, 1, 3))
+    with pytest.raises(ValueError, match="zeros"):
+        m(torch.randn(5, 1, 2), torch.ones(1, 1, 3))
+    with pytest.raises(ValueError, match="dtype"):
+        m(torch.randn(5, 1, 2, dtype=F64))
+    with pytest.raises(ValueError, match="state"):
+        m.step(torch.randn(1, 2), torch.zeros(1, 1, 3, 2))
+    with pytest.raises(ValueError, match="unidirectional"):
+        StableSSM(2, 3, bidirectional=True, d_state=4).step(torch.randn(1, 2))
+
+
+def test_seeded_construction_is_reproducible_and_leaves_global_rng_alone():
+    state = torch.random.get_rng_state()
+    a, b = StableSSM(2, 3, d_state=4, seed=7), StableSSM(2, 3, d_state=4, seed=7)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        assert torch.equal(p, q), n
+
+
+def test_every_reparam_starts_from_the_same_eigenvalues():
+    eig = [DiagonalSSMKernel(2, 4, reparam=r, seed=0, dtype=F64).eigenvalues() for r in REPARAMS]
+    for e in eig[1:]:
+        np.testing.assert_allclose(e.detach(), eig[0].detach(), rtol=1e-13)
+    assert torch.all(eig[0].real == -0.5)
+
+
+def test_stable_reparam_cannot_be_pushed_past_the_boundary():
+    k = DiagonalSSMKernel(2, 4, reparam="softplus", seed=0, dtype=F64)
+    with torch.no_grad():
+        k.raw_w.add_(1e3)  # a huge step in w
+    assert torch.all(k.stability_margin() > 0) and torch.all(k.discretize()[0].abs() < 1)
+
+
+# inductor imports torch.utils.mkldnn, which uses the deprecated torch.jit.script_method: torch's warning, not ours
+# and inductor generates no code for complex arithmetic (it falls back to eager kernels for those ops, with a warning)
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:Torchinductor does not support code generation for complex operators")
+@pytest.mark.slow  # a cold inductor cache compiles for up to a minute on 2 cores
+def test_torch_compile_short_forward():
+    m = StableSSM(2, 4, d_state=4, batch_first=True, seed=0)
+    x = torch.randn(2, 8, 2)
+    compiled = torch.compile(m)
+    out, _ = compiled(x)
+    ref, _ = m(x)
+    np.testing.assert_allclose(out.detach(), ref.detach(), rtol=1e-5, atol=1e-6)
+    y, _ = torch.compile(m.step)(x[:, 0])
+    np.testing.assert_allclose(y.detach(), m.step(x[:, 0])[0].detach(), rtol=1e-5, atol=1e-6)
+
+
+# the minimal model, the memory tasks and the memory function -------------------------------------------------------
+
+def test_linear_model_equals_its_recurrence():
+    m = LinearDiagonalSSM(2, 5, 3, reparam="best", init_decay=np.linspace(0.01, 1, 5), dt=0.7, dtype=F64, seed=0)
+    x = torch.randn(2, 50, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    lam, U, C = m.eigenvalues().detach(), m.U.detach(), m.C.detach()
+    h, ys = torch.zeros(2, 5, dtype=F64), []
+    for t in range(50):
+        h = lam * h + x[:, t] @ U.T
+        ys.append(h @ C.T)
+    np.testing.assert_allclose(m(x).detach(), torch.stack(ys, 1), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(lam, np.exp(-0.7 * np.linspace(0.01, 1, 5)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("memory", MEMORIES)
+@pytest.mark.parametrize("cumulative", [False, True])
+def test_linear_functional_equals_direct_sum(memory, cumulative):
+    x, y = linear_functional(3, 60, memory, dt=0.5, cumulative=cumulative, seed=1)
+    rho = memory_kernel(memory, np.arange(60) * 0.5)
+    direct = np.array([[sum(rho[s] * x[b, t - s, 0] for s in range(t + 1)) for t in range(60)] for b in range(3)])
+    np.testing.assert_allclose(y[..., 0], direct, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("memory", MEMORIES)
+def test_memory_function_of_the_target_is_rho(memory):
+    M = memory_function(lambda u: torch.from_numpy(apply_memory(u.numpy(), memory)), T=200)
+    np.testing.assert_allclose(M, np.abs(memory_kernel(memory, np.arange(1, 200))), rtol=0, atol=1e-12)
+
+
+def test_memory_function_of_a_one_mode_model():
+    m = LinearDiagonalSSM(1, 1, 1, reparam="exp", init_decay=0.1, dtype=F64, seed=0)
+    cu = (m.C * m.U).item()
+    M = memory_function(m, T=100)
+    np.testing.assert_allclose(M, np.abs(cu) * np.exp(-0.1 * np.arange(1, 100)), rtol=1e-10)
+    ssm = StableSSM(1, 2, d_state=4, seed=0, dtype=F64)
+    assert memory_function(ssm, T=50).shape == (49, 2)
+
+
+def test_memory_task_bad_input():
+    with pytest.raises(ValueError, match="memory"):
+        linear_functional(2, 10, "power")
+    with pytest.raises(ValueError, match="n_samples"):
+        linear_functional(0, 10)
