@@ -117,6 +117,36 @@ def test_learn_is_seeded_and_records_checkpoints():
     np.testing.assert_array_equal(c.weights.F, w0.F)
 
 
+@pytest.mark.parametrize("mode", ["single", "sequential"])
+def test_learning_loop_equals_the_public_step_and_rules(mode):
+    """learn_autoencoder's fast in-place loop gives bit for bit what scn.step + autoencoder_update give."""
+    from dataclasses import replace
+
+    from wrec.spiking.learning import autoencoder_update
+    from wrec.spiking.scn import initial_state, step
+    from wrec.tasks.signals import leaky_integral
+
+    rule = replace(AutoencoderLearning(), mode=mode)
+    fast = learn_autoencoder(rule, 3000, seed=9, checkpoints=[0, 3000])
+    rng_init, rng_input, rng_noise = np.random.default_rng(9).spawn(3)
+    w = initial_weights(rule, rng_init)
+    c = smoothed_white_noise(3000, rule.j, width=rule.input_width, amplitude=rule.input_amplitude,
+                             block=rule.input_block, seed=rng_input)
+    x = leaky_integral(c, rule.leak, rule.dt)
+    state, spikes = initial_state(w), 0
+    for t in range(3000):
+        def hook(_b, k, V, r, t=t):
+            nonlocal w
+            w = autoencoder_update(w, k, V, r, x[t], rule)
+            return w
+
+        state, fired = step(rule.scn_params(), w, state, c[t], rng_noise, hook)
+        spikes += fired.size
+    np.testing.assert_array_equal(fast.weights.fast, w.fast)
+    np.testing.assert_array_equal(fast.weights.F, w.F)
+    assert fast.n_spikes == spikes > 100
+
+
 @pytest.mark.parametrize("stop_after", [1, 700, 2600])  # before the 1st checkpoint, mid-chunk, next chunk
 def test_interrupted_learning_resumes_to_the_same_numbers(tmp_path, monkeypatch, stop_after):
     """Killed after ``stop_after`` steps, a rerun from the checkpoint file equals the uninterrupted run
@@ -127,7 +157,7 @@ def test_interrupted_learning_resumes_to_the_same_numbers(tmp_path, monkeypatch,
     monkeypatch.setattr(learning, "_INPUT_CHUNK_BLOCKS", 10)  # chunks of 2000 steps: the run crosses one
     whole = learn_autoencoder(rule, 3000, seed=5, checkpoints=[0, 500, 1000, 2500, 3000])
     path = tmp_path / "ck.npz"
-    real_step, calls = learning.step, [0]
+    real_step, calls = learning._step, [0]
 
     def dying_step(*args, **kwargs):
         calls[0] += 1
@@ -135,10 +165,10 @@ def test_interrupted_learning_resumes_to_the_same_numbers(tmp_path, monkeypatch,
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(learning, "step", dying_step)
+    monkeypatch.setattr(learning, "_step", dying_step)
     with pytest.raises(KeyboardInterrupt):
         learn_autoencoder(rule, 3000, seed=5, checkpoints=[0, 500, 1000, 2500, 3000], checkpoint=path)
-    monkeypatch.setattr(learning, "step", real_step)
+    monkeypatch.setattr(learning, "_step", real_step)
     resumed = learn_autoencoder(rule, 3000, seed=5, checkpoints=[0, 500, 1000, 2500, 3000], checkpoint=path)
     for name in ("steps", "err_fast", "rate", "F", "fast"):
         np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))

@@ -26,7 +26,16 @@ from wrec import _checks
 from wrec import checkpoint as checkpoint_store
 from wrec._checks import Seed
 from wrec.spiking.metrics import alignment_error
-from wrec.spiking.scn import MODES, SCNParams, SCNWeights, _step, initial_state, optimal_weights, simulate, step
+from wrec.spiking.scn import (
+    MODES,
+    SCNParams,
+    SCNState,
+    SCNWeights,
+    _step,
+    initial_state,
+    optimal_weights,
+    simulate,
+)
 from wrec.tasks.signals import leaky_integral, linear_response, smoothed_white_noise
 
 Array = np.ndarray
@@ -253,11 +262,16 @@ def learn_autoencoder(rule: AutoencoderLearning, n_steps: int, *, seed: Seed = N
         checkpoint_store.set_rng_state(rng_input, input_state)
         checkpoint_store.set_rng_state(rng_noise, meta["noise_rng"])
     x_now = np.zeros(rule.j)
+    # The hot loop runs scn._step on arrays this function owns and applies autoencoder_update's arithmetic in
+    # place (same operations, same numbers; tests/test_learning.py checks it against the public pure functions).
+    F, fast = w.F.copy(), w.fast.copy()
+    w = replace(w, F=F, fast=fast)
+    cap = params.spike_cap(rule.n)
 
-    def on_spike(_b: int, k: int, V: Array, r: Array) -> SCNWeights:
-        nonlocal w
-        w = autoencoder_update(w, k, V, r, x_now, rule)
-        return w
+    def on_spike(_b: int, k: int, V: Array, r: Array) -> None:
+        fast[:, k] -= rule.eps_fast * (rule.beta * (V + rule.mu * r) + fast[:, k])
+        fast[k, k] -= rule.eps_fast * rule.mu
+        F[k] += rule.eps_ff * (rule.alpha * x_now - F[k])
 
     def record(t: int) -> None:
         nonlocal spikes_since, last
@@ -287,9 +301,11 @@ def learn_autoencoder(rule: AutoencoderLearning, n_steps: int, *, seed: Seed = N
         x = leaky_integral(c, rule.leak, rule.dt, x0=x_chunk0)  # x[t]: after c[t], seen by the rule at step t
         for i in range(max(t0 - start, 0), length):
             x_now = x[i]
-            state, fired = step(params, w, state, c[i], rng_noise, on_spike)
-            spikes_since += fired.size
-            n_spikes += fired.size
+            V, r, pending, fired, _ = _step(params, w, state.V[None], state.r[None], state.pending.reshape(1),
+                                            c[i:i + 1] @ F.T, rng_noise, on_spike, start + i, cap)
+            state = SCNState(V[0], r[0], pending[0])
+            spikes_since += len(fired)
+            n_spikes += len(fired)
             if next_ck < ckpt.size and start + i + 1 == ckpt[next_ck]:
                 record(start + i + 1)
                 next_ck += 1
