@@ -13,12 +13,15 @@ Omega = -(D^T D + mu I), T_i = (|D_i|^2 + mu + nu)/2, so T_mid = nu/2) the rate-
 
 Solvers: ``qpsolvers`` with the bundled dual active-set solver DAQP; SciPy (``nnls``, SLSQP) when qpsolvers
 is missing or ``solver="scipy"``.  Feasibility (a non-empty polytope) is checked with ``scipy.optimize.linprog``.
-Pure NumPy/SciPy on arrays: nothing here knows about the spiking simulator.
+The solvers are pure NumPy/SciPy on arrays.  The supervised rule of the authors' code (``convex_fit_update``,
+``fit_convex``) and the spiking readout (``readout_trajectory``, ``spiking_readout``) run the network with
+``wrec.spiking.scn``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.linalg import cholesky, solve_triangular
@@ -26,6 +29,8 @@ from scipy.optimize import linprog, minimize, nnls
 from scipy.spatial import HalfspaceIntersection
 
 from wrec import _checks
+from wrec import checkpoint as _ckpt
+from wrec.spiking.scn import SCNParams, SCNWeights, initial_state, input_current, simulate, step
 
 try:  # qpsolvers is a declared dependency; the SciPy path keeps the module usable without it
     import qpsolvers
@@ -33,15 +38,24 @@ except ImportError:  # pragma: no cover - exercised only where qpsolvers is not 
     qpsolvers = None
 
 __all__ = [
+    "SCHEDULES",
+    "ConvexLearning",
+    "ConvexTrace",
     "QPSolution",
     "check_feasible",
+    "convex_fit_update",
     "default_solver",
+    "fit_convex",
+    "initial_parameters",
     "is_feasible",
     "maxout",
     "midpoint_thresholds",
     "polytope",
     "rates_qp",
     "readout_qp",
+    "readout_trajectory",
+    "relative_rmse",
+    "spiking_readout",
 ]
 
 _ACTIVE_TOL = 1e-7
@@ -384,3 +398,405 @@ def polytope(F: object, G: object, T: object, x: object, *, bounds: tuple[object
     V = np.array(keep)
     centre = V.mean(axis=0)
     return V[np.argsort(np.arctan2(V[:, 1] - centre[1], V[:, 0] - centre[0]))]
+
+
+# ---------------------------------------------------------------------------------- the network that spikes
+
+_BIAS = 5.0  # least T + b of the simulator's thresholds (see _bias)
+_READOUT_CHUNK = 2_000_000  # trials x steps x neurons of r held at once by spiking_readout
+
+
+def _bias(T: np.ndarray) -> float:
+    """The weight b of a constant extra input x_{K+1} = 1: ``scn.SCNWeights`` needs thresholds > 0, the convex view
+    does not (the paper draws T ~ U(-1, 1)), and F~ = [F, b], T~ = T + b give F~ [x; 1] - G y > T~ exactly when
+    F x - G y > T: the same network, with the voltages shifted by b."""
+    return _BIAS + max(0.0, -float(T.min()))
+
+
+def _scn_weights(F: np.ndarray, T: np.ndarray, fast: np.ndarray, bias: float) -> SCNWeights:
+    return SCNWeights(F=np.column_stack([F, np.full(F.shape[0], bias)]), fast=fast, T=T + bias)
+
+
+def _fast(G: np.ndarray, D: np.ndarray, mu: float) -> np.ndarray:
+    """Omega = -G D - mu I: a spike of k moves y by D_k, hence every V_i by -G_i D_k (and its own by -mu)."""
+    return -G @ D - mu * np.eye(G.shape[0])
+
+
+def _augmented_input(X: np.ndarray, n_steps: int, onset_step: int) -> np.ndarray:
+    """x~_t = [x 1{t >= onset_step}, 1] for t = 0..n_steps: (B, n_steps + 1, K + 1)."""
+    B, K = X.shape
+    x = np.zeros((B, n_steps + 1, K + 1))
+    x[:, onset_step:, :K] = X[:, None, :]
+    x[:, :, K] = 1.0  # its weight b sits in F~
+    return x
+
+
+def readout_trajectory(
+    F: object, G: object, T: object, x: object, *, spike_size: float, leak: float, dt: float, duration: float,
+    onset: float = 0.0, mu: float = 0.0,
+) -> np.ndarray:
+    """The readout y(t) = D r(t) of the spiking network of the QP (D = s G^T, Omega = -G D - mu I, spec §4) under
+    a constant input x switched on at ``onset`` (0 before), simulated by ``scn.simulate`` in sequential mode from
+    V_0 = F x_0, r_0 = 0.  At the end of each step V = F x - G y - mu r exactly, so y(t) stays in the polytope
+    F x - G y - mu r <= T (oracle 9); its time average follows y*(T_mid) (``midpoint_thresholds``).
+
+    Shape: F (N, K); G (N, M); T (N,); x (K,) or (B, K) -> y (S, M) or (B, S, M), S = round(duration/dt), index t
+    the readout at time (t + 1) dt.
+    """
+    F, G, T, X, batched = _network(F, G, T, x)
+    s = _checks.real(spike_size, "spike_size", low=0.0, low_open=True)
+    mu = _checks.real(mu, "mu", low=0.0)
+    n_steps, onset_step = _steps(duration, onset, dt)
+    params = SCNParams(leak=leak, dt=dt, mu=mu)
+    D = s * G.T
+    bias = _bias(T)
+    w = _scn_weights(F, T, _fast(G, D, mu), bias)
+    xa = _augmented_input(X, n_steps, onset_step)
+    run = simulate(w, input_current(xa, params.leak, params.dt), params, x0=xa[:, 0], record=("r",))
+    y = run.r @ D.T
+    return y if batched else y[0]
+
+
+def spiking_readout(
+    F: object, G: object, T: object, x: object, *, spike_size: float, leak: float = 2.0, dt: float = 3e-3,
+    duration: float = 4.0, onset: float = 0.5, average_from: float = 2.0, mu: float = 0.0,
+) -> np.ndarray:
+    """The time-averaged readout y_bar = mean of D r(t) over t >= ``average_from`` (to ``duration``) of the spiking
+    network at each constant input x (``readout_trajectory``); defaults are spec §4's CPU target and the authors'
+    averaging window.  By the midpoint rule y_bar ~ y*(T_mid); for M = 1, G = 1 that is maxout + s/2.
+
+    Shape: F (N, K); G (N, M); T (N,); x (K,) or (B, K) -> (M,) or (B, M).
+    """
+    F, G, T, X, batched = _network(F, G, T, x)
+    n_steps, _ = _steps(duration, onset, dt)
+    first = round(_checks.real(average_from, "average_from", low=0.0) / dt)
+    if first >= n_steps:
+        raise ValueError(f"average_from must be < duration = {duration}, got {average_from}")
+    chunk = max(1, _READOUT_CHUNK // (n_steps * F.shape[0]))
+    out = np.empty((X.shape[0], G.shape[1]))
+    for lo in range(0, X.shape[0], chunk):
+        y = readout_trajectory(F, G, T, X[lo:lo + chunk], spike_size=spike_size, leak=leak, dt=dt,
+                               duration=duration, onset=onset, mu=mu)
+        out[lo:lo + chunk] = y[:, max(first - 1, 0):].mean(axis=1)  # y[:, t] is the readout at step t + 1
+    return out if batched else out[0]
+
+
+def _steps(duration: float, onset: float, dt: float) -> tuple[int, int]:
+    dt = _checks.real(dt, "dt", low=0.0, low_open=True)
+    duration = _checks.real(duration, "duration", low=0.0, low_open=True)
+    onset = _checks.real(onset, "onset", low=0.0)
+    n_steps = round(duration / dt)
+    onset_step = round(onset / dt)
+    if n_steps < 1 or onset_step >= n_steps:
+        raise ValueError(f"need 0 <= onset < duration and duration >= dt, got onset={onset}, duration={duration}, "
+                         f"dt={dt}")
+    return n_steps, onset_step
+
+
+# ------------------------------------------------------------------------------------- supervised learning
+
+
+def convex_fit_update(
+    F: object, T: object, G: object, x: object, y_target: object, k: int, alpha_T: float, alpha_F: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The supervised rule of Mancoo et al. (2020)'s code at a spike of neuron k, with input x and target y_t:
+
+        e_k = F_k x - T_k - G_k y_t,   T_k <- T_k + alpha_T e_k,   F_k <- F_k - alpha_F e_k x,
+
+    a gradient step on e_k^2 / 2 that moves neuron k's constraint boundary toward the point (x, y_t).
+    Pure: new arrays, only row k of F and entry k of T change.
+
+    Shape: F (N, K); T (N,); G (N, M) or (N,) (M = 1); x (K,); y_target (M,) or a number (M = 1) -> (F, T).
+    """
+    F = _checks.array(F, "F", ndim=2)
+    T = _checks.array(T, "T", ndim=1)
+    G = _checks.array(G, "G", ndim=(1, 2))
+    G = G[:, None] if G.ndim == 1 else G
+    N, K = F.shape
+    if T.shape != (N,):
+        raise ValueError(f"T must have shape ({N},) (one threshold per row of F), got shape {T.shape}")
+    if G.shape[0] != N:
+        raise ValueError(f"G must have one row per neuron, N = {N} (rows of F), got shape {G.shape}")
+    x = _checks.array(x, "x", ndim=1)
+    if x.shape != (K,):
+        raise ValueError(f"x must have shape ({K},) (columns of F), got shape {x.shape}")
+    y = _checks.array(y_target, "y_target", ndim=(0, 1)).reshape(-1)
+    if y.shape != (G.shape[1],):
+        raise ValueError(f"y_target must have shape ({G.shape[1]},) (columns of G), got shape {np.shape(y_target)}")
+    k = _checks.integer(k, "k", low=0, high=N - 1)
+    alpha_T = _checks.real(alpha_T, "alpha_T", low=0.0)
+    alpha_F = _checks.real(alpha_F, "alpha_F", low=0.0)
+    e = F[k] @ x - T[k] - G[k] @ y
+    F, T = F.copy(), T.copy()
+    T[k] += alpha_T * e
+    F[k] -= alpha_F * e * x
+    return F, T
+
+
+SCHEDULES = ("parallel", "shuffled")
+
+
+@dataclass(frozen=True)
+class ConvexLearning:
+    """Supervised learning of the convex map y = scale |x|^2 by a spiking network (Mancoo et al. 2020, spec §4).
+
+    The network: N neurons, K inputs, one output (M = 1), G = 1, D = s G^T, Omega = -G D (mu = 0), so that
+    y*(x) = ``maxout`` = max(0, max_i F_i x - T_i).  Training: ``n_train`` points per axis on [-x_max, x_max]^K,
+    one trial of ``duration`` s per point, input 0 until ``onset`` then the constant x; ``convex_fit_update`` at
+    every spike from ``learn_from`` on, with alpha_T, alpha_F times exp(-decay epoch) in epoch 1, 2, ...; every
+    step after ``learn_from``, T -= dt leak_T.  Defaults: spec §4's CPU target (K = 1, N = 12, s = 0.2, x^2 on
+    [-2, 2] at 41 points, lambda = 2, dt = 3e-3, 4 s trials, alpha = 1e-2, 30 epochs); ``paraboloid()`` is Fig. 3.
+
+    Choices the spec leaves open (ours, stated): initial F ~ N(0, ``init_F_std``^2) and T ~ U(``init_T``) as in the
+    authors' Fig. 3 code; the readout average from ``average_from`` = 2 s (their window); the test error is the
+    relative RMSE sqrt(mean (maxout - y)^2 / mean y^2) on ``n_test`` points per axis.
+
+    ``schedule``: ``"parallel"`` (default) runs an epoch's trials at once, as independent trials on the batch axis
+    of ``scn.step`` sharing F and T: every spike of any trial updates them at once (in trial order within a
+    step), so an epoch is one 4 s simulation of B trials; the threshold drift is B dt leak_T per step (the same
+    per epoch as B trials in a row).  ``"shuffled"`` is the authors' loop: one trial after another in a fresh
+    random order each epoch.  Both apply the same rule to the same spikes' errors; they differ in the order of
+    the updates (interleaved or trial by trial), which is the rule's stochastic-approximation order, not its
+    fixed point.
+    """
+
+    n: int = 12
+    n_in: int = 1
+    spike_size: float = 0.2
+    scale: float = 1.0
+    x_max: float = 2.0
+    n_train: int = 41
+    n_test: int = 401
+    leak: float = 2.0
+    dt: float = 3e-3
+    duration: float = 4.0
+    onset: float = 0.5
+    learn_from: float = 1.0
+    average_from: float = 2.0
+    alpha_T: float = 1e-2
+    alpha_F: float = 1e-2
+    decay: float = 1e-4
+    leak_T: float = 0.0
+    init_F_std: float = 1.0
+    init_T: tuple[float, float] = (-1.0, 1.0)
+    epochs: int = 30
+    schedule: str = "parallel"
+
+    def __post_init__(self) -> None:
+        for name in ("n", "n_in", "n_train", "n_test"):
+            _checks.integer(getattr(self, name), name, low=1)
+        _checks.integer(self.epochs, "epochs", low=0)
+        for name in ("spike_size", "x_max", "dt", "duration", "init_F_std"):
+            object.__setattr__(self, name, _checks.real(getattr(self, name), name, low=0.0, low_open=True))
+        for name in ("leak", "onset", "learn_from", "average_from", "alpha_T", "alpha_F", "decay", "leak_T"):
+            object.__setattr__(self, name, _checks.real(getattr(self, name), name, low=0.0))
+        object.__setattr__(self, "scale", _checks.real(self.scale, "scale"))
+        lo, hi = (_checks.real(v, "init_T") for v in self.init_T) if len(self.init_T) == 2 else (1.0, 0.0)
+        if not lo < hi:
+            raise ValueError(f"init_T must be (low, high) with low < high, got {self.init_T}")
+        object.__setattr__(self, "init_T", (lo, hi))
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not self.onset <= self.learn_from < self.duration or self.average_from >= self.duration:
+            raise ValueError(f"need onset <= learn_from < duration and average_from < duration, got onset="
+                             f"{self.onset}, learn_from={self.learn_from}, average_from={self.average_from}, "
+                             f"duration={self.duration}")
+        SCNParams(leak=self.leak, dt=self.dt)  # dt leak < 0.1
+
+    @classmethod
+    def paraboloid(cls, **overrides) -> ConvexLearning:
+        """Fig. 3 of Mancoo et al. (2020), the authors' code: y = 0.3 |x|^2 on [-4, 4]^2 (100 x 100 grid), K = 2,
+        N = 50, G = D = 1 (s = 1), alpha = 1e-3, 100 epochs; tested on 500 x 500 points.  Hours on a CPU."""
+        return cls(**{"n": 50, "n_in": 2, "spike_size": 1.0, "scale": 0.3, "x_max": 4.0, "n_train": 100,
+                      "n_test": 500, "alpha_T": 1e-3, "alpha_F": 1e-3, "epochs": 100, **overrides})
+
+    def _grid(self, count: int) -> np.ndarray:
+        axis = np.linspace(-self.x_max, self.x_max, count)
+        mesh = np.meshgrid(*([axis] * self.n_in), indexing="ij")
+        return np.stack([m.ravel() for m in mesh], axis=1)
+
+    def train_inputs(self) -> np.ndarray:
+        """The training points, ``n_train`` per axis on [-x_max, x_max]^K: (n_train^K, K)."""
+        return self._grid(self.n_train)
+
+    def test_inputs(self) -> np.ndarray:
+        """The test points, ``n_test`` per axis: (n_test^K, K)."""
+        return self._grid(self.n_test)
+
+    def target(self, x: object) -> np.ndarray:
+        """y = scale |x|^2.  Shape: x (B, K) -> (B, 1)."""
+        x = _checks.array(x, "x", ndim=2)
+        if x.shape[1] != self.n_in:
+            raise ValueError(f"x must have shape (B, {self.n_in}), got {x.shape}")
+        return self.scale * np.sum(x * x, axis=1, keepdims=True)
+
+    def encoders(self) -> np.ndarray:
+        """G = 1: (N, 1)."""
+        return np.ones((self.n, 1))
+
+    def learning_rates(self, epoch: int) -> tuple[float, float]:
+        """(alpha_T, alpha_F) exp(-decay epoch) in training epoch 1, 2, ..."""
+        a = np.exp(-self.decay * epoch)
+        return self.alpha_T * a, self.alpha_F * a
+
+    def spiking_readout(self, F: object, T: object, x: object) -> np.ndarray:
+        """``spiking_readout`` of the network (F, G = 1, T) with this rule's s, lambda, dt and trial timing."""
+        return spiking_readout(F, self.encoders(), T, x, spike_size=self.spike_size, leak=self.leak, dt=self.dt,
+                               duration=self.duration, onset=self.onset, average_from=self.average_from)
+
+
+@dataclass(frozen=True, eq=False)
+class ConvexTrace:
+    """What ``fit_convex`` returns; index e is after training epoch e (0 = before learning).
+
+    Shape: epochs (E + 1,); rmse (E + 1,), the maxout relative RMSE on the test points; F (E + 1, N, K);
+    T (E + 1, N); spikes (E + 1,), spikes during the epoch (0 at e = 0); G (N, 1); rule, the parameters.
+    """
+
+    epochs: np.ndarray
+    rmse: np.ndarray
+    F: np.ndarray
+    T: np.ndarray
+    spikes: np.ndarray
+    G: np.ndarray
+    rule: ConvexLearning
+
+
+def relative_rmse(y: object, target: object) -> float:
+    """sqrt(mean (y - target)^2 / mean target^2).  Shape: y and target alike, e.g. (B, M)."""
+    y = _checks.array(y, "y")
+    target = _checks.array(target, "target")
+    if y.shape != target.shape:
+        raise ValueError(f"y must have the shape of target {target.shape}, got {y.shape}")
+    return float(np.sqrt(np.mean((y - target) ** 2) / np.mean(target**2)))
+
+
+def _learn_trials(
+    rule: ConvexLearning, F: np.ndarray, T: np.ndarray, G: np.ndarray, fast: np.ndarray, X: np.ndarray,
+    Y: np.ndarray, alpha_T: float, alpha_F: float,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One simulation of the trials X (B, K) with targets Y (B, M) on the batch axis of ``scn.step``, F and T
+    updated at every spike after ``learn_from``.  Returns the new F, T and the number of spikes."""
+    B, K = X.shape
+    params = SCNParams(leak=rule.leak, dt=rule.dt)
+    n_steps, onset_step = _steps(rule.duration, rule.onset, rule.dt)
+    learn_step = round(rule.learn_from / rule.dt)
+    bias = _bias(T)
+    w = _scn_weights(F, T, fast, bias)
+    x0 = np.zeros((B, K + 1))
+    x0[:, K] = 1.0
+    if onset_step == 0:
+        x0[:, :K] = X
+    state = initial_state(w, x0, B)
+    c = np.zeros((B, K + 1))
+    drift = B * rule.dt * rule.leak_T
+
+    def on_spike(b: int, k: int, _V: np.ndarray, _r: np.ndarray) -> SCNWeights:
+        nonlocal F, T, w
+        F, T = convex_fit_update(F, T, G, X[b], Y[b], k, alpha_T, alpha_F)
+        w = _scn_weights(F, T, fast, bias)
+        return w
+
+    spikes = 0
+    for t in range(n_steps):  # step t takes x_t to x_{t+1}
+        on_now, on_next = t >= onset_step, t + 1 >= onset_step
+        c[:, :K] = (X * (on_next - on_now)) / rule.dt + rule.leak * X * on_now
+        c[:, K] = rule.leak
+        learning = t >= learn_step
+        state, fired = step(params, w, state, c, None, on_spike if learning else None)
+        spikes += len(fired)
+        if learning and drift > 0:
+            T = T - drift
+            w = _scn_weights(F, T, fast, bias)
+        if T.min() + bias < _BIAS / 2:  # raise the extra input's weight (and V with it) before T + b reaches 0
+            bias += _BIAS
+            state = state._replace(V=state.V + _BIAS)
+            w = _scn_weights(F, T, fast, bias)
+    return F, T, spikes
+
+
+def initial_parameters(rule: ConvexLearning, seed: _checks.Seed = None) -> tuple[np.ndarray, np.ndarray]:
+    """F ~ N(0, init_F_std^2) (N, K) and T ~ U(init_T) (N,), as in the authors' Fig. 3 code."""
+    if not isinstance(rule, ConvexLearning):
+        raise TypeError(f"rule must be a ConvexLearning, got {type(rule).__name__}")
+    rng = _checks.rng(seed)
+    F = rule.init_F_std * rng.standard_normal((rule.n, rule.n_in))
+    T = rng.uniform(*rule.init_T, size=rule.n)
+    return F, T
+
+
+def _rule_meta(rule: ConvexLearning) -> dict:
+    meta = asdict(rule)
+    meta.pop("epochs")
+    meta["init_T"] = list(meta["init_T"])
+    return meta
+
+
+def fit_convex(
+    rule: ConvexLearning | None = None, *, seed: _checks.Seed = 0, F0: object = None, T0: object = None,
+    checkpoint: str | os.PathLike | None = None,
+) -> ConvexTrace:
+    """Learn F and T of a spiking network so that its maxout map fits y = scale |x|^2 (``ConvexLearning``; spec §4,
+    the rule of Mancoo et al. 2020's code, ``convex_fit_update``), for ``rule.epochs`` epochs.
+
+    The seed gives two independent streams: the initial F, T (``initial_parameters``, unless F0 and T0 are given)
+    and the trial order of the ``"shuffled"`` schedule (the ``"parallel"`` schedule uses no randomness after the
+    initialisation: the network is deterministic).  With ``checkpoint`` (a file path), the whole state (history,
+    F, T, the order generator) is saved with ``wrec.checkpoint`` after every epoch, and a call that finds the
+    file continues from it: the numbers equal an uninterrupted run's.  The file must come from the same rule
+    (``epochs`` aside) and initialisation, else ``ValueError``; one with more epochs than asked is cut.
+
+    Shape: F0 (N, K); T0 (N,).  Returns ``ConvexTrace``.
+    """
+    rule = ConvexLearning() if rule is None else rule
+    if not isinstance(rule, ConvexLearning):
+        raise TypeError(f"rule must be a ConvexLearning or None, got {type(rule).__name__}")
+    rng_init, rng_order = _checks.rng(seed).spawn(2)
+    if (F0 is None) != (T0 is None):
+        raise ValueError("give both F0 and T0, or neither")
+    if F0 is None:
+        F, T = initial_parameters(rule, rng_init)
+    else:
+        F = _checks.array(F0, "F0", ndim=2)
+        T = _checks.array(T0, "T0", ndim=1)
+        if F.shape != (rule.n, rule.n_in) or T.shape != (rule.n,):
+            raise ValueError(f"F0 and T0 must have shapes ({rule.n}, {rule.n_in}) and ({rule.n},), got {F.shape} "
+                             f"and {T.shape}")
+    G = rule.encoders()
+    fast = _fast(G, rule.spike_size * G.T, 0.0)
+    X, Y = rule.train_inputs(), rule.target(rule.train_inputs())
+    X_test = rule.test_inputs()
+    Y_test = rule.target(X_test)
+
+    def error(F: np.ndarray, T: np.ndarray) -> float:
+        return relative_rmse(maxout(X_test, F, G, T), Y_test)
+
+    hist = {"F": [F], "T": [T], "rmse": [error(F, T)], "spikes": [0]}
+    saved = _ckpt.load(checkpoint)
+    if saved is not None:
+        arrays, meta = saved
+        if meta.get("rule") != _rule_meta(rule):
+            raise ValueError(f"checkpoint {checkpoint} was written by a different ConvexLearning (epochs aside): "
+                             f"{meta.get('rule')}; remove it or pass that rule")
+        if not (np.array_equal(arrays["F"][0], F) and np.array_equal(arrays["T"][0], T)):
+            raise ValueError(f"checkpoint {checkpoint} starts from other initial F, T (another seed, F0 or T0)")
+        done = min(int(meta["epoch"]), rule.epochs)
+        hist = {name: list(arrays[name][: done + 1]) for name in hist}
+        _ckpt.set_rng_state(rng_order, meta["rng_order"])
+        F, T = hist["F"][-1], hist["T"][-1]
+    for epoch in range(len(hist["F"]), rule.epochs + 1):
+        alpha_T, alpha_F = rule.learning_rates(epoch)
+        if rule.schedule == "parallel":
+            F, T, spikes = _learn_trials(rule, F, T, G, fast, X, Y, alpha_T, alpha_F)
+        else:
+            spikes = 0
+            for i in rng_order.permutation(X.shape[0]):
+                F, T, n = _learn_trials(rule, F, T, G, fast, X[i:i + 1], Y[i:i + 1], alpha_T, alpha_F)
+                spikes += n
+        for name, value in (("F", F), ("T", T), ("rmse", error(F, T)), ("spikes", spikes)):
+            hist[name].append(value)
+        if checkpoint is not None:
+            _ckpt.save(checkpoint, {name: np.asarray(v) for name, v in hist.items()},
+                       {"epoch": epoch, "rule": _rule_meta(rule), "rng_order": _ckpt.rng_state(rng_order)})
+    return ConvexTrace(epochs=np.arange(len(hist["F"])), rmse=np.asarray(hist["rmse"]), F=np.stack(hist["F"]),
+                       T=np.stack(hist["T"]), spikes=np.asarray(hist["spikes"], dtype=np.int64), G=G, rule=rule)

@@ -1,0 +1,219 @@
+"""Spike coding networks as convex optimisers: supervised learning of the map y = x² (Mancoo, Keemink & Machens 2020).
+
+A network of N = 12 neurons with one input and one output (G = 1, D = s Gᵀ, s = 0.2) computes the convex
+piecewise-linear map maxout(x) = max(0, maxᵢ Fᵢx − Tᵢ) (``wrec.spiking.qp``). The authors' local rule, applied at
+each spike (e_k = F_k x − T_k − G_k y_t; T_k += α e_k; F_k −= α e_k x), fits it to y = x² on 41 points in [−2, 2]
+(spec §4's CPU target; ``qp.ConvexLearning``). Measured: the maxout relative RMSE on 401 test points per epoch,
+and the time-averaged spiking readout, which sits half a spike (s/2) above maxout (the midpoint rule). A second
+figure shows the "bounding box" of a 2-D readout: the polytope F x − G y ≤ T of a K = M = 2 network and the
+readout trajectory y(t) inside it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wrec import _checks, sweep
+from wrec.spiking import qp
+
+TOLERANCE_RMSE = 0.10  # spec §4: maxout relative RMSE after 30 epochs; also our quick tolerance after 10 epochs
+
+
+@dataclass(frozen=True)
+class Config:
+    """Spec §4's CPU target (``qp.ConvexLearning`` defaults) for ``replicates`` seeds; each seed is one task.
+
+    ``schedule``: "parallel" (the 41 trials of an epoch on the batch axis of ``scn.step``, sharing F and T) or
+    "shuffled" (the authors' loop, one trial after another). ``readout_points``: test inputs where the spiking
+    readout is simulated (a subset of the 401 test points, evenly spaced, both ends included).
+    """
+
+    epochs: int = 30
+    replicates: int = 3
+    schedule: str = "parallel"
+    readout_points: int = 401
+    seed: int = 0
+    replicate: int | None = None
+
+    def __post_init__(self) -> None:
+        _checks.integer(self.epochs, "epochs", low=1)
+        _checks.integer(self.replicates, "replicates", low=1)
+        _checks.integer(self.readout_points, "readout_points", low=2, high=qp.ConvexLearning().n_test)
+        if self.schedule not in qp.SCHEDULES:
+            raise ValueError(f"schedule must be one of {qp.SCHEDULES}, got {self.schedule!r}")
+        if self.replicate is not None:
+            _checks.integer(self.replicate, "replicate", low=0)
+
+    @classmethod
+    def quick(cls, **overrides) -> Config:
+        """10 epochs, one seed (a few seconds); quick tolerance: RMSE ≤ 0.10 already after 10 epochs."""
+        return cls(**{"epochs": 10, "replicates": 1, **overrides})
+
+    def tasks(self) -> list[Config]:
+        """One task per seed replicate."""
+        return [replace(self, replicates=1, replicate=r) for r in range(self.replicates)]
+
+    def rule(self) -> qp.ConvexLearning:
+        """The learning parameters of one task."""
+        return qp.ConvexLearning(epochs=self.epochs, schedule=self.schedule)
+
+
+def evaluate(config: Config) -> pd.DataFrame:
+    """Tidy rows of each replicate: ``record="epoch"`` (epoch, rmse, spikes) and ``record="readout"`` (x, target,
+    maxout, spiking: the learned network at the test points). Learning resumes from ``sweep.task_dir()``."""
+    rule = config.rule()
+    reps = range(config.replicates) if config.replicate is None else (config.replicate,)
+    frames = []
+    for rep in reps:
+        start = time.process_time()
+        folder = sweep.task_dir()
+        ckpt = None if folder is None else folder / f"convex-{rep}.npz"
+        trace = qp.fit_convex(rule, seed=sweep.task_rng(config.seed, "spike-coding-convex", rep), checkpoint=ckpt)
+        learn_s = time.process_time() - start
+        F, T, G = trace.F[-1], trace.T[-1], trace.G
+        X = rule.test_inputs()
+        X = X[np.unique(np.round(np.linspace(0, len(X) - 1, config.readout_points)).astype(int))]
+        spiking = rule.spiking_readout(F, T, X)[:, 0]
+        epochs = pd.DataFrame({"record": "epoch", "replicate": rep, "epoch": trace.epochs, "rmse": trace.rmse,
+                               "spikes": trace.spikes})
+        readout = pd.DataFrame({"record": "readout", "replicate": rep, "x": X[:, 0], "target": rule.target(X)[:, 0],
+                                "maxout": qp.maxout(X, F, G, T)[:, 0], "spiking": spiking})
+        frames.append(pd.concat([epochs, readout], ignore_index=True).assign(
+            spike_size=rule.spike_size, learn_cpu_s=learn_s, cpu_s=time.process_time() - start))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _offsets(results: pd.DataFrame) -> pd.DataFrame:
+    """Spiking mean readout minus maxout where maxout ≥ s (away from the kink at 0, where neurons fire rarely)."""
+    r = results[results.record == "readout"]
+    r = r[r.maxout >= r.spike_size]
+    return r.assign(offset=r.spiking - r.maxout)
+
+
+def table(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per replicate: RMSE at epochs 0, 5, 10 and the last; readout offset (mean, min, max); CPU time."""
+    ep = results[results.record == "epoch"]
+    off = _offsets(results)
+    rows = []
+    for rep, g in ep.groupby("replicate"):
+        rmse = g.set_index("epoch")["rmse"]
+        last = int(rmse.index.max())
+        o = off[off.replicate == rep].offset
+        row = {"replicate": rep, **{f"rmse@{e}": rmse.get(e, np.nan) for e in (0, 5, 10)},
+               f"rmse@{last}": rmse[last], "offset": o.mean(), "offset_min": o.min(), "offset_max": o.max(),
+               "s/2": g.spike_size.iloc[0] / 2, "learn_cpu_s": g.learn_cpu_s.iloc[0], "cpu_s": g.cpu_s.iloc[0]}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def targets(results: pd.DataFrame) -> pd.DataFrame:
+    """Spec §4: maxout relative RMSE ≤ 0.10 after 30 epochs (quick: after 10); spiking mean readout offset
+    s/2 ± s/4, on average and at every test x with maxout ≥ s. The worst replicate is reported."""
+    ep = results[results.record == "epoch"]
+    last = int(ep.epoch.max())
+    worst = ep[ep.epoch == last].rmse.max()
+    off = _offsets(results)
+    s = float(results.spike_size.iloc[0])
+    mean_off = off.groupby("replicate").offset.mean()
+    worst_mean = mean_off.iloc[np.argmax(np.abs(mean_off - s / 2))]
+    worst_dev = float(np.max(np.abs(off.offset - s / 2)))
+    quick = " (quick tolerance)" if last < 30 else ""
+    rows = [
+        {"target": f"maxout relative RMSE after {last} epochs{quick}", "measured": worst,
+         "tolerance": f"<= {TOLERANCE_RMSE}", "held": bool(worst <= TOLERANCE_RMSE)},
+        {"target": "mean of spiking readout - maxout (x with maxout >= s)", "measured": float(worst_mean),
+         "tolerance": f"{s / 2:g} +- {s / 4:g}", "held": bool(abs(worst_mean - s / 2) <= s / 4)},
+        {"target": "max over x of |spiking readout - maxout - s/2|", "measured": worst_dev,
+         "tolerance": f"<= {s / 4:g}", "held": bool(worst_dev <= s / 4)},
+    ]
+    return pd.DataFrame(rows)
+
+
+def box_network(seed: int = 1, n: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A K = M = 2 network with G ≥ 0 (unit rows at angles U(0, π/2)), F ~ N(0, 1), T ~ U(0.5, 1.5): (F, G, T)."""
+    rng = np.random.default_rng(seed)
+    angle = rng.uniform(0.0, np.pi / 2, n)
+    G = np.column_stack([np.cos(angle), np.sin(angle)])
+    return rng.standard_normal((n, 2)), G, rng.uniform(0.5, 1.5, n)
+
+
+def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
+    """(a) target, learned maxout and spiking mean readout against x (first replicate); (b) RMSE over epochs;
+    (c) the bounding box of a 2-D readout with its trajectory y(t)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from wrec.plotting import STYLE
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    s = float(results.spike_size.iloc[0])
+    rep = results.replicate.min()
+    r = results[(results.record == "readout") & (results.replicate == rep)].sort_values("x")
+    ep = results[results.record == "epoch"]
+    paths = [path, path.with_name(path.stem + "-rmse.png"), path.with_name(path.stem + "-box.png")]
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(4.6, 3.4))
+        ax.plot(r.x, r.target, "k-", lw=2.5, alpha=0.3, label="target $x^2$")
+        ax.plot(r.x, r.maxout, "C0-", lw=1.2, label="learned maxout $y^*(x)$")
+        ax.plot(r.x, r.spiking, "C3.", ms=2.5, label=r"spiking mean readout $\bar y$")
+        ax.plot(r.x, r.maxout + s / 2, "C3:", lw=0.8, label=f"maxout + s/2 (s = {s:g})")
+        ax.set_xlabel("input x")
+        ax.set_ylabel("readout y")
+        ax.legend(fontsize=7)
+        fig.savefig(paths[0])
+        plt.close(fig)
+
+        fig, ax = plt.subplots(figsize=(4.6, 3.0))
+        for rep_i, g in ep.groupby("replicate"):
+            ax.plot(g.epoch, g.rmse, marker=".", lw=1, label=f"seed {rep_i}")
+        ax.axhline(TOLERANCE_RMSE, color="k", ls="--", lw=0.8, label="spec tolerance")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("maxout relative RMSE")
+        ax.legend(fontsize=7)
+        fig.savefig(paths[1])
+        plt.close(fig)
+
+        _box_figure(plt, paths[2])
+    return paths
+
+
+def _box_figure(plt, path: Path) -> None:
+    """The polytope F x − G y ≤ T (``qp.polytope``) of ``box_network`` for one input, and y(t) of a 2 s trial."""
+    F, G, T = box_network()
+    x = np.array([-1.5, -1.5])  # a corner: two active neurons, each firing ~5 spikes per time constant
+    s, leak, dt = 0.2, 10.0, 1e-3
+    y = qp.readout_trajectory(F, G, T, x, spike_size=s, leak=leak, dt=dt, duration=2.0)
+    y_star = qp.readout_qp(F, G, T, x).y
+    y_mid = qp.readout_qp(F, G, qp.midpoint_thresholds(T, -s * G @ G.T), x).y
+    lo, hi = y_star - 1.0, y_star + 1.0
+    V = qp.polytope(F, G, T, x, bounds=(lo, hi))
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    ax.fill(V[:, 0], V[:, 1], color="C0", alpha=0.12, lw=0)
+    grid = np.linspace(lo[0], hi[0], 2)
+    c = F @ x - T
+    for g, ci in zip(G, c, strict=True):  # each neuron's boundary G_i y = F_i x − T_i
+        if abs(g[1]) > 1e-12:
+            ax.plot(grid, (ci - g[0] * grid) / g[1], color="0.7", lw=0.6)
+    ax.plot(np.r_[V[:, 0], V[:1, 0]], np.r_[V[:, 1], V[:1, 1]], "C0-", lw=1.5, label="polytope $Fx - Gy \\leq T$")
+    ax.plot(np.r_[0.0, y[:, 0]], np.r_[0.0, y[:, 1]], "C3-", lw=0.5, alpha=0.8, label="readout $y(t)$ from 0")
+    ax.plot(*y_star, "ko", ms=5, label="$y^*(T)$")
+    ax.plot(*y_mid, "kx", ms=6, label="$y^*(T_{mid})$")
+    ax.plot(*y[500:].mean(0), "C3+", ms=9, mew=2, label=r"$\bar y$ (t ≥ 0.5 s)")
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_aspect("equal")
+    ax.set_xlabel("$y_1$")
+    ax.set_ylabel("$y_2$")
+    ax.set_title(f"N = {len(T)}, K = M = 2, G ≥ 0, s = {s:g}, x = ({x[0]:g}, {x[1]:g})", fontsize=8)
+    ax.legend(fontsize=6, loc="upper right")
+    fig.savefig(path)
+    plt.close(fig)
