@@ -1,10 +1,15 @@
-"""Spike coding network simulation: one batched run of B trials against a loop of B one-trial runs.
+"""Spike coding network simulation (one batched run of B trials against a loop of B one-trial runs) and learning.
 
 Optimal autoencoder (no learning), N = 400 neurons, J = 3, random decoders of norm 0.1, μ = ν = 1e-3,
 λ = 10, dt = 1e-4, sequential spiking, smoothed white-noise input (width 200 steps, amplitude 3000; ~10 Hz), only
 spikes recorded. Goals (issue 5): ≥ 5× batched vs loop and ≥ 10⁷ neuron-steps/s for N = 400.
 Every time is the minimum of ``--repeats`` runs after a warm-up on a short input, all in this one process;
 ``ratio = loop_time / batched_time``.
+
+Learning (spec §2 preset, N = 20, J = 2, ``"single"`` mode): ``learn_autoencoder``'s loop against the naive loop
+over the public pure functions (``scn.step`` + ``learning.autoencoder_update``, which validate every call and copy
+the weights at every spike), same numbers bit for bit; µs per learning step (spec reference: 10–15 µs). Learning
+is one trial at a time (the weights change at every spike); replicates run in parallel as sweep tasks.
 
     python benchmarks/scn.py [--quick] [--repeats 3] [--batch 32] [--neurons 400]
 """
@@ -17,8 +22,10 @@ import os
 import numpy as np
 
 from _timing import best  # benchmarks/ is on sys.path when a script runs
-from wrec.spiking import SCNParams, optimal_weights, simulate
+from wrec.spiking import SCNParams, initial_state, optimal_weights, simulate, step
+from wrec.spiking.learning import AutoencoderLearning, autoencoder_update, initial_weights, learn_autoencoder
 from wrec.tasks import smoothed_white_noise
+from wrec.tasks.signals import leaky_integral
 
 
 def main() -> None:
@@ -54,6 +61,35 @@ def main() -> None:
     print(f"  loop of {b} one-trial runs : {t_loop:8.3f} s  {work / t_loop:12.3e} neuron-steps/s")
     print(f"  one batched run (B = {b})  : {t_batch:8.3f} s  {work / t_batch:12.3e} neuron-steps/s")
     print(f"ratio = {t_loop / t_batch:.2f}  (goal >= 5; batched neuron-steps/s goal >= 1e7)")
+    learning(steps=5 * steps, repeats=args.repeats)
+
+
+def learning(steps: int, repeats: int) -> None:
+    rule = AutoencoderLearning()
+
+    def fast():
+        return learn_autoencoder(rule, steps, seed=0, checkpoints=[0, steps])
+
+    def naive():
+        rng_init, rng_input, rng_noise = np.random.default_rng(0).spawn(3)
+        w = initial_weights(rule, rng_init)
+        c = smoothed_white_noise(steps, rule.j, seed=rng_input)
+        x = leaky_integral(c, rule.leak, rule.dt)
+        state, params = initial_state(w), rule.scn_params()
+        for t in range(steps):
+            def hook(_b, k, V, r, t=t):
+                nonlocal w
+                w = autoencoder_update(w, k, V, r, x[t], rule)
+                return w
+
+            state, _ = step(params, w, state, c[t], rng_noise, hook)
+        return w
+
+    np.testing.assert_array_equal(fast().weights.fast, naive().fast)  # the same learning, bit for bit
+    t_fast, t_naive = best(fast, repeats), best(naive, repeats)
+    print(f"SCN learning (spec §2 preset, N = {rule.n}, {steps} steps): learn_autoencoder "
+          f"{1e6 * t_fast / steps:.1f} µs/step, naive public-API loop {1e6 * t_naive / steps:.1f} µs/step; "
+          f"ratio = {t_naive / t_fast:.2f}")
 
 
 if __name__ == "__main__":
