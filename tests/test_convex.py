@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from wrec import checkpoint
@@ -233,3 +234,42 @@ def test_bad_fit_and_readout_arguments():
         qp.readout_trajectory(F, G, T, X, spike_size=-1.0, leak=10.0, dt=1e-3, duration=1.0)
     with pytest.raises(ValueError, match="x must have last dimension K = 2"):
         qp.readout_trajectory(F, G, T, np.ones(3), spike_size=0.1, leak=10.0, dt=1e-3, duration=1.0)
+
+
+# ------------------------------------------------------------------------------------------- the experiment
+
+
+def test_experiment_resumes_an_interrupted_task_from_its_task_dir(tmp_path, monkeypatch):
+    from wrec import sweep
+    from wrec.experiments import spike_coding_convex as exp
+    from wrec.store import Store
+
+    config = exp.Config(epochs=3, replicates=1, readout_points=11)
+    full = exp.evaluate(config.tasks()[0])
+    calls = {"n": 0}
+    original = qp._learn_trials
+
+    def crash_in_epoch_three(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(qp, "_learn_trials", crash_in_epoch_three)
+    store = Store(tmp_path / "results")
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(exp.evaluate, config.tasks(), store=store)
+    (ckpt,) = (tmp_path / "results").rglob("convex-0.npz")  # the partial state the rerun starts from
+    assert checkpoint.load(ckpt)[1]["epoch"] == 2
+    calls["n"] = -10  # no more crashes; the rerun needs only epoch 3
+    results = sweep.run(exp.evaluate, config.tasks(), store=store)
+    assert calls["n"] == -9
+    for record, columns in (("epoch", ["epoch", "rmse", "spikes"]), ("readout", ["x", "maxout", "spiking"])):
+        got = results[results.record == record][columns].reset_index(drop=True)
+        want = full[full.record == record][columns].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want)
+    checks = exp.targets(results)
+    assert list(checks.columns) == ["target", "measured", "tolerance", "held"]
+    assert checks.measured.iloc[0] == pytest.approx(full[full.record == "epoch"].rmse.iloc[-1])
+    paths = exp.plot(results, tmp_path / "convex.png")
+    assert all(p.stat().st_size > 0 for p in paths)
