@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import wrec.checkpoint
+from wrec.experiments.spike_coding_lds import QUICK_AUTONOMOUS_TOL, QUICK_WEIGHT_TOL
 from wrec.spiking import SCNParams, SCNState, optimal_weights, step
 from wrec.spiking.learning import (
     LDSLearning,
@@ -123,9 +124,7 @@ def test_learn_lds_matches_the_per_step_reference():
 
 # ---- learning targets -----------------------------------------------------------------------------------------
 
-QUICK_TIME = 10.0  # s; the experiment's --quick
-QUICK_WEIGHT_TOL = 0.2  # measured 0.12–0.15 over seeds 0–3 (spec ref: 0.22 at 5 s, 0.11 at 15 s)
-QUICK_AUTONOMOUS_TOL = 0.2  # measured 0.07–0.14 over seeds 0–3
+QUICK_TIME = 10.0  # s, the experiment's --quick; its thresholds and their measured basis are documented there
 
 
 def _learn(feedback: float, train_time: float, seed: int, times: tuple[float, ...]):
@@ -135,7 +134,7 @@ def _learn(feedback: float, train_time: float, seed: int, times: tuple[float, ..
 
 
 def test_quick_learning_reaches_tolerance_and_feedback_beats_no_feedback():
-    """10 s of learning (--quick): K = 50 gives weight error ≤ 0.2 [measured 0.148] and autonomous error ≤ 0.2
+    """10 s of learning (--quick): K = 50 gives weight error ≤ 0.2 [measured 0.148] and autonomous error ≤ 0.3
     [0.14]; K = 0 on the same input is worse at 5 and 10 s [weight error 0.49, 0.41]."""
     fb, fb_auto = _learn(50.0, QUICK_TIME, 0, (5.0, QUICK_TIME))
     none, _ = _learn(0.0, QUICK_TIME, 0, (5.0, QUICK_TIME))
@@ -262,3 +261,70 @@ def test_bad_arrays_raise():
         slow_update(W, D[:, :3], np.zeros(2), np.zeros(20), 1.0, 1e-4)
     with pytest.raises(ValueError, match=r"A must have shape \(J, J\)"):
         linear_response(np.zeros((5, 2)), np.eye(3), 1e-3)
+
+
+# ---- the experiment (wrec run spike-coding-lds) -----------------------------------------------------------------
+
+
+def tiny_config():
+    from wrec.experiments import spike_coding_lds
+
+    return spike_coding_lds.Config(train_time=0.4, eval_times=(0.2, 0.4), checkpoint_every=0.1, replicates=1,
+                                   test_time=0.3, test_discard=0.1)
+
+
+def test_experiment_tasks_resume_inside_a_sweep_task(tmp_path, monkeypatch):
+    """One task per (K, replicate); a sweep interrupted inside a task's learning resumes from the task folder's
+    checkpoint and stores the numbers an uninterrupted run gives; table, targets and figures come out."""
+    from wrec import sweep
+    from wrec.experiments import spike_coding_lds as exp
+    from wrec.store import Store
+
+    config = tiny_config()
+    tasks = config.tasks()
+    assert [(t.feedbacks, t.replicate) for t in tasks] == [((50.0,), 0), ((0.0,), 0)]
+    save, calls = wrec.checkpoint.save, []
+
+    def crashing_save(*args, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Interrupted
+        return save(*args, **kw)
+
+    monkeypatch.setattr(wrec.checkpoint, "save", crashing_save)
+    store = Store(tmp_path / "results")
+    with pytest.raises(Interrupted):
+        sweep.run(exp.evaluate, tasks, store=store)
+    assert list((tmp_path / "results").rglob("lds-K50-0.npz"))  # the partial state survived
+    monkeypatch.setattr(wrec.checkpoint, "save", save)
+    resumed = sweep.run(exp.evaluate, tasks, store=store)
+    fresh = exp.evaluate(config)  # no task folder: no checkpoint file
+    assert resumed.resumed_from_s.max() == pytest.approx(0.1)
+    for col in ("weight_error", "train_error", "rate_hz", "autonomous_error", "autonomous_error_optimal"):
+        np.testing.assert_array_equal(resumed[col].to_numpy(), fresh[col].to_numpy(), err_msg=col)
+    np.testing.assert_array_equal(np.stack(resumed.W.to_numpy()), np.stack(fresh.W.to_numpy()))
+    assert set(resumed.feedback) == {50.0, 0.0} and resumed.autonomous_error.notna().sum() == 4
+
+    summary = exp.table(resumed)
+    assert len(summary) == 4 and {"weight_error", "autonomous_error", "ref_weight_error"} <= set(summary.columns)
+    checks = exp.targets(resumed)
+    assert list(checks.columns) == ["target", "measured", "tolerance", "held"]
+    # 0.4 s of learning is far from the quick thresholds: those targets must not pass; the analytic network does
+    row = checks.set_index("target")
+    assert not row.loc["weight error after 0.4 s, K = 50 (quick)", "held"]
+    assert row.loc["analytic W* network, autonomous error (§5.10)", "held"]
+    figures = exp.plot(resumed, tmp_path / "fig" / "lds.png")
+    assert len(figures) == 4 and all(f.exists() and f.stat().st_size > 1000 for f in figures)
+
+
+def test_experiment_config_validation():
+    from wrec.experiments import spike_coding_lds as exp
+
+    with pytest.raises(ValueError, match="eval_times must be <= 10"):
+        exp.Config(train_time=10.0, eval_times=(5.0, 15.0))
+    with pytest.raises(ValueError, match="feedbacks must be >= 0"):
+        exp.Config(feedbacks=(50.0, -1.0))
+    with pytest.raises(ValueError, match="feedbacks is empty"):
+        exp.Config(feedbacks=())
+    quick = exp.Config.quick()
+    assert quick.train_time == 10.0 and max(quick.eval_times) == 10.0 and exp.Config().train_time == 30.0
