@@ -160,6 +160,8 @@ def learning_curves(results: pd.DataFrame, measures: tuple[str, ...], path: str 
                 ax.plot(mean.index, mean.to_numpy(), ls=style, color="C0" if style == "-" else "C1", lw=1.6,
                         marker="o", ms=2.5, label=tag)
             ax.set_xscale("symlog", linthresh=linthresh)
+            decades = np.arange(np.ceil(np.log10(linthresh)), np.floor(np.log10(max(results.step.max(), 1))) + 1)
+            ax.set_xticks([0, *(10.0**decades)])  # no minor decades crowding the linear part near 0
             ax.set_yscale(scale)
             ax.set_xlabel("learning steps")
             ax.set_ylabel(label)
