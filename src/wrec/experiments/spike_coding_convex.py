@@ -173,7 +173,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
 
         fig, ax = plt.subplots(figsize=(4.6, 3.0))
         for rep_i, g in ep.groupby("replicate"):
-            ax.plot(g.epoch, g.rmse, marker=".", lw=1, label=f"seed {rep_i}")
+            ax.plot(g.epoch, g.rmse, marker=".", lw=1, label=f"replicate {rep_i}")
         ax.axhline(TOLERANCE_RMSE, color="k", ls="--", lw=0.8, label="spec tolerance")
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
@@ -214,6 +214,6 @@ def _box_figure(plt, path: Path) -> None:
     ax.set_xlabel("$y_1$")
     ax.set_ylabel("$y_2$")
     ax.set_title(f"N = {len(T)}, K = M = 2, G ≥ 0, s = {s:g}, x = ({x[0]:g}, {x[1]:g})", fontsize=8)
-    ax.legend(fontsize=6, loc="upper right")
+    ax.legend(fontsize=6, loc="lower right")
     fig.savefig(path)
     plt.close(fig)
