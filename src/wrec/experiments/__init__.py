@@ -5,13 +5,21 @@ saves. The CLI finds them here by name."""
 
 from types import ModuleType
 
-from wrec.experiments import ipc_profile, readout_scaling, spike_coding_autoencoder, spike_coding_lds
+from wrec.experiments import (
+    ipc_profile,
+    readout_scaling,
+    spike_coding_autoencoder,
+    spike_coding_convex,
+    spike_coding_lds,
+)
 
 EXPERIMENTS: dict[str, ModuleType] = {
     "readout-scaling": readout_scaling,
     "ipc-profile": ipc_profile,
     "spike-coding-autoencoder": spike_coding_autoencoder,
     "spike-coding-lds": spike_coding_lds,
+    "spike-coding-convex": spike_coding_convex,
 }
 
-__all__ = ["EXPERIMENTS", "ipc_profile", "readout_scaling", "spike_coding_autoencoder", "spike_coding_lds"]
+__all__ = ["EXPERIMENTS", "ipc_profile", "readout_scaling", "spike_coding_autoencoder", "spike_coding_convex",
+           "spike_coding_lds"]

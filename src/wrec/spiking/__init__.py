@@ -15,7 +15,16 @@ from wrec.spiking.learning import (
     learn_lds,
     slow_update,
 )
-from wrec.spiking.qp import is_feasible, rates_qp, readout_qp
+from wrec.spiking.qp import (
+    ConvexLearning,
+    ConvexTrace,
+    convex_fit_update,
+    fit_convex,
+    is_feasible,
+    rates_qp,
+    readout_qp,
+    spiking_readout,
+)
 from wrec.spiking.scn import (
     SCNParams,
     SCNRun,
@@ -31,6 +40,8 @@ from wrec.spiking.scn import (
 
 __all__ = [
     "AutoencoderLearning",
+    "ConvexLearning",
+    "ConvexTrace",
     "LDSLearning",
     "LDSTest",
     "LDSTrace",
@@ -42,7 +53,9 @@ __all__ = [
     "autonomous_error",
     "autonomous_test",
     "coding_loss",
+    "convex_fit_update",
     "effective_dynamics",
+    "fit_convex",
     "initial_state",
     "input_current",
     "is_feasible",
@@ -56,5 +69,6 @@ __all__ = [
     "readout_qp",
     "simulate",
     "slow_update",
+    "spiking_readout",
     "step",
 ]

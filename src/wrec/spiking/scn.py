@@ -243,10 +243,9 @@ def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, 
     """One step on (B, N) arrays (copied, never modified in place). Returns V, r, pending, spikes, weights."""
     lam_dt = params.leak * params.dt
     # 1. sub-threshold Euler step, with r_t (W r) and the pending single-mode reset
-    dV = drive - params.leak * V
-    if w.slow is not None:
-        dV = dV + r @ w.slow.T
-    V = V + params.dt * dV
+    # V + dt(−λV + drive + W r), written as (1 − λdt)V + dt(drive + W r): fewer passes over (B, N) arrays
+    V = (1.0 - lam_dt) * V
+    V += params.dt * (drive if w.slow is None else drive + r @ w.slow.T)
     if params.sigma_v > 0:
         V += params.sigma_v * rng.standard_normal(V.shape)
     # 2. decay of r before the spikes, so that (V, r) at the end of a step satisfy V = Dᵀ(x − Dr) − μr exactly
@@ -276,7 +275,8 @@ def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, 
     rows = np.arange(V.shape[0])
     count = 0
     while rows.size:
-        excess = V[rows] - (theta if theta.ndim == 1 else theta[rows])
+        full = rows.size == V.shape[0]  # every trial still in play: no gather needed
+        excess = (V - theta) if full else V[rows] - (theta if theta.ndim == 1 else theta[rows])
         k = np.argmax(excess, axis=1)
         fire = excess[np.arange(rows.size), k] > 0
         rows, k = rows[fire], k[fire]
