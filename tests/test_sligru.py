@@ -431,3 +431,84 @@ def test_against_speechbrain(cls_name):
     out.square().sum().backward()
     torch.testing.assert_close(xb.grad, xa.grad, rtol=0, atol=1e-10)
     torch.testing.assert_close(ours.weight_hh_l0.grad, ref.rnn[0].u.weight.grad, rtol=0, atol=1e-10)
+
+
+# --- the adding problem ------------------------------------------------------------------------------------------
+
+def test_adding_problem_targets_and_markers():
+    from wrec.tasks.adding import CONSTANT_PREDICTOR_MSE, adding_problem
+
+    x, y = adding_problem(20_000, 11, seed=3)
+    assert x.shape == (20_000, 11, 2) and y.shape == (20_000,)
+    values, markers = x[..., 0], x[..., 1]
+    assert set(np.unique(markers)) == {0.0, 1.0}
+    np.testing.assert_array_equal(markers[:, :5].sum(1), 1)  # one marker in [0, T//2) ...
+    np.testing.assert_array_equal(markers[:, 5:].sum(1), 1)  # ... and one in [T//2, T)
+    direct = np.array([sum(v for v, m in zip(vs, ms, strict=True) if m) for vs, ms in zip(values[:50], markers[:50],
+                                                                                           strict=True)])
+    np.testing.assert_allclose(y[:50], direct, rtol=0, atol=1e-15)
+    assert values.min() >= 0 and values.max() < 1
+    # the constant predictor 1 has MSE Var(v_a + v_b) = 1/6; sd of the estimate ≈ 0.0012 at n = 2·10⁴
+    assert abs(np.mean((y - 1) ** 2) - CONSTANT_PREDICTOR_MSE) < 0.006
+    assert abs(y.mean() - 1) < 0.012
+    x2, y2 = adding_problem(20_000, 11, seed=3)
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(y, y2)
+    with pytest.raises(ValueError, match="length must be >= 2"):
+        adding_problem(4, 1)
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        adding_problem(0, 10)
+
+
+# --- experiments, end to end through the CLI at smoke size --------------------------------------------------------
+
+def _cli_run(monkeypatch, tmp_path, name, module, tiny):
+    from typer.testing import CliRunner
+
+    from wrec.cli import app
+    from wrec.experiments import EXPERIMENTS
+
+    monkeypatch.setitem(EXPERIMENTS, name, module)
+    monkeypatch.setattr(module.Config, "quick", classmethod(lambda cls, **kw: cls(**{**tiny, **kw})))
+    result = CliRunner().invoke(app, ["run", name, "--quick", "--workers", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / name
+    import pandas as pd
+
+    return result.output, pd.read_csv(folder / "table.csv"), pd.read_csv(folder / "targets.csv"), folder
+
+
+def test_gain_sweep_experiment(monkeypatch, tmp_path):
+    from wrec.experiments import sligru_gain_sweep as exp
+
+    tiny = dict(gains=(0.5, 1.0, 8.0), hidden_size=32, batch=2, length=300, replicates=2)
+    out, table, targets, folder = _cli_run(monkeypatch, tmp_path, "sligru-gain-sweep", exp, tiny)
+    assert "spec targets" in out and len(targets) == 3
+    sl = table[table.cell == "SLiGRU"]
+    assert (sl.rel_dev_max <= 1e-3).all()  # scale invariance up to eps
+    assert (sl.rel_dev_eps0_max <= 1e-5).all()  # exact without eps (float32 arithmetic)
+    li = table[table.cell == "LiGRU"].set_index("gain")
+    assert li.loc[0.5, "nonfinite"] == 0 and li.loc[1.0, "nonfinite"] == 0
+    assert not li.loc[8.0, "max_abs_h_median"] < li.loc[1.0, "max_abs_h_median"] * 10  # blown up (or inf)
+    assert (folder / "sligru-gain-sweep.png").stat().st_size > 10_000
+    assert (folder / "sligru-gain-sweep-trajectories.png").exists()
+
+
+def test_adding_experiment_and_divergence_is_reported(monkeypatch, tmp_path):
+    from wrec.experiments import sligru_adding as exp
+
+    tiny = dict(lengths=(20,), lrs=(1e-2, 1e30), hidden_size=8, batch=8, steps=4, replicates=1, test_size=50)
+    out, table, targets, folder = _cli_run(monkeypatch, tmp_path, "sligru-adding", exp, tiny)
+    assert len(targets) == 2 and "median Li-GRU / SLi-GRU" in out
+    sane = table[table.lr == 1e-2]
+    assert (sane.diverged == 0).all() and sane.test_mse_median.notna().all()
+    # lr = 1e30 puts ~1e30 into the weights after one Adam step: the loss overflows and the run stops, reported
+    wild = table[table.lr == 1e30]
+    assert (wild.diverged == 1).all() and wild.test_mse_median.isna().all()
+    assert (wild.first_nonfinite_step >= 1).all()
+    assert (folder / "sligru-adding.png").exists() and (folder / "sligru-adding-training.png").exists()
+    stored = exp.sweep.run(exp.evaluate, exp.Config(**tiny).tasks()[:1])
+    steps = stored[stored.record == "step"]
+    assert np.isfinite(steps.loss).all() and len(steps) == 4
+    with pytest.raises(ValueError, match="cells must be among"):
+        exp.Config(cells=("GRU",))
