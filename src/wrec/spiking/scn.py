@@ -27,7 +27,7 @@ from wrec._checks import Seed
 Array = np.ndarray
 MODES = ("sequential", "single")
 RECORDS = ("spikes", "r", "V", "xhat")
-_CHUNK = 256  # steps whose feedforward drive F c is computed in one product
+_CHUNK_VALUES = 2**17  # feedforward drive values (1 MiB) computed in one product
 
 # A learning hook: on_spike(b, k, V, r) with trial b, neuron k and copies of that trial's (N,) V and r just
 # before the spike; it may return new SCNWeights, which the rest of the step then uses.
@@ -238,9 +238,12 @@ _STORM = ("spike storm: more than {cap} spikes in one step (step {t}, trial {b})
 
 
 def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, drive: Array,
-          rng: np.random.Generator, on_spike: OnSpike | None, t: int, cap: int,
+          rng: np.random.Generator, on_spike: OnSpike | None, t: int, cap: int, fast_t: Array | None = None,
           ) -> tuple[Array, Array, Array, list[tuple[Array, Array]], SCNWeights]:
-    """One step on (B, N) arrays (copied, never modified in place). Returns V, r, pending, spikes, weights."""
+    """One step on (B, N) arrays (copied, never modified in place). Returns V, r, pending, spikes, weights.
+
+    ``fast_t``: a C-contiguous copy of Ω's transpose, so that the columns of spiking neurons are contiguous rows
+    (a loop whose weights do not change passes it; with a hook the weights may change, so it is not used)."""
     lam_dt = params.leak * params.dt
     # 1. sub-threshold Euler step, with r_t (W r) and the pending single-mode reset
     # V + dt(−λV + drive + W r), written as (1 − λdt)V + dt(drive + W r): fewer passes over (B, N) arrays
@@ -256,7 +259,7 @@ def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, 
     if params.mode == "single":
         rows = np.flatnonzero(pending >= 0)
         if rows.size:
-            V[rows] += w.fast[:, pending[rows]].T
+            V[rows] += w.fast[:, pending[rows]].T if fast_t is None or on_spike is not None else fast_t[pending[rows]]
         pending = np.full_like(pending, -1)
         excess = V - theta
         k = np.argmax(excess, axis=1)
@@ -286,7 +289,7 @@ def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, 
         if count > cap:
             raise RuntimeError(_STORM.format(cap=cap, t=t, b=int(rows[0])))
         if on_spike is None:
-            V[rows] += w.fast[:, k].T
+            V[rows] += w.fast[:, k].T if fast_t is None else fast_t[k]  # (no hook: the weights are fixed)
             r[rows, k] += 1.0
         else:
             for b, kk in zip(rows.tolist(), k.tolist(), strict=True):
@@ -422,14 +425,18 @@ def simulate(weights: SCNWeights, c: Array, params: SCNParams | None = None, *, 
     cap = params.spike_cap(n)
     c3 = c if batched else c[None]
     Ft = np.ascontiguousarray(weights.F.T)
+    fast_t = np.ascontiguousarray(weights.fast.T)
     rec_r = np.empty((B, n_t, n)) if ("r" in record or "xhat" in record) else None
     rec_V = np.empty((B, n_t, n)) if "V" in record else None
     want_spikes = "spikes" in record
     steps, trials, neurons = [], [], []
+    chunk = max(1, _CHUNK_VALUES // (B * n))  # the drive of a chunk of steps stays in cache
     for t in range(n_t):
-        if t % _CHUNK == 0:  # one GEMM for the feedforward drive of the next _CHUNK steps
-            drive = c3[:, t:t + _CHUNK] @ Ft  # (B, chunk, N)
-        V, r, pending, spikes, _ = _step(params, weights, V, r, pending, drive[:, t % _CHUNK], rng, None, t, cap)
+        if t % chunk == 0:  # one 2-D GEMM for the feedforward drive of the next steps, time-major
+            block = np.ascontiguousarray(c3[:, t:t + chunk].transpose(1, 0, 2))  # (chunk, B, J)
+            drive = (block.reshape(-1, block.shape[-1]) @ Ft).reshape(block.shape[0], B, n)  # (chunk, B, N)
+        V, r, pending, spikes, _ = _step(params, weights, V, r, pending, drive[t % chunk], rng, None, t, cap,
+                                         fast_t)
         if want_spikes:
             for rows, k in spikes:
                 steps.append(np.full(rows.size, t, dtype=np.int64))
