@@ -1,0 +1,375 @@
+"""StableSSM curse of memory: without reparameterisation, fitting long memory drives the eigenvalues to the edge.
+
+Wang & Li, "StableSSM" (ICML 2024), spec stablessm §4 E1. The minimal linear SSM h_t = λ ⊙ h_{t−1} + U x_t,
+y_t = C h_t, λ_n = exp(f(w_n)) (``wrec.nn.LinearDiagonalSSM``) is trained (Adam, float64) on a linear functional
+with exponential or polynomial memory, for each width m and reparameterisation f. Then every parameter is perturbed,
+θ → θ + β·n/‖n‖_∞ with n Gaussian, and the worst test MSE over repeats, E_m(β), is recorded with the stability
+margin min_n −f(w_n) and max_n λ_n. With f = "direct" and polynomial memory the margin shrinks as m grows and a
+small β pushes a λ past 1 (E explodes); the stable f keep E(β) small at every m.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from wrec import _checks
+from wrec.nn.stablessm import REPARAMS, LinearDiagonalSSM
+from wrec.sweep import task_rng
+from wrec.tasks.memory import MEMORIES, linear_functional
+
+BETAS = (0.0, *(1e-3 * 2 ** (k / 2) for k in range(17)))
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite (recorded in the results, never trained through)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """A grid of (memory × reparameterisation × replicate) tasks, each training every width in turn.
+
+    Defaults are spec E1: m ∈ {8, 16, 32, 64}, four f, ρ ∈ {exp, pol}, Adam lr 1e-2, 1500 steps, batch 128,
+    4000 train / 1000 test sequences of T = 100, A₀ log-uniform in [0.01, 1], 3 seeds, 3 perturbation repeats.
+    ``match_loss``: train each wider model only until its training loss reaches the previous width's final loss
+    (the reference's protocol, so widths are compared at equal accuracy).
+    """
+
+    widths: tuple[int, ...] = (8, 16, 32, 64)
+    reparams: tuple[str, ...] = REPARAMS
+    memories: tuple[str, ...] = ("exp", "pol")
+    replicates: int = 3
+    steps: int = 1500
+    lr: float = 1e-2
+    batch: int = 128
+    n_train: int = 4000
+    n_test: int = 1000
+    length: int = 100
+    decay_range: tuple[float, float] = (0.01, 1.0)
+    betas: tuple[float, ...] = BETAS
+    repeats: int = 3
+    match_loss: bool = False
+    a: float = 1.0
+    b: float = 0.1
+    seed: int = 0
+    replicate: int | None = None
+
+    def __post_init__(self) -> None:
+        for field in ("widths", "reparams", "memories", "betas"):
+            if not getattr(self, field):
+                raise ValueError(f"{field} is empty: give at least one value")
+        for m in self.widths:
+            _checks.integer(m, "widths", low=1)
+        if set(self.reparams) - set(REPARAMS):
+            raise ValueError(f"reparams has unknown names {sorted(set(self.reparams) - set(REPARAMS))}; "
+                             f"choose from {REPARAMS}")
+        if set(self.memories) - set(MEMORIES):
+            raise ValueError(f"memories has unknown names {sorted(set(self.memories) - set(MEMORIES))}; "
+                             f"choose from {MEMORIES}")
+        for name in ("replicates", "steps", "batch", "n_train", "n_test", "length", "repeats"):
+            _checks.integer(getattr(self, name), name, low=1)
+        _checks.real(self.lr, "lr", low=0.0, low_open=True)
+        lo, hi = self.decay_range
+        _checks.real(lo, "decay_range", low=0.0, low_open=True)
+        _checks.real(hi, "decay_range", low=lo)
+        if "best" in self.reparams and hi >= 1 / self.b:
+            raise ValueError(f"decay_range must stay below 1/b = {1 / self.b} for reparam 'best', got {hi}")
+        for beta in self.betas:
+            _checks.real(beta, "betas", low=0.0)
+
+    @classmethod
+    def quick(cls, **overrides) -> Config:
+        """m ∈ {8, 32} (the spec's probe widths), every f, both memories, 3 seeds: a few minutes on 2 cores."""
+        return cls(**{"widths": (8, 32), **overrides})
+
+    @classmethod
+    def smoke(cls, **overrides) -> Config:
+        """Seconds: for CI (numbers meaningless)."""
+        return cls(**{"widths": (4, 8), "memories": ("pol",), "replicates": 1, "steps": 30, "n_train": 256,
+                      "n_test": 128, "batch": 64, "length": 40, "betas": (0.0, 0.064, 0.256), "repeats": 2,
+                      **overrides})
+
+    def tasks(self) -> list[Config]:
+        """One task per (memory, f, replicate); its widths run in order (``match_loss`` needs the previous one)."""
+        return [replace(self, memories=(mem,), reparams=(f,), replicates=1, replicate=r)
+                for mem in self.memories for f in self.reparams for r in range(self.replicates)]
+
+
+def lf_data(memory: str, config, replicate: int) -> dict[str, torch.Tensor]:
+    """Train and test sets of the linear functional, shared by every f and width of a replicate (float64)."""
+    rng = task_rng(config.seed, "data", memory, replicate)
+    x, y = linear_functional(config.n_train + config.n_test, config.length, memory, seed=rng)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    n = config.n_train
+    return {"x": x[:n], "y": y[:n], "x_test": x[n:], "y_test": y[n:]}
+
+
+def init_decays(config, width: int, replicate: int) -> np.ndarray:
+    """A₀ log-uniform in ``decay_range``: the same initial eigenvalues for every f of a (width, replicate)."""
+    lo, hi = config.decay_range
+    return np.exp(task_rng(config.seed, "init", width, replicate).uniform(math.log(lo), math.log(hi), width))
+
+
+def make_model(config, reparam: str, width: int, replicate: int) -> LinearDiagonalSSM:
+    """The minimal model, initialised identically (λ₀, U, C) across f for one (width, replicate)."""
+    seed = task_rng(config.seed, "weights", width, replicate)
+    return LinearDiagonalSSM(1, width, 1, reparam=reparam, a=config.a, b=config.b,
+                             init_decay=init_decays(config, width, replicate), dtype=torch.float64, seed=seed)
+
+
+def mse(model: LinearDiagonalSSM, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Test MSE; inf when the model's output overflows or is NaN (an unstable model's error is unbounded)."""
+    with torch.no_grad():
+        err = float(torch.mean((model(x) - y) ** 2))
+    return err if math.isfinite(err) else math.inf
+
+
+def train(model, data, *, steps: int, lr: float, batch: int, rng: np.random.Generator, stop_at: float | None = None,
+          monitor=None, every: int = 50) -> tuple[int, float]:
+    """Adam on minibatch MSE for ``steps`` steps (or until the full training loss ≤ ``stop_at``, checked every
+    10 steps). ``monitor(step, model)`` is called at step 0, every ``every`` steps and after the last step, after
+    the gradient of that step is computed. Raises TrainingDiverged on a non-finite loss.
+
+    Returns (steps taken, final full training loss).
+    """
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    x, y = data["x"], data["y"]
+    n = x.size(0)
+    for step in range(steps):
+        idx = torch.from_numpy(rng.choice(n, size=min(batch, n), replace=False))
+        loss = torch.mean((model(x[idx]) - y[idx]) ** 2)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"non-finite training loss at step {step}")
+        opt.zero_grad()
+        loss.backward()
+        if monitor is not None and step % every == 0:
+            monitor(step, model)
+        opt.step()
+        if stop_at is not None and step % 10 == 9 and mse(model, x, y) <= stop_at:
+            return step + 1, mse(model, x, y)
+    final = mse(model, x, y)
+    if not math.isfinite(final):
+        raise TrainingDiverged(f"non-finite training loss after step {steps}")
+    if monitor is not None:
+        opt.zero_grad()
+        torch.mean((model(x) - y) ** 2).backward()
+        monitor(steps, model)
+    return steps, final
+
+
+def perturbation_errors(model, data, betas, repeats: int, rng: np.random.Generator, *,
+                        only: str | None = None) -> list[float]:
+    """E(β) = max over repeats of the test MSE after θ → θ + β·n/‖n‖_∞ for every parameter tensor (n Gaussian),
+    or only for the parameter named ``only`` (e.g. the recurrent weights, "parametrizations.w.original")."""
+    params = {name: p.detach().clone() for name, p in model.named_parameters()}
+    out = []
+    try:
+        for beta in betas:
+            worst = 0.0
+            for _ in range(repeats if beta > 0 else 1):
+                with torch.no_grad():
+                    for name, p in model.named_parameters():
+                        if only is not None and name != only:
+                            continue
+                        noise = torch.from_numpy(rng.standard_normal(tuple(p.shape))).to(p.dtype)
+                        p.copy_(params[name] + beta * noise / noise.abs().max().clamp_min(1e-300))
+                worst = max(worst, mse(model, data["x_test"], data["y_test"]))
+            out.append(worst)
+    finally:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(params[name])
+    return out
+
+
+def evaluate(config: Config) -> pd.DataFrame:
+    """Tidy results: one row per (memory, f, width, replicate, β) with E(β), margin, max λ and training notes."""
+    frames = []
+    for memory in config.memories:
+        reps = range(config.replicates) if config.replicate is None else (config.replicate,)
+        for rep in reps:
+            data = lf_data(memory, config, rep)
+            for reparam in config.reparams:
+                frames.append(_one(config, memory, reparam, rep, data))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _one(config: Config, memory: str, reparam: str, rep: int, data) -> pd.DataFrame:
+    rows, previous = [], None
+    for width in config.widths:
+        start = time.perf_counter()
+        model = make_model(config, reparam, width, rep)
+        task = {"memory": memory, "reparam": reparam, "width": width, "replicate": rep}
+        try:
+            steps, train_loss = train(model, data, steps=config.steps, lr=config.lr, batch=config.batch,
+                                      rng=task_rng(config.seed, "batches", memory, width, rep),
+                                      stop_at=previous if config.match_loss else None)
+            note = ""
+        except TrainingDiverged as exc:  # recorded, and this width's perturbation test is meaningless
+            rows.append({**task, "perturbed": "all", "beta": np.nan, "error": np.inf, "note": str(exc),
+                         "seconds": time.perf_counter() - start})
+            continue
+        previous = train_loss
+        errors = {"all": perturbation_errors(model, data, config.betas, config.repeats,
+                                             task_rng(config.seed, "perturb", memory, reparam, width, rep)),
+                  # a diagnostic beside the spec's protocol: how much of E(β) is the eigenvalues' doing
+                  "recurrent": perturbation_errors(model, data, config.betas, config.repeats,
+                                                   task_rng(config.seed, "perturb-w", memory, reparam, width, rep),
+                                                   only="parametrizations.w.original")}
+        with torch.no_grad():
+            margin, max_lam = float(model.stability_margin()), float(model.eigenvalues().max())
+        seconds = time.perf_counter() - start
+        for perturbed, errs in errors.items():
+            for beta, err in zip(config.betas, errs, strict=True):
+                rows.append({**task, "perturbed": perturbed, "beta": beta, "error": err, "train_loss": train_loss,
+                             "steps_trained": steps, "margin": margin, "max_lambda": max_lam, "note": note,
+                             "seconds": seconds})
+    return pd.DataFrame(rows)
+
+
+def _at(results: pd.DataFrame, beta: float, perturbed: str = "all") -> pd.DataFrame:
+    """Rows at the β closest to ``beta`` (the grid is 1e-3·2^{k/2}), for one perturbation protocol."""
+    ok = results[results["beta"].notna() & (results["perturbed"] == perturbed)]
+    betas = np.unique(ok["beta"].to_numpy())
+    chosen = betas[np.argmin(np.abs(betas - beta))]
+    return ok[np.isclose(ok["beta"], chosen)]
+
+
+def table(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (memory, f, width), medians over replicates: test MSE, E(0.064), E(0.256), margin, max λ."""
+    keys = ["memory", "reparam", "width"]
+    base = results.groupby(keys).agg(runs=("replicate", "nunique"), note=("note", lambda s: "; ".join(
+        sorted({v for v in s.fillna("") if v}))))
+    parts = [base]
+    for label, beta in (("test_mse", 0.0), ("E(0.064)", 0.064), ("E(0.256)", 0.256)):
+        parts.append(_at(results, beta).groupby(keys)["error"].median().rename(label))
+    for label, beta in (("Ew(0.064)", 0.064), ("Ew(0.256)", 0.256)):  # w alone perturbed
+        parts.append(_at(results, beta, "recurrent").groupby(keys)["error"].median().rename(label))
+    first = results[(results["beta"] == 0.0) & (results["perturbed"] == "all")]
+    parts.append(first.groupby(keys)[["margin", "max_lambda"]].median())
+    return pd.concat(parts, axis=1).reset_index()
+
+
+def _per_seed(results: pd.DataFrame, memory: str, beta: float | None, column: str = "error",
+              perturbed: str = "all") -> pd.DataFrame:
+    """(reparam, width) × replicate of a column, at one β (None: the β = 0 rows)."""
+    rows = _at(results, 0.0 if beta is None else beta, perturbed)
+    rows = rows[rows["memory"] == memory]
+    return rows.pivot_table(index=["reparam", "width"], columns="replicate", values=column, aggfunc="first")
+
+
+def _held(flags: np.ndarray) -> bool:
+    """A cell counts if it holds in at least 2 of 3 seeds (spec), i.e. in ≥ 2/3 of the seeds run."""
+    flags = np.asarray(flags, bool)
+    return bool(flags.size) and flags.sum() >= math.ceil(2 * flags.size / 3)
+
+
+def targets(results: pd.DataFrame) -> pd.DataFrame:
+    """Spec E1 targets: measured values per seed, tolerance, and whether each held in ≥ 2 of 3 seeds."""
+    out = []
+
+    def add(target, measured, tolerance, held):
+        out.append({"target": target, "measured": measured, "tolerance": tolerance, "held": bool(held)})
+
+    def fmt(values):
+        return ", ".join(f"{v:.3g}" for v in np.asarray(values, float))
+
+    widths = sorted(results["width"].unique())
+    big = [m for m in widths if m >= 32]
+    stable = [f for f in ("exp", "softplus", "best") if f in set(results["reparam"])]
+    if "pol" in set(results["memory"]) and "direct" in set(results["reparam"]):
+        margin = _per_seed(results, "pol", None, "margin").loc["direct"]
+        lo, hi = margin.loc[widths[0]].to_numpy(), margin.loc[widths[-1]].to_numpy()
+        add(f"pol+direct: margin decreases with m ({widths[0]} -> {widths[-1]})",
+            f"{fmt(lo)} -> {fmt(hi)}", "margin(m_max) < margin(m_min), 2 of 3 seeds", _held(hi < lo))
+        E = {beta: _per_seed(results, "pol", beta) for beta in (0.064, 0.256)}
+        for m in big:
+            e1, e2 = E[0.064].loc[("direct", m)].to_numpy(), E[0.256].loc[("direct", m)].to_numpy()
+            add(f"pol+direct m={m}: E(0.064) > 1", fmt(e1), "> 1", _held(e1 > 1))
+            add(f"pol+direct m={m}: E(0.256) > 1e2", fmt(e2), "> 1e2", _held(e2 > 1e2))
+        for f in stable:
+            e = E[0.064].loc[f]
+            add(f"pol+{f}: E(0.064) < 0.05 at every m", "; ".join(f"m={m}: {fmt(e.loc[m])}" for m in widths),
+                "< 0.05 at each m", all(_held(e.loc[m].to_numpy() < 0.05) for m in widths))
+            if 32 in widths:
+                ratio = E[0.064].loc[("direct", 32)].to_numpy() / e.loc[32].to_numpy()
+                add(f"pol m=32: E_direct(0.064) / E_{f}(0.064)", fmt(ratio), ">= 100", _held(ratio >= 100))
+            ew = _per_seed(results, "pol", 0.064, perturbed="recurrent")
+            add(f"(diagnostic, w alone perturbed) pol+{f}: E_w(0.064) < 0.05 at every m; direct at m={widths[-1]}",
+                "; ".join(f"m={m}: {fmt(ew.loc[(f, m)])}" for m in widths)
+                + f" | direct: {fmt(ew.loc[('direct', widths[-1])])}", "< 0.05 at each m",
+                all(_held(ew.loc[(f, m)].to_numpy() < 0.05) for m in widths))
+            e2 = E[0.256].loc[f]
+            add(f"pol+{f}: E(0.256) finite (growth with m reported)",
+                "; ".join(f"m={m}: {fmt(e2.loc[m])}" for m in widths), "finite at each m",
+                all(_held(np.isfinite(e2.loc[m].to_numpy())) for m in widths))
+        lam = _per_seed(results, "pol", None, "max_lambda")
+        m = 32 if 32 in widths else widths[-1]
+        gap_direct = 1 - lam.loc[("direct", m)].to_numpy()
+        for f in stable:
+            gap = 1 - lam.loc[(f, m)].to_numpy()
+            add(f"pol m={m}: 1 - max λ of {f} vs direct (approach the boundary)",
+                f"{fmt(gap)} vs {fmt(gap_direct)}", "1 - λmax(f) <= 2 (1 - λmax(direct)) (our reading)",
+                _held(gap <= 2 * gap_direct))
+    if "exp" in set(results["memory"]) and "direct" in set(results["reparam"]):
+        margin = _per_seed(results, "exp", None, "margin").loc["direct"]
+        ratio = margin.loc[widths[-1]].to_numpy() / margin.loc[widths[0]].to_numpy()
+        add(f"exp+direct: margin({widths[-1]}) / margin({widths[0]})", fmt(ratio), "> 0.5", _held(ratio > 0.5))
+    return pd.DataFrame(out)
+
+
+def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
+    """(a) E(β) per f (panels) and width (lines), polynomial memory (and exponential, dashed); (b) stability
+    margin versus width per f."""
+    from wrec.plotting import STYLE, plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok = results[results["beta"].notna() & (results["perturbed"] == "all")]
+    reparams = [f for f in REPARAMS if f in set(ok["reparam"])]
+    widths = sorted(ok["width"].unique())
+    colors = plt.get_cmap("viridis")
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(reparams), figsize=(3.0 * len(reparams), 3.0), sharey=True, squeeze=False)
+        for ax, f in zip(axes[0], reparams, strict=True):
+            for i, m in enumerate(widths):
+                for memory, style in (("pol", "-"), ("exp", "--")):
+                    sel = ok[(ok.reparam == f) & (ok.width == m) & (ok.memory == memory) & (ok.beta > 0)]
+                    if sel.empty:
+                        continue
+                    curve = sel.groupby("beta")["error"].median()
+                    y = np.clip(curve.to_numpy(), None, 1e30)
+                    ax.plot(curve.index, y, style, color=colors(i / max(len(widths) - 1, 1)),
+                            label=f"m={m}" if memory == "pol" else None)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(f"f = {f}")
+            ax.set_xlabel("perturbation β")
+        axes[0, 0].set_ylabel("E(β): worst test MSE (median over seeds)")
+        axes[0, -1].legend(title="pol (solid), exp (dashed)", fontsize=7)
+        fig.savefig(path)
+        plt.close(fig)
+        second = path.with_name(path.stem + "-margin.png")
+        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        first = ok[ok.beta == 0.0]
+        for f in reparams:
+            for memory, style in (("pol", "o-"), ("exp", "s--")):
+                sel = first[(first.reparam == f) & (first.memory == memory)]
+                if sel.empty:
+                    continue
+                curve = sel.groupby("width")["margin"].median()
+                ax.plot(curve.index, curve.to_numpy(), style, label=f"{f}, {memory}")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_xlabel("width m")
+        ax.set_ylabel("stability margin min −f(w)")
+        ax.legend(fontsize=7, ncol=2)
+        fig.savefig(second)
+        plt.close(fig)
+    return [path, second]
