@@ -134,6 +134,8 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
         eta_median=("eta", "median"), rel_dev_max=("rel_dev", "max"), rel_dev_eps0_max=("rel_dev_eps0", "max"),
     ).reset_index()
     out.loc[out.nonfinite == 0, "first_nonfinite_step"] = np.nan
+    for col in ("rel_dev_max", "rel_dev_eps0_max"):  # tiny numbers: keep them readable in the printed table
+        out[col] = [f"{v:.1e}" if np.isfinite(v) else "" for v in out[col]]
     return out
 
 
@@ -187,7 +189,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
             ax.plot(med.index, np.minimum(med.to_numpy(), ceiling), "-", color=colors[cell], label=cell)
             if len(bad):
                 ax.plot(bad.gain, np.full(len(bad), ceiling), "x", color=colors[cell], ms=7,
-                        label=f"{cell} non-finite")
+                        label=f"{cell} inf/NaN (drawn at the top)")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("recurrent gain g (U = g·Q)")
