@@ -363,3 +363,65 @@ def test_memory_task_bad_input():
         linear_functional(2, 10, "power")
     with pytest.raises(ValueError, match="n_samples"):
         linear_functional(0, 10)
+
+
+# experiments at smoke size -------------------------------------------------------------------------------------------
+
+def test_curse_of_memory_smoke(tmp_path):
+    from wrec import sweep
+    from wrec.experiments import stablessm_curse_of_memory as e1
+
+    config = e1.Config.smoke(memories=("exp", "pol"), reparams=("direct", "best"))
+    results = sweep.run(e1.evaluate, config.tasks())
+    ok = results[results["beta"].notna()]
+    # β = 0 is the unperturbed test MSE under both protocols, and each task leaves its model as trained
+    at0 = ok[ok["beta"] == 0].pivot_table(index=["memory", "reparam", "width", "replicate"], columns="perturbed",
+                                          values="error")
+    np.testing.assert_allclose(at0["all"], at0["recurrent"], rtol=1e-12)
+    summary = e1.table(results)
+    assert len(summary) == 2 * 2 * 2 and summary["test_mse"].notna().all()
+    # the stable reparameterisations keep every eigenvalue inside the unit circle, whatever the training did
+    assert (summary.loc[summary.reparam != "direct", "max_lambda"] < 1).all()
+    checks = e1.targets(results)
+    assert list(checks.columns) == ["target", "measured", "tolerance", "held"] and len(checks) > 5
+    for figure in e1.plot(results, tmp_path / "e1.png"):
+        assert figure.stat().st_size > 5_000
+
+
+def test_perturbation_restores_the_model_and_grows_with_beta():
+    from wrec.experiments import stablessm_curse_of_memory as e1
+
+    config = e1.Config.smoke()
+    data = e1.lf_data("pol", config, 0)
+    model = e1.make_model(config, "direct", 8, 0)
+    before = [p.detach().clone() for p in model.parameters()]
+    errors = e1.perturbation_errors(model, data, (0.0, 1e-3, 0.5), 2, np.random.default_rng(0))
+    for p, q in zip(model.parameters(), before, strict=True):
+        assert torch.equal(p, q)
+    assert errors[0] == e1.mse(model, data["x_test"], data["y_test"])
+    assert errors[0] < errors[1] < errors[2]
+
+
+def test_lr_sweep_reports_divergence_instead_of_training_through_it():
+    from wrec import sweep
+    from wrec.experiments import stablessm_lr_sweep as e2
+
+    config = e2.Config.smoke(reparams=("direct", "best"), lrs=(1e-2, 1e3))
+    results = sweep.run(e2.evaluate, config.tasks())
+    summary = e2.table(results).set_index(["reparam", "lr"])
+    assert "non-finite" in summary.loc[("direct", 1e3), "note"]
+    assert summary.loc[("direct", 1e3), "test_mse"] == np.inf and summary.loc[("direct", 1e3), "failed"] == 1
+    assert np.isfinite(summary.loc[("best", 1e-2), "test_mse"])
+    assert summary["spread_q90_q10"].loc[("best", 1e-2)] > 0
+    assert len(e2.targets(results)) >= 2
+
+
+def test_lr_sweep_block_smoke(tmp_path):
+    from wrec import sweep
+    from wrec.experiments import stablessm_lr_sweep as e2
+
+    config = e2.Config.smoke(model="block", reparams=("exp", "best"), lrs=(5e-3,), width=4, d_state=4, steps=10)
+    results = sweep.run(e2.evaluate, config.tasks())
+    assert (results["model"] == "block").all() and np.isfinite(results["test_mse"]).all()
+    for figure in e2.plot(results, tmp_path / "e2.png"):
+        assert figure.stat().st_size > 5_000
