@@ -19,6 +19,7 @@ __all__ = [
     "input_weights",
     "low_rank",
     "low_rank_masked",
+    "low_rank_sparse_factors",
     "orthogonal",
     "ring",
     "scale_to_spectral_radius",
@@ -154,6 +155,58 @@ def low_rank_masked(n: int, rank: int, density: float, g: float = 1.0, *, seed: 
     gen = _checks.rng(seed)
     W = low_rank(n, rank, g, seed=gen)
     return W * (gen.random(W.shape) < density)
+
+
+def low_rank_sparse_factors(
+    n_out: int,
+    n_in: int,
+    rank: int,
+    sparsity: float = 0.0,
+    *,
+    init: str | np.ndarray = "glorot",
+    mask: str = "bernoulli",
+    seed: Seed = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Factors of W = (P Qᵀ) ⊙ M (Tumma et al., ICLR 2024): P = U_r Σ_r^½, Qᵀ = Σ_r^½ V_rᵀ from the rank-r SVD of W₀.
+
+    W₀ is ``init``: 'glorot' (U(±√(6/(n_in+n_out)))), 'orthogonal' (Haar, orthonormal rows or columns), 'uniform'
+    (torch's RNN default U(±1/√n_in)) or a given (n_out, n_in) array. M has i.i.d. Bernoulli(1 − s) entries
+    (``mask='bernoulli'``) or exactly round(n_out·n_in·(1 − s)) ones at random places (``'exact'``).
+    Shape: P (n_out, r), Q (n_in, r), M (n_out, n_in) of 0/1.
+    """
+    n_out, n_in = _size(n_out), _checks.integer(n_in, "n_in", low=1)
+    rank = _checks.integer(rank, "rank", low=1, high=min(n_out, n_in))
+    sparsity = _checks.real(sparsity, "sparsity", low=0.0, high=1.0, high_open=True)
+    gen = _checks.rng(seed)
+    if isinstance(init, str):
+        if init == "glorot":
+            bound = np.sqrt(6.0 / (n_in + n_out))
+            W0 = gen.uniform(-bound, bound, (n_out, n_in))
+        elif init == "uniform":
+            W0 = gen.uniform(-1.0, 1.0, (n_out, n_in)) / np.sqrt(n_in)
+        elif init == "orthogonal":
+            A = gen.standard_normal((max(n_out, n_in), min(n_out, n_in)))
+            Qm, R = np.linalg.qr(A)
+            Qm = Qm * np.sign(np.diag(R))  # the sign fix makes the draw Haar-distributed
+            W0 = Qm if n_out >= n_in else Qm.T
+        else:
+            raise ValueError(f"init must be 'glorot', 'orthogonal', 'uniform' or an array, got {init!r}")
+    else:
+        W0 = _checks.array(init, "init", ndim=2)
+        if W0.shape != (n_out, n_in):
+            raise ValueError(f"init must have shape ({n_out}, {n_in}), got {W0.shape}")
+    U, s, Vt = np.linalg.svd(W0, full_matrices=False)
+    root = np.sqrt(s[:rank])
+    P, Q = U[:, :rank] * root, Vt[:rank].T * root
+    if mask == "bernoulli":
+        M = (gen.random((n_out, n_in)) < 1.0 - sparsity).astype(np.float64)
+    elif mask == "exact":
+        M = np.zeros(n_out * n_in)
+        M[gen.permutation(n_out * n_in)[: round(n_out * n_in * (1.0 - sparsity))]] = 1.0
+        M = M.reshape(n_out, n_in)
+    else:
+        raise ValueError(f"mask must be 'bernoulli' or 'exact', got {mask!r}")
+    return P, Q, M
 
 
 def input_weights(

@@ -1,6 +1,16 @@
 """Trainable recurrent cells as ``torch.nn.Module``s that follow ``torch.nn.GRU``'s contract (needs the
 ``[torch]`` extra)."""
 
+from wrec.nn.cfc import (
+    CfC,
+    CfCCell,
+    LowRankSparse,
+    LowRankSparseGRU,
+    LowRankSparseLSTM,
+    LowRankSparseRNN,
+    recurrent_matrices,
+    spectral_summary,
+)
 from wrec.nn.sligru import LiGRU, SLiGRU, eta_bound, ligru_step
 from wrec.nn.stablessm import (
     DiagonalSSMKernel,
@@ -13,6 +23,7 @@ from wrec.nn.stablessm import (
 )
 
 __all__: list[str] = [
-    "DiagonalSSMKernel", "LiGRU", "LinearDiagonalSSM", "SLiGRU", "StableSSM", "eta_bound", "gradient_scale",
-    "ligru_step", "memory_function", "reparam_fn", "reparam_inverse",
+    "CfC", "CfCCell", "DiagonalSSMKernel", "LiGRU", "LinearDiagonalSSM", "LowRankSparse", "LowRankSparseGRU",
+    "LowRankSparseLSTM", "LowRankSparseRNN", "SLiGRU", "StableSSM", "eta_bound", "gradient_scale", "ligru_step",
+    "memory_function", "recurrent_matrices", "reparam_fn", "reparam_inverse", "spectral_summary",
 ]
