@@ -300,8 +300,9 @@ class CfCCell(nn.Module):
         H = self.hidden_size
         if self.mode == "pure":
             return -self.A * torch.exp(-ts * (self.w_tau.abs() + z.abs())) * z + self.A
-        f1, f2 = torch.tanh(z[:, :H]), torch.tanh(z[:, H:2 * H])
-        tau = torch.sigmoid(z[:, 2 * H:3 * H] * ts + z[:, 3 * H:])
+        z1, z2, za, zb = z.split(H, dim=1)
+        f1, f2 = torch.tanh(z1), torch.tanh(z2)
+        tau = torch.sigmoid(za * ts + zb)
         if self.mode == "no_gate":
             return f1 + tau * f2
         return f1 * (1.0 - tau) + tau * f2
@@ -310,9 +311,12 @@ class CfCCell(nn.Module):
         """Run T steps. Shape: x (T, B, F), h0 (B, H), ts a float or (T, B, 1); returns (T, B, H) and (B, H)."""
         W = self.recurrent_weight()
         zin = self.input_projection(x)  # (T, B, K·H), all steps at once
+        # unbind, not zin[t]: each indexing's backward would write a full (T, B, K·H) zero tensor
+        steps = zin.unbind(0)
+        dts = [ts] * len(steps) if isinstance(ts, float) else ts.unbind(0)
         h, outs = h0, []
-        for t in range(x.size(0)):
-            h = self.step(zin[t], h, ts if isinstance(ts, float) else ts[t], W)
+        for z_t, dt in zip(steps, dts, strict=True):
+            h = self.step(z_t, h, dt, W)
             outs.append(h)
         return torch.stack(outs), h
 
@@ -505,20 +509,20 @@ class _LowRankSparseRNNBase(nn.Module):
         H = self.hidden_size
         act = torch.tanh if self.nonlinearity == "tanh" else torch.relu
         h, c, outs = h0, c0, []
-        for t in range(x.size(0)):
+        for g_in in gi.unbind(0):  # unbind: indexing gi[t] would cost a full zero tensor per step in backward
             gh = F.linear(h, W, b_hh)
             if self._kind == "RNN":
-                h = act(gi[t] + gh)
+                h = act(g_in + gh)
             elif self._kind == "GRU":
-                r = torch.sigmoid(gi[t, :, :H] + gh[:, :H])
-                z = torch.sigmoid(gi[t, :, H:2 * H] + gh[:, H:2 * H])
-                n = torch.tanh(gi[t, :, 2 * H:] + r * gh[:, 2 * H:])
+                i_r, i_z, i_n = g_in.split(H, dim=1)
+                h_r, h_z, h_n = gh.split(H, dim=1)
+                r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+                n = torch.tanh(i_n + r * h_n)
                 h = torch.lerp(n, h, z)  # (1 − z) ⊙ n + z ⊙ h
             else:
-                g = gi[t] + gh
-                i, f, o = torch.sigmoid(g[:, :H]), torch.sigmoid(g[:, H:2 * H]), torch.sigmoid(g[:, 3 * H:])
-                c = f * c + i * torch.tanh(g[:, 2 * H:3 * H])
-                h = o * torch.tanh(c)
+                g_i, g_f, g_g, g_o = (g_in + gh).split(H, dim=1)
+                c = torch.sigmoid(g_f) * c + torch.sigmoid(g_i) * torch.tanh(g_g)
+                h = torch.sigmoid(g_o) * torch.tanh(c)
             outs.append(h)
         return torch.stack(outs), h, c
 
