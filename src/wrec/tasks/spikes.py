@@ -72,10 +72,11 @@ def encode(
                         + (f" of dtype {x.dtype}" if isinstance(x, Tensor) else ""))
     if x.dim() != 2:
         raise ValueError(f"x must be 2-D (B, N), got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
+    xd = x.detach()
+    if not bool(torch.isfinite(xd).all()):
         raise ValueError("x has non-finite values (NaN or inf)")
-    if x.numel() and (float(x.min()) < 0 or float(x.max()) > 1):
-        raise ValueError(f"x must lie in [0, 1], got range [{float(x.min()):.3g}, {float(x.max()):.3g}]")
+    if xd.numel() and (float(xd.min()) < 0 or float(xd.max()) > 1):
+        raise ValueError(f"x must lie in [0, 1], got range [{float(xd.min()):.3g}, {float(xd.max()):.3g}]")
     _checks.integer(T, "T", low=1)
     if scheme == "direct":
         _checks.real(gain, "gain")
@@ -85,7 +86,6 @@ def encode(
         probs = (p_max * x.detach()).unsqueeze(0).expand(T, *x.shape)
         return torch.bernoulli(probs.contiguous(), generator=generator)
     _checks.real(latency_threshold, "latency_threshold", low=0.0, high=1.0)
-    xd = x.detach()
     t_spike = torch.round((1 - xd) * (T - 1)).long()  # (B, N)
     out = torch.zeros(T, *x.shape, dtype=x.dtype, device=x.device)
     on = xd > latency_threshold
