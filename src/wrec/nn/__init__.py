@@ -11,7 +11,7 @@ from wrec.nn.cfc import (
     recurrent_matrices,
     spectral_summary,
 )
-from wrec.nn.sligru import LiGRU, SLiGRU, eta_bound, ligru_step
+from wrec.nn.sligru import LiGRU, LiGRUParams, SLiGRU, eta_bound, fused_light_gru, ligru_step
 from wrec.nn.stablessm import (
     DiagonalSSMKernel,
     LinearDiagonalSSM,
@@ -23,7 +23,8 @@ from wrec.nn.stablessm import (
 )
 
 __all__: list[str] = [
-    "CfC", "CfCCell", "DiagonalSSMKernel", "LiGRU", "LinearDiagonalSSM", "LowRankSparse", "LowRankSparseGRU",
-    "LowRankSparseLSTM", "LowRankSparseRNN", "SLiGRU", "StableSSM", "eta_bound", "gradient_scale", "ligru_step",
-    "memory_function", "recurrent_matrices", "reparam_fn", "reparam_inverse", "spectral_summary",
+    "CfC", "CfCCell", "DiagonalSSMKernel", "LiGRU", "LiGRUParams", "LinearDiagonalSSM", "LowRankSparse",
+    "LowRankSparseGRU", "LowRankSparseLSTM", "LowRankSparseRNN", "SLiGRU", "StableSSM", "eta_bound",
+    "fused_light_gru", "gradient_scale", "ligru_step", "memory_function", "recurrent_matrices", "reparam_fn",
+    "reparam_inverse", "spectral_summary",
 ]
