@@ -1,0 +1,106 @@
+"""The cfc-closed-loop experiment at smoke size (every code path; the numbers are not the result), and the pieces
+whose numbers can be checked exactly: the normalisation anchors, D, the paired bootstrap and the verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wrec import sweep
+from wrec.experiments import cfc_closed_loop as exp
+
+pytest.importorskip("gymnasium")
+
+
+@pytest.fixture(scope="module")
+def smoke_results():
+    return sweep.run(exp.evaluate, exp.Config.smoke().tasks())
+
+
+def test_smoke_run_has_every_condition_and_variant(smoke_results, tmp_path):
+    res = smoke_results
+    config = exp.Config.smoke()
+    assert len(res) == len(config.tasks()) * 8  # nominal + 7 shifts per task
+    assert set(res.role) == {"nominal", "validation", "report"}
+    assert np.isfinite(res.r_hat).all()
+    # R̂'s anchors: the zero policy and the retuned expert, identical for every variant on a replicate's conditions
+    anchors = res.groupby(["replicate", "condition"])[["return_zero", "return_oracle"]].nunique()
+    assert (anchors == 1).all().all()
+    assert (res.return_oracle > res.return_zero).all()
+    summary = exp.table(res)
+    assert set(summary.variant) == {"CfC dense", "CfC r=H/4 s=0.5", "LSTM", "GRU"}
+    # low rank cuts the recurrent parameters: 4 heads × (H² − 2Hr) fewer with H = 8, r = 2
+    p = summary.set_index("variant").params
+    assert p["CfC dense"] - p["CfC r=H/4 s=0.5"] == 4 * (8 * 8 - 2 * 8 * 2)
+    checks = exp.targets(res)
+    assert list(checks.columns) == ["target", "measured", "tolerance", "held"]
+    assert checks.target.str.startswith("H1").sum() == 1 and checks.target.str.startswith("H2").sum() == 2
+    assert not checks.held.any()  # 2 replicates give no CI: never "reproduced"
+    assert checks.measured.str.contains("not reproduced at this scale").all()
+    assert all(f.exists() for f in exp.plot(res, tmp_path / "cfc.png"))
+
+
+def test_same_task_same_numbers():
+    task = exp.Config.smoke().tasks()[1]
+    a, b = exp.evaluate(task), exp.evaluate(task)
+    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
+
+
+def _fake(D_by_variant: dict[str, list[float]]) -> pd.DataFrame:
+    """Results whose per-replicate D on the report shifts is given (R̂ nominal 1, validation R̂ = 1 − D − 0.01·i)."""
+    rows = []
+    spec = {"CfC dense": ("CfC", 1, 0.0), "CfC r=H/4 s=0.5": ("CfC", 4, 0.5), "CfC r=H/4 s=0.8": ("CfC", 4, 0.8),
+            "LSTM": ("LSTM", 1, 0.0), "GRU": ("GRU", 1, 0.0)}
+    for i, (name, Ds) in enumerate(D_by_variant.items()):
+        cell, d, s = spec[name]
+        for rep, D in enumerate(Ds):
+            for cond, role, r_hat in (("nominal", "nominal", 1.0), ("obs", "validation", 1.0 - 0.01 * i),
+                                      ("g", "report", 1.0 - D)):
+                rows.append({"cell": cell, "d": d, "rank": 32 // d, "sparsity": s, "replicate": rep,
+                             "condition": cond, "role": role, "r_hat": r_hat})
+    return pd.DataFrame(rows)
+
+
+def test_degradation_and_verdicts_on_known_numbers():
+    res = _fake({"CfC dense": [0.5, 0.6, 0.55, 0.5, 0.6], "CfC r=H/4 s=0.5": [0.2, 0.25, 0.3, 0.2, 0.22],
+                 "CfC r=H/4 s=0.8": [0.9, 0.9, 0.9, 0.9, 0.9], "LSTM": [0.2, 0.3, 0.25, 0.2, 0.22],
+                 "GRU": [0.6, 0.7, 0.8, 0.7, 0.7]})
+    per = exp.degradation(res)
+    dense = per[per.variant == "CfC dense"].sort_values("replicate")
+    np.testing.assert_allclose(dense.D_report, [0.5, 0.6, 0.55, 0.5, 0.6])
+    checks = exp.targets(res).set_index("target")
+    # the best sparse CfC is chosen on the validation shift: s = 0.5 (index 1) beats s = 0.8 (index 2) there
+    assert all("CfC r=H/4 s=0.5" in t for t in checks.index)
+    held = dict(zip([t.split(":")[0] + t.split("D(")[1].split(")")[0] for t in checks.index], checks.held,
+                    strict=True))
+    assert held == {"H1CfC dense": True, "H2LSTM": False, "H2GRU": True}
+
+
+def test_bootstrap_ci_of_a_constant_and_of_a_known_spread():
+    assert exp.bootstrap_ci(np.full(5, 0.3)) == pytest.approx((0.3, 0.3))
+    x = np.random.default_rng(0).standard_normal(400)
+    lo, hi = exp.bootstrap_ci(x)
+    se = x.std() / np.sqrt(x.size)
+    assert lo == pytest.approx(x.mean() - 1.96 * se, abs=0.3 * se)
+    assert hi == pytest.approx(x.mean() + 1.96 * se, abs=0.3 * se)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"variants": (("Mamba", 1, 0.0),)}, r"cell must be one of"),
+    ({"variants": (("CfC", 3, 0.0),)}, r"d must divide hidden_size"),
+    ({"variants": (("CfC", 4, 1.0),)}, r"s must be < 1"),
+    ({"variants": (("LSTM", 4, 0.5),)}, r"baseline LSTM is dense"),
+    ({"observe": "pixels"}, r"observe must be 'positions' or 'full'"),
+])
+def test_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        exp.Config.smoke(**kwargs)
+
+
+def test_evaluate_needs_one_task():
+    with pytest.raises(ValueError, match=r"use config\.tasks"):
+        exp.evaluate(exp.Config.smoke())
+    assert replace(exp.Config.smoke(), replicate=0).variant is None
