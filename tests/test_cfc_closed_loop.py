@@ -92,12 +92,22 @@ def test_bootstrap_ci_of_a_constant_and_of_a_known_spread():
     ({"variants": (("Mamba", 1, 0.0),)}, r"cell must be one of"),
     ({"variants": (("CfC", 3, 0.0),)}, r"d must divide hidden_size"),
     ({"variants": (("CfC", 4, 1.0),)}, r"s must be < 1"),
-    ({"variants": (("LSTM", 4, 0.5),)}, r"baseline LSTM is dense"),
     ({"observe": "pixels"}, r"observe must be 'positions' or 'full'"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         exp.Config.smoke(**kwargs)
+
+
+def test_low_rank_sparse_baseline_gate_blocks():
+    import torch
+
+    from wrec.nn import LowRankSparseLSTM
+
+    config = replace(exp.Config.smoke(), variant=("LSTM", 4, 0.5), replicate=0)
+    policy = exp.build_policy(config, torch.Generator().manual_seed(0))
+    assert isinstance(policy["rnn"], LowRankSparseLSTM) and policy["rnn"].rank == 2
+    assert exp._label("LSTM", 4, 0.5) == "LSTM r=H/4 s=0.5" and exp._label("GRU", 1, 0.0) == "GRU"
 
 
 def test_evaluate_needs_one_task():
