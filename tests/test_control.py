@@ -79,6 +79,50 @@ def test_batched_pendulum_step_is_gymnasiums_step(shift):
         states = new
 
 
+@pytest.mark.parametrize("shift", [Shift(), Shift("mass", 5.0), Shift("length", 2.0), Shift("force", 0.5)],
+                         ids=lambda s: s.label)
+def test_batched_cartpole_step_is_gymnasiums_step(shift):
+    env = make_env("CartPole-v1", shift)
+    env.reset(seed=0)
+    base = env.unwrapped
+    rng = np.random.default_rng(2)
+    states = rng.uniform(-0.3, 0.3, (64, 4))
+    actions = rng.integers(0, 2, 64)
+    new, terminated = control.cartpole_step(states, actions, **{k: physics("CartPole-v1", shift)[k]
+                                                                 for k in control.CARTPOLE})
+    for i in range(64):
+        base.state = states[i].copy()
+        base.steps_beyond_terminated = None
+        _, _, term, _, _ = env.step(int(actions[i]))
+        np.testing.assert_allclose(new[i], base.state, rtol=0, atol=1e-12)
+        assert terminated[i] == term
+
+
+def test_cartpole_rollout_counts_gymnasium_rewards():
+    """A fixed open-loop action sequence: the batched rollout's return equals gymnasium's summed reward."""
+    actions = np.random.default_rng(0).integers(0, 2, 500)
+    t = {"i": 0}
+
+    def policy(obs):
+        a = np.full(obs.shape[0], actions[t["i"]])
+        t["i"] += 1
+        return a
+
+    out = control.cartpole_rollout(policy, episodes=1, seed=5)
+    env = make_env("CartPole-v1")
+    env.reset(seed=0)
+    env.unwrapped.state = np.random.default_rng(5).uniform(-0.05, 0.05, (1, 4))[0]
+    total, done, k = 0.0, False, 0
+    while not done:
+        _, r, term, trunc, _ = env.step(int(actions[k]))
+        total += r
+        k += 1
+        done = term or trunc
+    assert out["return"][0] == total
+    assert control.cartpole_rollout(expert("CartPole-v1"), episodes=5, seed=1)["return"].tolist() == [500.0] * 5
+    assert control.cartpole_rollout(control.zero_policy, episodes=5, seed=1)["return"].max() < 20
+
+
 def test_pendulum_linearisation_is_the_steps_jacobian():
     for shift in (Shift(), Shift("gravity", 1.4), Shift("length", 1.2)):
         exp = PendulumExpert.for_shift(shift)

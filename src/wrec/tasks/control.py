@@ -15,6 +15,7 @@ Gaussian observation noise, or a one-step action delay. Agents see positions onl
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -406,8 +407,84 @@ def pendulum_rollout(
     return out
 
 
+def cartpole_step(state: np.ndarray, action: np.ndarray, *, gravity: float = 9.8, masscart: float = 1.0,
+                  masspole: float = 0.1, length: float = 0.5, force_mag: float = 10.0,
+                  tau: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """gymnasium's CartPole step (explicit Euler) for a batch, with the same floating-point operations:
+    F = ±force_mag; temp = (F + m_p l θ̇² sin θ)/M; θ̈ = (g sin θ − cos θ·temp)/(l(4/3 − m_p cos²θ/M));
+    ẍ = temp − m_p l θ̈ cos θ/M. Terminated when |x| > 2.4 or |θ| > 12°.
+
+    Shape: state (N, 4) = (x, ẋ, θ, θ̇), action (N,) of 0/1; returns state' (N, 4), terminated (N,) bool.
+    """
+    x, x_dot, theta, theta_dot = (state[..., i] for i in range(4))
+    total_mass = masspole + masscart
+    polemass_length = masspole * length
+    force = np.where(np.asarray(action) == 1, force_mag, -force_mag)
+    costheta, sintheta = np.cos(theta), np.sin(theta)
+    temp = (force + polemass_length * np.square(theta_dot) * sintheta) / total_mass
+    thetaacc = (gravity * sintheta - costheta * temp) / (
+        length * (4.0 / 3.0 - masspole * np.square(costheta) / total_mass))
+    xacc = temp - polemass_length * thetaacc * costheta / total_mass
+    new = np.stack([x + tau * x_dot, x_dot + tau * xacc, theta + tau * theta_dot, theta_dot + tau * thetaacc], -1)
+    limit = 12 * 2 * math.pi / 360
+    terminated = (new[..., 0] < -2.4) | (new[..., 0] > 2.4) | (new[..., 2] < -limit) | (new[..., 2] > limit)
+    return new, terminated
+
+
+def cartpole_rollout(
+    policy: Callable[[np.ndarray], np.ndarray],
+    shift: Shift = Shift(),
+    *,
+    episodes: int = 20,
+    steps: int = 500,
+    seed: Seed = None,
+    record: bool = False,
+) -> dict[str, np.ndarray]:
+    """Run ``policy`` (obs (B, 4) -> actions (B,) of 0/1) on ``episodes`` CartPoles at once under ``shift``; an
+    episode's return is its number of steps up to and including the terminating one (gymnasium's reward), at most
+    ``steps``. Initial states U(±0.05)⁴ and observation noise from ``seed``; delayed actions start as 0. With
+    ``record``: ``obs`` (T, B, 4), ``action`` (T, B), ``alive`` (T, B) (the step counted).
+    """
+    if not isinstance(shift, Shift):
+        raise TypeError(f"shift must be a Shift, got {type(shift).__name__}")
+    p = physics("CartPole-v1", shift)
+    gen = _checks.rng(seed)
+    state = gen.uniform(-0.05, 0.05, (_checks.integer(episodes, "episodes", low=1), 4))
+    sigma = shift.value if shift.kind == "obs_noise" else 0.0
+    delay = int(shift.value) if shift.kind == "action_delay" else 0
+    queue = [np.zeros(episodes, np.int64)] * delay
+    alive = np.ones(episodes, bool)
+    total = np.zeros(episodes)
+    rec: dict[str, list] = {"obs": [], "action": [], "alive": []}
+    for _ in range(_checks.integer(steps, "steps", low=1)):
+        obs = state + sigma * gen.standard_normal(state.shape) if sigma > 0 else state.copy()
+        a = np.asarray(policy(obs)).astype(np.int64).reshape(episodes)
+        if record:
+            rec["obs"].append(obs)
+            rec["action"].append(a)
+            rec["alive"].append(alive.copy())
+        queue.append(a)
+        new, terminated = cartpole_step(state, queue.pop(0), **{k: p[k] for k in CARTPOLE})
+        total += alive
+        state = np.where(alive[:, None], new, state)
+        alive &= ~terminated
+        if not alive.any() and not record:
+            break
+    out = {"return": total}
+    if record:
+        out.update({k: np.stack(v) for k, v in rec.items()})
+    return out
+
+
+def rollout(env_id: str, policy: Callable[[np.ndarray], np.ndarray], shift: Shift = Shift(),
+            **kwargs) -> dict[str, np.ndarray]:
+    """:func:`pendulum_rollout` or :func:`cartpole_rollout` by ``env_id`` (same keywords)."""
+    fn = pendulum_rollout if _env_id(env_id) == "Pendulum-v1" else cartpole_rollout
+    return fn(policy, shift, **kwargs)
+
+
 def zero_policy(obs: np.ndarray) -> np.ndarray:
-    """u = 0 (the normalisation's lower anchor R_zero)."""
+    """u = 0, or CartPole's action 0 (the normalisation's lower anchor R_zero)."""
     return np.zeros(np.shape(obs)[0])
 
 
@@ -418,7 +495,7 @@ def closed_loop_eigenvalues(A: np.ndarray, B: np.ndarray, K: np.ndarray) -> np.n
 
 __all__ = [
     "CARTPOLE_SHIFTS", "ENVS", "PENDULUM_SHIFTS", "SHIFT_KINDS", "CartPoleExpert", "PendulumExpert", "Shift",
-    "cartpole_linearisation", "closed_loop_eigenvalues", "dlqr", "expert", "make_env", "pendulum_linearisation",
-    "pendulum_obs", "pendulum_reset", "pendulum_rollout", "pendulum_step", "physics", "positions_only",
-    "riccati_residual", "zero_policy",
+    "cartpole_linearisation", "cartpole_rollout", "cartpole_step", "closed_loop_eigenvalues", "dlqr", "expert",
+    "make_env", "pendulum_linearisation", "pendulum_obs", "pendulum_reset", "pendulum_rollout", "pendulum_step",
+    "physics", "positions_only", "riccati_residual", "rollout", "zero_policy",
 ]
