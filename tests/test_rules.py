@@ -2,6 +2,7 @@
 construction, e-prop equals BPTT when nothing but the readout links z_t to the loss, the random-B and local-error
 rules reduce to symmetric e-prop, and a short training run learns digits."""
 
+import os
 import time
 
 import pytest
@@ -206,3 +207,39 @@ def test_short_training_learns_digits(name):
         accuracy = float((net.logits(encode(xte)).argmax(1) == yte).double().mean())
     assert accuracy >= 0.90, accuracy
     assert time.perf_counter() - start < 60
+
+
+_PEAK = """
+import torch
+from wrec.spiking.rsnn import RSNN
+from wrec.spiking.rules import BPTT, EProp
+torch.set_num_threads(1)
+net = RSNN(32, (50,), 10, generator=torch.Generator().manual_seed(0))
+x = torch.rand(600, 16, 32, generator=torch.Generator().manual_seed(1))
+y = torch.arange(16) % 10
+def status(field):
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(field + ":"))
+for rule in (BPTT(), EProp()):
+    rule.compute_grads(net, x[:3], y)
+    for T in (30, 600):
+        net.zero_grad()
+        open("/proc/self/clear_refs", "w").write("5")
+        base = status("VmRSS")
+        rule.compute_grads(net, x[:T], y)
+        print(status("VmHWM") - base)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc peak-RSS reset")
+def test_online_eprop_memory_does_not_grow_with_T():
+    """Issue 8 item 3: online e-prop needs O(1) memory in T. Peak resident-set growth of one call (fresh process,
+    every block ≥ 4 KiB its own mapping): e-prop at T = 600 within 128 KiB of T = 30 (its traces are ~0.3 MB),
+    while BPTT's grows by more than 2 MB over the same range (the measurement can see growth)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "4096", "MALLOC_TRIM_THRESHOLD_": "0", "MALLOC_TOP_PAD_": "0"}
+    out = subprocess.run([sys.executable, "-c", _PEAK], check=True, capture_output=True, text=True, env=env)
+    bptt_short, bptt_long, eprop_short, eprop_long = (int(v) for v in out.stdout.split())
+    assert eprop_long - eprop_short < 128 * 1024, (eprop_short, eprop_long)
+    assert bptt_long - bptt_short > 2 * 2 ** 20, (bptt_short, bptt_long)

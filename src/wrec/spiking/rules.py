@@ -270,9 +270,10 @@ def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor],
     kinds = [("in", "rec") if net.recurrent else ("in",) for _ in net.hidden_sizes]
     width = [{"in": sizes[i], "rec": sizes[i + 1]} for i in range(net.num_layers)]
     ev = [{k: torch.zeros(B, width[i][k], **dt) for k in kinds[i]} for i in range(net.num_layers)]
-    ea = [{k: torch.zeros(B, sizes[i + 1], width[i][k], **dt) for k in kinds[i]} if p.adaptive else {}
+    # (H, B, N) layout: in-place updates, and the gradient is one batched (1, B) × (B, N) product per neuron
+    ea = [{k: torch.zeros(sizes[i + 1], B, width[i][k], **dt) for k in kinds[i]} if p.adaptive else {}
           for i in range(net.num_layers)]
-    ebar = [{k: torch.zeros(B, sizes[i + 1], width[i][k], **dt) for k in kinds[i]} for i in range(net.num_layers)]
+    ebar = [{k: torch.zeros(sizes[i + 1], B, width[i][k], **dt) for k in kinds[i]} for i in range(net.num_layers)]
     grad = [{k: torch.zeros(sizes[i + 1], width[i][k], **dt) for k in kinds[i]} for i in range(net.num_layers)]
     y = torch.zeros(B, net.output_size, **dt)
     y_local = [None if g is None else torch.zeros(B, net.output_size, **dt) for g in local]
@@ -288,17 +289,15 @@ def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor],
             presyn = {"in": inp, "rec": s.z}  # x_t and z_{t−1}
             for k in kinds[i]:
                 if p.adaptive:  # ε^a_t = ψ_{t−1} ε^v_{t−1} + (ρ − ψ_{t−1} β) ε^a_{t−1}
-                    ea[i][k] = (psi_prev[i][:, :, None] * ev[i][k][:, None, :]
-                                + (rho - beta * psi_prev[i])[:, :, None] * ea[i][k])
+                    ea[i][k].mul_((rho - beta * psi_prev[i]).T[:, :, None])
+                    ea[i][k].addcmul_(psi_prev[i].T[:, :, None], ev[i][k][None])
                 ev[i][k] = alpha * ev[i][k] + presyn[k]
             s = lif_step(p, s, inp, *weights[i])
-            psi = surrogate_derivative(centered_potential(p, s), p)  # (B, H)
+            psi = surrogate_derivative(centered_potential(p, s), p).T  # (H, B)
             for k in kinds[i]:
-                trace = ev[i][k][:, None, :]
-                if p.adaptive:
-                    trace = trace - beta * ea[i][k]
-                ebar[i][k] = kappa * ebar[i][k] + psi[:, :, None] * trace  # (B, H, N)
-            states[i], psi_prev[i] = s, psi
+                trace = ev[i][k][None] - beta * ea[i][k] if p.adaptive else ev[i][k][None]
+                ebar[i][k].mul_(kappa).addcmul_(psi[:, :, None], trace)  # ē_t = κ ē_{t−1} + ψ_t ε_t, (H, B, N)
+            states[i], psi_prev[i] = s, psi.T
             inp = s.z
         z = inp
         y = kappa * y + z @ net.weight_out.T + net.bias_out
@@ -314,9 +313,9 @@ def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor],
             else:
                 y_local[i] = kappa * y_local[i] + states[i].z @ local[i].T
                 e_l = (torch.softmax(y_local[i], -1) - onehot) * scale
-            signal = e_l @ feedback[i].T  # (B, H) learning signal L^l_t
+            signal = (e_l @ feedback[i].T).T[:, None, :]  # learning signal L^l_t as (H, 1, B)
             for k in kinds[i]:
-                grad[i][k] += torch.einsum("bj,bji->ji", signal, ebar[i][k])
+                grad[i][k] += torch.bmm(signal, ebar[i][k]).squeeze(1)
     g_in = [grad[i]["in"] for i in range(net.num_layers)]
     g_rec: list[Tensor | None] = [None] * net.num_layers
     if net.recurrent:
