@@ -43,6 +43,17 @@ def test_smoke_run_has_every_condition_and_variant(smoke_results, tmp_path):
     assert all(f.exists() for f in exp.plot(res, tmp_path / "cfc.png"))
 
 
+def test_cartpole_smoke_run():
+    config = exp.Config.smoke(env="CartPole-v1", variants=(("CfC", 1, 0.0), ("GRU", 1, 0.0)), replicates=1)
+    res = sweep.run(exp.evaluate, config.tasks())
+    assert len(res) == 2 * 6 and set(res.condition) >= {"nominal", "length×2", "force×0.5", "action_delay 1"}
+    assert (res.return_oracle == config.steps).all()  # the retuned LQR expert survives every shift
+    assert np.isfinite(res.r_hat).all()
+    obs, labels, alive = exp.expert_data(config, np.random.default_rng(0))
+    assert obs.shape == (config.episodes, config.steps, 4) and set(np.unique(labels)) <= {0, 1}
+    assert alive[:, 0].all()
+
+
 def test_same_task_same_numbers():
     task = exp.Config.smoke().tasks()[1]
     a, b = exp.evaluate(task), exp.evaluate(task)
@@ -93,6 +104,7 @@ def test_bootstrap_ci_of_a_constant_and_of_a_known_spread():
     ({"variants": (("CfC", 3, 0.0),)}, r"d must divide hidden_size"),
     ({"variants": (("CfC", 4, 1.0),)}, r"s must be < 1"),
     ({"observe": "pixels"}, r"observe must be 'positions' or 'full'"),
+    ({"env": "Acrobot-v1"}, r"env must be one of Pendulum-v1, CartPole-v1"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -1,19 +1,21 @@
 """Low-rank × sparse recurrence and robustness in closed loop (Tumma, Lechner, Loo, Hasani & Rus, ICLR 2024).
 
-Spec cfc-lowrank §4–§5, Pendulum-v1. Expert data (energy shaping + LQR, :mod:`wrec.tasks.control`): ``episodes``
-× 200 steps, executed action = expert + N(0, 0.5²) clipped, label = the clean expert action, on the batched
-Pendulum that equals gymnasium's step exactly (tests/test_control.py). Behaviour cloning of a recurrent policy that
-sees positions only (cos θ, sin θ): u = 2·tanh(w·h_t + b), MSE, Adam, windows of ``window`` steps after a
-``burn_in`` with the loss masked. Cells: CfC with W_rec = (P Qᵀ) ⊙ M at rank r = H/d and sparsity s (d = 1 is the
-dense full-rank matrix, ``rank=None``), and dense torch LSTM, GRU and tanh RNN baselines. One sweep task per (cell,
-d, s, replicate); each replicate redraws the data, the init and the masks (``sweep.task_rng``).
+Spec cfc-lowrank §4–§5, Pendulum-v1 (CartPole-v1 with ``env``). Expert data (:mod:`wrec.tasks.control`; Pendulum:
+energy shaping + LQR): ``episodes`` × ``steps``, executed action = expert + N(0, 0.5²) clipped (CartPole: the
+other action with probability ``flip_prob``), label = the clean expert action, on the batched environments that
+equal gymnasium's step exactly (tests/test_control.py). Behaviour cloning of a recurrent policy that sees positions
+only (Pendulum cos θ, sin θ; CartPole x, θ): u = 2·tanh(w·h_t + b) with MSE (CartPole: two logits, cross-entropy),
+Adam, windows of ``window`` steps after a ``burn_in`` with the loss masked. Cells: CfC with W_rec = (P Qᵀ) ⊙ M at
+rank r = H/d and sparsity s (d = 1 is the dense full-rank matrix, ``rank=None``), and dense torch LSTM, GRU and tanh
+RNN baselines. One sweep task per (cell, d, s, replicate); each replicate redraws the data, the init and the masks
+(``sweep.task_rng``).
 
 Closed-loop evaluation: ``eval_episodes`` episodes per condition (reset seeds disjoint from the training data),
 conditions nominal and the spec's shifts; R̂ = (R − R_zero)/(R_oracle − R_zero) with R_zero the zero-torque
-return and R_oracle the retuned expert's, in the same condition and on the same initial states and noise.
-D = R̂_nominal − mean over shifts of R̂; the validation shifts (observation noise) choose the best low-rank
-sparse CfC, the others (gravity, mass, length, delay) report it: H1 — its D is smaller than dense CfC's; H2 —
-smaller than LSTM's and GRU's; each a paired difference over replicates with a 95 % bootstrap CI.
+(CartPole: always-left) return and R_oracle the retuned expert's, in the same condition and on the same initial
+states and noise. D = R̂_nominal − mean over shifts of R̂; the validation shifts (observation noise) choose the best
+low-rank sparse CfC, the others (gravity, mass, length, force, delay) report it: H1 — its D is smaller than dense
+CfC's; H2 — smaller than LSTM's and GRU's; each a paired difference over replicates with a 95 % bootstrap CI.
 """
 
 from __future__ import annotations
@@ -43,10 +45,13 @@ class Config:
 
     ``variants``: (cell, d, s) with cell in CfC/LSTM/GRU/RNN (the baselines are torch's dense modules at d = 1,
     s = 0, and :class:`wrec.nn.LowRankSparseLSTM` etc. otherwise). ``observe``:
-    'positions' (cos θ, sin θ) or 'full' (+ θ̇), the control run.
+    'positions' (Pendulum cos θ, sin θ; CartPole x, θ) or 'full' (the whole observation), the control run.
+    ``action_noise``: σ of the Pendulum data's torque noise; ``flip_prob``: the probability that a CartPole data
+    step executes the other action. CartPole runs want ``steps=500`` (its episode length).
     """
 
     variants: tuple[tuple[str, int, float], ...] = _default_variants()
+    env: str = "Pendulum-v1"
     hidden_size: int = 64
     replicates: int = 5
     observe: str = "positions"
@@ -54,6 +59,7 @@ class Config:
     episodes: int = 100
     steps: int = 200
     action_noise: float = 0.5
+    flip_prob: float = 0.2
     train_steps: int = 4000
     batch: int = 32
     lr: float = 3e-3
@@ -71,6 +77,11 @@ class Config:
             _check_variant(v, self.hidden_size)
         _checks.integer(self.hidden_size, "hidden_size", low=1)
         _checks.integer(self.replicates, "replicates", low=1)
+        from wrec.tasks.control import ENVS
+
+        if self.env not in ENVS:
+            raise ValueError(f"env must be one of {', '.join(ENVS)}, got {self.env!r}")
+        _checks.real(self.flip_prob, "flip_prob", low=0.0, high=1.0)
         if self.observe not in ("positions", "full"):
             raise ValueError(f"observe must be 'positions' or 'full', got {self.observe!r}")
         for name in ("episodes", "train_steps", "batch", "window", "eval_episodes"):
@@ -111,34 +122,39 @@ def _check_variant(v: object, H: int) -> None:
     _checks.real(s, "s", low=0.0, high=1.0, high_open=True)
 
 
-def _conditions():
-    from wrec.tasks.control import PENDULUM_SHIFTS, Shift
+def _conditions(env: str):
+    from wrec.tasks.control import CARTPOLE_SHIFTS, PENDULUM_SHIFTS, Shift
 
-    return (Shift(), *PENDULUM_SHIFTS)
+    return (Shift(), *(PENDULUM_SHIFTS if env == "Pendulum-v1" else CARTPOLE_SHIFTS))
 
 
 def _role(shift) -> str:
     return "nominal" if shift.kind == "nominal" else "validation" if shift.kind in VALIDATION else "report"
 
 
-def expert_data(config: Config, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Observations (N, T, 3) under expert + N(0, σ²) torque (clipped) and the clean expert labels (N, T)."""
-    from wrec.tasks.control import expert, pendulum_rollout
+def expert_data(config: Config, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Observations (N, T, obs) with the executed actions perturbed (Pendulum: expert + N(0, σ²) torque, clipped;
+    CartPole: the other action with probability ``flip_prob``), the clean expert labels (N, T) and the steps
+    before termination (N, T) bool."""
+    from wrec.tasks.control import expert, rollout
 
-    exp = expert("Pendulum-v1")
+    exp = expert(config.env)
 
     def noisy(obs):
-        return np.clip(exp(obs) + config.action_noise * rng.standard_normal(obs.shape[0]), -2.0, 2.0)
+        if config.env == "Pendulum-v1":
+            return np.clip(exp(obs) + config.action_noise * rng.standard_normal(obs.shape[0]), -2.0, 2.0)
+        return np.where(rng.random(obs.shape[0]) < config.flip_prob, 1 - exp(obs), exp(obs))
 
-    run = pendulum_rollout(noisy, episodes=config.episodes, steps=config.steps, seed=rng, record=True)
-    obs = run["obs"].transpose(1, 0, 2)  # (N, T, 3)
-    return obs, exp(obs)
+    run = rollout(config.env, noisy, episodes=config.episodes, steps=config.steps, seed=rng, record=True)
+    obs = run["obs"].transpose(1, 0, 2)  # (N, T, obs)
+    alive = run["alive"].T if "alive" in run else np.ones(obs.shape[:2], bool)
+    return obs, exp(obs), alive
 
 
-def _inputs(obs: np.ndarray, observe: str) -> np.ndarray:
+def _inputs(obs: np.ndarray, observe: str, env: str) -> np.ndarray:
     from wrec.tasks.control import positions_only
 
-    return positions_only(obs, "Pendulum-v1") if observe == "positions" else obs
+    return positions_only(obs, env) if observe == "positions" else obs
 
 
 def build_policy(config: Config, generator):
@@ -151,7 +167,7 @@ def build_policy(config: Config, generator):
 
     cell, d, s = config.variant
     H = config.hidden_size
-    n_in = 2 if config.observe == "positions" else 3
+    n_in = 2 if config.observe == "positions" else 3 if config.env == "Pendulum-v1" else 4
     if cell == "CfC":
         rnn = CfC(n_in, H, batch_first=True, mode=config.mode, rank=None if d == 1 else H // d, sparsity=s,
                   generator=generator)
@@ -163,7 +179,7 @@ def build_policy(config: Config, generator):
         with torch.no_grad():  # torch's init, U(±1/√H), from our generator instead of the global RNG
             for p in rnn.parameters():
                 p.uniform_(-H ** -0.5, H ** -0.5, generator=generator)
-    readout = nn.Linear(H, 1)
+    readout = nn.Linear(H, 1 if config.env == "Pendulum-v1" else 2)  # a torque, or CartPole's two logits
     with torch.no_grad():
         readout.weight.uniform_(-H ** -0.5, H ** -0.5, generator=generator)
         readout.bias.zero_()
@@ -171,10 +187,12 @@ def build_policy(config: Config, generator):
 
 
 def _act(policy, x, hx):
+    """Pendulum: torques 2·tanh(readout) (B, T); CartPole: logits (B, T, 2)."""
     import torch
 
     out, hx = policy["rnn"](x, hx)
-    return 2.0 * torch.tanh(policy["readout"](out)).squeeze(-1), out, hx
+    y = policy["readout"](out)
+    return (2.0 * torch.tanh(y).squeeze(-1) if y.size(-1) == 1 else y), out, hx
 
 
 def _spectra(policy) -> dict[str, float]:
@@ -197,22 +215,34 @@ def _param_counts(policy) -> tuple[int, int]:
     return total, total - masked
 
 
-def train(config: Config, policy, obs: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> list[float]:
-    """Behaviour cloning: windows of burn_in + window steps, MSE on the last ``window``. Returns the loss curve."""
+def train(config: Config, policy, obs: np.ndarray, labels: np.ndarray, alive: np.ndarray,
+          rng: np.random.Generator) -> list[float]:
+    """Behaviour cloning on windows of burn_in + window steps inside an episode's live steps, the loss on the last
+    ``window``: MSE (Pendulum) or cross-entropy (CartPole). Returns the loss curve."""
     import torch
+    import torch.nn.functional as F
 
-    x_all = torch.from_numpy(_inputs(obs, config.observe)).float()
-    y_all = torch.from_numpy(labels).float()
+    x_all = torch.from_numpy(_inputs(obs, config.observe, config.env)).float()
+    discrete = config.env != "Pendulum-v1"
+    y_all = torch.from_numpy(labels).long() if discrete else torch.from_numpy(labels).float()
     opt = torch.optim.Adam(policy.parameters(), lr=config.lr)
     span = config.burn_in + config.window
+    lengths = alive.sum(axis=1)
+    usable = np.flatnonzero(lengths >= span)
+    if usable.size == 0:
+        raise ValueError(f"no data episode lasts burn_in + window = {span} steps; lower them or flip_prob")
     losses = []
     for _ in range(config.train_steps):
-        ep = rng.integers(0, obs.shape[0], config.batch)
-        start = rng.integers(0, obs.shape[1] - span + 1, config.batch)
+        ep = usable[rng.integers(0, usable.size, config.batch)]
+        start = (rng.random(config.batch) * (lengths[ep] - span + 1)).astype(np.int64)
         idx = torch.from_numpy(start[:, None] + np.arange(span)[None, :])
         ep_t = torch.from_numpy(ep)[:, None]
         u, _, _ = _act(policy, x_all[ep_t, idx], None)
-        loss = (u[:, config.burn_in:] - y_all[ep_t, idx][:, config.burn_in:]).square().mean()
+        target = y_all[ep_t, idx][:, config.burn_in:]
+        if discrete:
+            loss = F.cross_entropy(u[:, config.burn_in:].reshape(-1, 2), target.reshape(-1))
+        else:
+            loss = (u[:, config.burn_in:] - target).square().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -224,21 +254,21 @@ def closed_loop(config: Config, policy, shift, seed: np.random.SeedSequence, rec
     """Returns of the policy in closed loop under ``shift`` (and the hidden trajectories with ``record``)."""
     import torch
 
-    from wrec.tasks.control import pendulum_rollout
+    from wrec.tasks.control import rollout
 
     state = {"hx": None}
     hidden = []
 
     def act(obs):
-        x = torch.from_numpy(_inputs(obs, config.observe)).float()[:, None, :]
+        x = torch.from_numpy(_inputs(obs, config.observe, config.env)).float()[:, None, :]
         with torch.no_grad():
             u, out, state["hx"] = _act(policy, x, state["hx"])
         if record:
             hidden.append(out[:, 0].numpy())
-        return u[:, 0].numpy()
+        return u[:, 0].numpy() if u.dim() == 2 else u[:, 0].argmax(-1).numpy()
 
-    ret = pendulum_rollout(act, shift, episodes=config.eval_episodes, steps=config.steps,
-                           seed=np.random.default_rng(seed))["return"]
+    ret = rollout(config.env, act, shift, episodes=config.eval_episodes, steps=config.steps,
+                  seed=np.random.default_rng(seed))["return"]
     return ret, (np.stack(hidden) if record else None)
 
 
@@ -254,7 +284,7 @@ def evaluate(config: Config) -> pd.DataFrame:
     condition, with the task's constants (parameter counts, spectra, final loss, PCA share) repeated."""
     import torch
 
-    from wrec.tasks.control import expert, pendulum_rollout, zero_policy
+    from wrec.tasks.control import expert, rollout, zero_policy
 
     if config.variant is None or config.replicate is None:
         raise ValueError("evaluate runs one task: use config.tasks()")
@@ -263,26 +293,26 @@ def evaluate(config: Config) -> pd.DataFrame:
     cell, d, s = config.variant
     rep = config.replicate
     data_rng = sweep.task_rng(config.seed, "data", rep)  # shared by every variant of this replicate: paired
-    obs, labels = expert_data(config, data_rng)
+    obs, labels, alive = expert_data(config, data_rng)
     init_seed = sweep.task_seed(config.seed, "init", cell, d, float(s), rep)
     generator = torch.Generator().manual_seed(int(init_seed.generate_state(1, np.uint64)[0] >> np.uint64(1)))
     policy = build_policy(config, generator)
     before = _spectra(policy)
     params, params_effective = _param_counts(policy)
-    losses = train(config, policy, obs, labels, sweep.task_rng(config.seed, "batches", cell, d, float(s), rep))
+    losses = train(config, policy, obs, labels, alive, sweep.task_rng(config.seed, "batches", cell, d, float(s), rep))
     after = _spectra(policy)
     policy.eval()
     rows = []
     top5 = float("nan")
-    for i, shift in enumerate(_conditions()):
+    for i, shift in enumerate(_conditions(config.env)):
         eval_seed = sweep.task_seed(config.seed, "eval", rep, i)  # disjoint from the data streams
         ret, hidden = closed_loop(config, policy, shift, eval_seed, record=shift.kind == "nominal")
         if hidden is not None:
             top5 = _top5_share(hidden)
-        r_zero = pendulum_rollout(zero_policy, shift, episodes=config.eval_episodes, steps=config.steps,
-                                  seed=np.random.default_rng(eval_seed))["return"]
-        r_oracle = pendulum_rollout(expert("Pendulum-v1", shift), shift, episodes=config.eval_episodes,
-                                    steps=config.steps, seed=np.random.default_rng(eval_seed))["return"]
+        r_zero = rollout(config.env, zero_policy, shift, episodes=config.eval_episodes, steps=config.steps,
+                         seed=np.random.default_rng(eval_seed))["return"]
+        r_oracle = rollout(config.env, expert(config.env, shift), shift, episodes=config.eval_episodes,
+                           steps=config.steps, seed=np.random.default_rng(eval_seed))["return"]
         rows.append({"cell": cell, "d": d, "rank": config.hidden_size // d, "sparsity": float(s), "replicate": rep,
                      "condition": shift.label, "shift_kind": shift.kind, "shift_value": shift.value,
                      "role": _role(shift), "return": float(ret.mean()), "return_sd": float(ret.std()),
