@@ -7,7 +7,7 @@ measured in this one process (minimum over ``--repeats`` after a warm-up). Goal 
 L = 1000. ``--e1`` also times one seed of the curse-of-memory experiment at its default size (goal: < 5 min on
 2 cores). The machine may be shared: the load average is printed.
 
-    python benchmarks/stablessm_modes.py [--quick] [--repeats 3] [--e1]
+    python benchmarks/stablessm_modes.py [--quick] [--repeats 3] [--threads N] [--e1]
 """
 
 from __future__ import annotations
@@ -35,7 +35,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="L ∈ {100, 1000} only (CI smoke test)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--e1", action="store_true", help="also time one seed of the default curse-of-memory run")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (on a shared machine 1 is far steadier: a 2-thread parallel region "
+                         "stalls whenever another process holds one of the cores)")
     args = ap.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     H, N, B = 64, 64, 16
     lengths = (100, 1000) if args.quick else (100, 1000, 4000)
     print(f"H = {H}, d_state = {N}, B = {B}, float32, forward + backward; {os.cpu_count()} CPUs, torch threads "

@@ -325,13 +325,14 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
-    """(a) E(β) per f (panels) and width (lines), polynomial memory (and exponential, dashed); (b) stability
-    margin versus width per f."""
+    """(a) E(β) per f (panels) and width (colours): polynomial memory (solid), exponential (dashed), and polynomial
+    with only w perturbed (dotted); (b) stability margin versus width per f."""
     from wrec.plotting import STYLE, plt
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok = results[results["beta"].notna() & (results["perturbed"] == "all")]
+    both = results[results["beta"].notna()]
+    ok = both[both["perturbed"] == "all"]
     reparams = [f for f in REPARAMS if f in set(ok["reparam"])]
     widths = sorted(ok["width"].unique())
     colors = plt.get_cmap("viridis")
@@ -339,8 +340,9 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         fig, axes = plt.subplots(1, len(reparams), figsize=(3.0 * len(reparams), 3.0), sharey=True, squeeze=False)
         for ax, f in zip(axes[0], reparams, strict=True):
             for i, m in enumerate(widths):
-                for memory, style in (("pol", "-"), ("exp", "--")):
-                    sel = ok[(ok.reparam == f) & (ok.width == m) & (ok.memory == memory) & (ok.beta > 0)]
+                for memory, style, protocol in (("pol", "-", "all"), ("exp", "--", "all"), ("pol", ":", "recurrent")):
+                    sel = both[(both.reparam == f) & (both.width == m) & (both.memory == memory) & (both.beta > 0)
+                               & (both.perturbed == protocol)]
                     if sel.empty:
                         continue
                     curve = sel.groupby("beta")["error"].median()
@@ -352,19 +354,20 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
             ax.set_title(f"f = {f}")
             ax.set_xlabel("perturbation β")
         axes[0, 0].set_ylabel("E(β): worst test MSE (median over seeds)")
-        axes[0, -1].legend(title="pol (solid), exp (dashed)", fontsize=7)
+        axes[0, -1].legend(title="pol (solid), exp (dashed);\npol, w alone perturbed (dotted)", fontsize=7,
+                           title_fontsize=7)
         fig.savefig(path)
         plt.close(fig)
         second = path.with_name(path.stem + "-margin.png")
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
         first = ok[ok.beta == 0.0]
-        for f in reparams:
+        for k, f in enumerate(reparams):
             for memory, style in (("pol", "o-"), ("exp", "s--")):
                 sel = first[(first.reparam == f) & (first.memory == memory)]
                 if sel.empty:
                     continue
                 curve = sel.groupby("width")["margin"].median()
-                ax.plot(curve.index, curve.to_numpy(), style, label=f"{f}, {memory}")
+                ax.plot(curve.index, curve.to_numpy(), style, color=f"C{k}", label=f"{f}, {memory}")
         ax.set_xscale("log", base=2)
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.set_xlabel("width m")

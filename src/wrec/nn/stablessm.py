@@ -16,7 +16,7 @@ towards the stability boundary but never across it. f is applied with ``torch.nn
 Zero-order hold with step Δ: λ = exp(Δa), B̄ = (λ − 1)/a · B, h_t = λ ⊙ h_{t−1} + B̄ u_t, y_t = 2 Re(Cᵀh_t) + D u_t
 (the 2 counts the conjugate half of the spectrum; real modes use 1), i.e. y = K * u + D u with
 K_l = 2 Re Σ_n C_n B̄_n λ_n^l. Three modes compute the same map: ``conv`` (FFT convolution with K), ``scan``
-(parallel prefix scan of the linear recurrence, log₂ L doubling steps, hand-written backward) and ``recurrent``
+(work-efficient parallel prefix scan of the linear recurrence, ⌈log₂ L⌉ levels, hand-written backward) and ``recurrent``
 (a step loop); ``step`` advances one time step in O(1).
 
 Differences from the reference code: every reparameterisation starts from the same eigenvalues (the reference
@@ -136,9 +136,9 @@ def _torch_generator(seed: _checks.Seed | torch.Generator, device=None) -> torch
 
 
 class _LinearScan(torch.autograd.Function):
-    """h_t = λ ⊙ h_{t−1} + x_t (h_{−1} = h0) by a log₂ L doubling prefix scan; backward is the reverse scan
-    ĝ_t = g_t + λ̄ ĝ_{t+1}, so that nothing but h itself is kept for it (autograd through the doubling levels
-    would keep log₂ L copies of the states)."""
+    """h_t = λ ⊙ h_{t−1} + x_t (h_{−1} = h0) by a parallel prefix scan; backward is the reverse scan
+    ĝ_t = g_t + λ̄ ĝ_{t+1}, so that nothing but h itself is kept for it (autograd through the scan's levels would
+    keep their intermediate states too)."""
 
     @staticmethod
     def forward(ctx, lam: Tensor, x: Tensor, h0: Tensor) -> Tensor:
@@ -152,20 +152,32 @@ class _LinearScan(torch.autograd.Function):
         lam_c = lam.conj()
         gh = _scan(lam_c, g.flip(1), torch.zeros_like(h0)).flip(1)  # (B, L, H, N)
         grad_h0 = lam_c * gh[:, 0]
-        prev = torch.cat([h0.unsqueeze(1), h[:, :-1]], 1)
-        grad_lam = (gh * prev.conj()).sum((0, 1))
+        grad_lam = (gh[:, 1:] * h[:, :-1].conj()).sum((0, 1)) + (gh[:, 0] * h0.conj()).sum(0)
         return grad_lam, gh, grad_h0
 
 
 def _scan(lam: Tensor, x: Tensor, h0: Tensor) -> Tensor:
-    """Hillis–Steele doubling: after the level with shift d, h_t = Σ_{j<2d} λ^j x_{t−j}. Shape: x (B, L, H, N)."""
-    h = x.clone()
-    h[:, 0] += lam * h0
-    p, d, L = lam, 1, x.size(1)
-    while d < L:
-        h[:, d:] = h[:, d:] + p * h[:, :-d]  # the right side is built before the overlapping write
-        p, d = p * p, 2 * d
-    return h
+    """All h_t of h_t = λ ⊙ h_{t−1} + x_t from h_{−1} = h0. Shape: x (B, L, H, N)."""
+    x = x.clone()
+    x[:, 0] += lam * h0
+    return _pairwise_scan(x, lam)
+
+
+def _pairwise_scan(x: Tensor, p: Tensor) -> Tensor:
+    """Work-efficient (Blelloch-style) prefix scan of h_t = p ⊙ h_{t−1} + x_t, h_{−1} = 0: each pair (x_{2i}, x_{2i+1})
+    combines to x_{2i+1} + p x_{2i}, whose scan with p² gives the odd states h_{2i+1}; then h_{2i} = x_{2i} +
+    p h_{2i−1}. O(L) work and memory in ⌈log₂ L⌉ levels (a doubling scan would touch L states at every level)."""
+    L = x.size(1)
+    if L == 1:
+        return x
+    if L % 2:
+        x = torch.cat([x, torch.zeros_like(x[:, :1])], 1)
+    pairs = x.unflatten(1, (-1, 2))
+    even, odd = pairs[:, :, 0], pairs[:, :, 1]
+    h_odd = _pairwise_scan(odd + p * even, p * p)
+    h_even = even.clone()
+    h_even[:, 1:] += p * h_odd[:, :-1]
+    return torch.stack([h_even, h_odd], 2).flatten(1, 2)[:, :L]
 
 
 def ssm_apply(u: Tensor, lam: Tensor, Bbar: Tensor, C: Tensor, h0: Tensor | None, mode: str,
