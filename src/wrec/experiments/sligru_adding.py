@@ -146,8 +146,9 @@ KEYS = ["length", "lr", "ff_norm"]
 
 
 def table(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (T, lr, normaliser, cell): peak gradient norm and max|h| (median, max over seeds), diverged
-    runs with the earliest non-finite step, final test MSE (median) and solved runs."""
+    """One row per (T, lr, normaliser, cell): peak gradient norm and max|h| (median, max over seeds), the step of
+    the peak (median), diverged runs with the earliest non-finite step, final test MSE (median), solved runs, and
+    the median over seeds of the Li-GRU / SLi-GRU peak-gradient ratio of the configuration."""
     final = results[results.record == "final"]
     out = final.groupby([*KEYS, "cell"]).agg(
         seeds=("replicate", "nunique"),
@@ -157,6 +158,15 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
         first_nonfinite_step=("first_nonfinite_step", lambda s: s[s >= 0].min() if (s >= 0).any() else np.nan),
         test_mse_median=("test_mse", "median"), solved=("solved", lambda s: int(s.astype(bool).sum())),
     ).reset_index()
+    # when the peak happens: at the first steps it is the initial transient, later an explosion during training
+    steps = results[results.record == "step"]
+    peak_step = steps.loc[steps.groupby([*KEYS, "cell", "replicate"]).grad_norm.idxmax()]
+    out = out.merge(peak_step.groupby([*KEYS, "cell"]).step.median().rename("peak_step_median").reset_index(),
+                    on=[*KEYS, "cell"], how="left")
+    pairs = _pairs(results)
+    if not pairs.empty:
+        ratio = (pairs.LiGRU / pairs.SLiGRU).groupby([pairs[k] for k in KEYS]).median().rename("Li/SLi_peak_median")
+        out = out.merge(ratio.reset_index(), on=KEYS, how="left")
     return out
 
 
