@@ -425,3 +425,18 @@ def test_lr_sweep_block_smoke(tmp_path):
     assert (results["model"] == "block").all() and np.isfinite(results["test_mse"]).all()
     for figure in e2.plot(results, tmp_path / "e2.png"):
         assert figure.stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("real", [False, True])
+def test_modes_agree_for_bidirectional_stacks_without_bias(real):
+    m = StableSSM(3, 4, num_layers=2, bidirectional=True, bias=False, d_state=6, real=real, reparam="softplus",
+                  dtype=F64, seed=3)
+    x = torch.randn(30, 2, 3, generator=torch.Generator().manual_seed(4), dtype=F64)
+    outs = {}
+    for mode in MODES:
+        m.mode = mode
+        outs[mode] = m(x)
+    for mode in ("conv", "scan"):
+        for a, b in zip(outs[mode], outs["recurrent"], strict=True):
+            np.testing.assert_allclose(a.detach(), b.detach(), rtol=0, atol=1e-10)
+    assert m.layers["l0"].encoder.bias is None

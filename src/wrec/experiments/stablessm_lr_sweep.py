@@ -127,15 +127,19 @@ class _BlockRegressor(nn.Module):
 
 def spreads(model) -> tuple[float, float]:
     """Spread over modes of r_n = |∂L/∂w_n| / |w_n| (from the gradient in ``w.grad``): log10(q90/q10) and
-    log10(max/min); NaN when a gradient is not finite."""
+    log10(max/min); inf when modes have no gradient at all (e.g. exp's f′ = −eʷ underflows), NaN when a gradient
+    is not finite."""
     w = model.raw_w
     if w.grad is None:
         return math.nan, math.nan
     r = (w.grad.abs() / w.detach().abs()).flatten().double().numpy()
-    if not np.all(np.isfinite(r)) or np.any(r <= 0):
+    if not np.all(np.isfinite(r)):
         return math.nan, math.nan
     q10, q90 = np.quantile(r, [0.1, 0.9])
-    return float(np.log10(q90 / q10)), float(np.log10(r.max() / r.min()))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = math.inf if q10 == 0 else float(np.log10(q90 / q10))
+        full = math.inf if r.min() == 0 else float(np.log10(r.max() / r.min()))
+    return spread, full
 
 
 def _model(config: Config, reparam: str, replicate: int):
