@@ -1,0 +1,602 @@
+"""Spiking networks trained by rules of varying locality, with and without explicit recurrence: clean accuracy,
+representational similarity, and robustness to gradient and non-gradient attacks (spec snn-locality; Lin, Lu, Bal
+& Sengupta, arXiv 2402.01782; counter-evidence Yin et al., arXiv 2403.16674).
+
+One sweep task is one (dataset, encoding, replicate). Inside it, for every architecture — ``feedforward`` (no
+W_rec), ``recurrent``, ``feedforward-matched`` (uniform width chosen so the trained parameter count, autapses
+excluded, matches the recurrent net) — every rule (BPTT, symmetric e-prop, random-B e-prop, local errors) trains
+from the same initial weights (so rules are compared paired), plus one BPTT net from an independent
+initialisation, the transfer source. Adam, one optimiser for every rule; ``torch.set_num_threads(1)`` per task.
+
+Recorded (tidy rows, ``kind`` column): ``clean`` test accuracy per epoch; ``cka``: linear CKA (Kornblith et al.
+2019) between the rules' top-layer spike counts on the test set per epoch, and against the untrained net;
+``attack``: accuracy under L∞ attacks on the analog intensities before the (direct) encoding, for every ε —
+FGSM, PGD (10 steps of ε/4, random start), Square (margin loss, score-based), GN (Gaussian noise of std ε),
+white-box through the attacked net's surrogate, and PGD transferred from the independent BPTT net of the same
+and of the other architecture. Attacks run on digits with direct coding only (deterministic encoding: no EOT
+needed); rate/latency encodings and the spike-pattern task give clean accuracy and CKA.
+
+``table`` gives mean clean accuracy, the normalised AUC of robust accuracy over ε, and Δ_rec = AUC(recurrent) −
+AUC(feed-forward) (also against the parameter-matched net) with a 95 % bootstrap CI over replicates, and a
+gradient-masking verdict: white-box says "recurrent more robust" but transfer or Square do not.
+torchattacks draws from torch's global RNG; each attack runs inside ``torch.random.fork_rng`` seeded from the
+task's coordinates, so the caller's RNG state is untouched and results are reproducible.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from wrec import _checks, sweep
+from wrec.spiking.rsnn import RSNN, LIFParameters
+from wrec.spiking.rules import RULES, make_rule
+from wrec.tasks.spikes import ENCODINGS, digits, encode, spike_patterns
+
+DATASETS = ("digits", "patterns")
+ARCHITECTURES = ("feedforward", "recurrent", "feedforward-matched")
+ATTACKS = ("fgsm", "pgd", "square", "gn")
+SOURCE_RULE = "bptt-independent"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The grid; ``tasks()`` makes one task per (dataset, encoding, replicate)."""
+
+    datasets: tuple[str, ...] = DATASETS
+    encodings: tuple[str, ...] = ENCODINGS
+    rules: tuple[str, ...] = RULES
+    architectures: tuple[str, ...] = ARCHITECTURES
+    hidden_sizes: tuple[int, ...] = (100,)
+    replicates: int = 5
+    epochs: int = 30
+    batch: int = 64
+    lr: float = 2e-3
+    steps: int = 25
+    pattern_train: int = 1000
+    pattern_test: int = 500
+    eps: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
+    attacks: tuple[str, ...] = ATTACKS
+    attack_points: int = 540
+    square_queries: int = 500
+    transfer: bool = True
+    replicate: int = -1  # the task's replicate; -1 in the grid config
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("datasets", DATASETS), ("encodings", ENCODINGS), ("rules", RULES),
+                              ("architectures", ARCHITECTURES), ("attacks", ATTACKS)):
+            values = getattr(self, name)
+            if isinstance(values, str) or not values:
+                raise ValueError(f"{name} must be a non-empty tuple, got {values!r}")
+            for v in values:
+                if v not in allowed:
+                    raise ValueError(f"{name}: unknown {name[:-1]} {v!r}; expected one of {allowed}")
+        if not self.hidden_sizes:
+            raise ValueError("hidden_sizes is empty")
+        for h in self.hidden_sizes:
+            _checks.integer(h, "hidden_sizes", low=1)
+        for eps in self.eps:
+            _checks.real(eps, "eps", low=0.0, high=1.0)
+        _checks.integer(self.replicates, "replicates", low=1)
+        _checks.integer(self.epochs, "epochs", low=1)
+        _checks.integer(self.batch, "batch", low=1)
+        _checks.integer(self.steps, "steps", low=1)
+        _checks.integer(self.pattern_train, "pattern_train", low=1)
+        _checks.integer(self.pattern_test, "pattern_test", low=1)
+        _checks.integer(self.attack_points, "attack_points", low=1)
+        _checks.integer(self.square_queries, "square_queries", low=1)
+        _checks.integer(self.replicate, "replicate", low=-1)
+        _checks.real(self.lr, "lr", low=0.0, low_open=True)
+
+    @classmethod
+    def quick(cls, **overrides) -> Config:
+        """Digits with direct coding only, 2 replicates, 8 epochs, ε ∈ {0, 0.05, 0.1, 0.2}, attacks on 200 test
+        points with 100 Square queries (about 10 minutes on 2 cores)."""
+        return cls(**{"datasets": ("digits",), "encodings": ("direct",), "replicates": 2, "epochs": 8,
+                      "eps": (0.0, 0.05, 0.1, 0.2), "attack_points": 200, "square_queries": 100, **overrides})
+
+    @classmethod
+    def smoke(cls, **overrides) -> Config:
+        """A seconds-long run for CI: one replicate, H = 16, 1 epoch, T = 8, two ε, 48 attacked points."""
+        return cls.quick(**{"replicates": 1, "epochs": 1, "hidden_sizes": (16,), "steps": 8, "eps": (0.0, 0.1),
+                            "attack_points": 48, "square_queries": 5, **overrides})
+
+    def tasks(self) -> list[Config]:
+        out = []
+        for dataset in self.datasets:
+            for enc in (self.encodings if dataset == "digits" else ("spikes",)):
+                for r in range(self.replicates):
+                    # the spike patterns need no encoding: their task keeps the first one as a placeholder
+                    out.append(replace(self, datasets=(dataset,), encodings=(enc if enc != "spikes" else
+                                                                             self.encodings[0],), replicate=r))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Measures.
+
+
+def linear_cka(A: Tensor | np.ndarray, B: Tensor | np.ndarray) -> float:
+    """Linear CKA (Kornblith et al., ICML 2019): ‖B̃ᵀÃ‖²_F / (‖ÃᵀÃ‖_F ‖B̃ᵀB̃‖_F), Ã, B̃ column-centred.
+
+    Shape: A ``(n, p)``, B ``(n, q)`` (same n examples); returns a float in [0, 1] (0 if either is constant).
+    """
+    a = _checks.array(A.detach().cpu().numpy() if isinstance(A, Tensor) else A, "A", ndim=2)
+    b = _checks.array(B.detach().cpu().numpy() if isinstance(B, Tensor) else B, "B", ndim=2)
+    if a.shape[0] != b.shape[0] or a.shape[0] < 2:
+        raise ValueError(f"A and B must have the same number (>= 2) of rows, got {a.shape} and {b.shape}")
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    den = np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)
+    return 0.0 if den == 0 else float(np.linalg.norm(b.T @ a) ** 2 / den)
+
+
+def normalised_auc(eps: np.ndarray, accuracy: np.ndarray) -> float:
+    """Trapezoid area under accuracy(ε) divided by the ε range: 1 for a net unaffected and always right."""
+    order = np.argsort(eps)
+    e, a = np.asarray(eps, float)[order], np.asarray(accuracy, float)[order]
+    if e[-1] == e[0]:
+        return float(a.mean())
+    return float(np.sum((a[1:] + a[:-1]) / 2 * np.diff(e)) / (e[-1] - e[0]))
+
+
+def bootstrap_ci(values: np.ndarray, seed: int = 0, resamples: int = 10_000, level: float = 0.95
+                 ) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean over replicates (NaN for fewer than 2 values)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return (np.nan, np.nan)
+    means = v[np.random.default_rng(seed).integers(0, v.size, (resamples, v.size))].mean(1)
+    return (float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2)))
+
+
+def count_parameters(net: RSNN) -> int:
+    """Trained parameters, the masked autapses of W_rec excluded."""
+    n = sum(p.numel() for p in net.parameters())
+    return n - (sum(net.hidden_sizes) if net.recurrent else 0)
+
+
+def matched_width(input_size: int, hidden_sizes: tuple[int, ...], output_size: int) -> int:
+    """Uniform width H' of a feed-forward net with as many trained parameters as the recurrent one."""
+    sizes = (input_size, *hidden_sizes)
+    target = sum(n * h + h * (h - 1) for n, h in itertools.pairwise(sizes)) + output_size * (sizes[-1] + 1)
+    L = len(hidden_sizes)
+
+    def count(h: int) -> int:
+        return input_size * h + (L - 1) * h * h + output_size * h + output_size
+
+    h = 1
+    while count(h + 1) <= target:
+        h += 1
+    return h if target - count(h) <= count(h + 1) - target else h + 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data and training.
+
+
+@dataclass(frozen=True)
+class _Data:
+    """Training inputs (intensities ``(n, N)`` or spikes ``(T, n, C)``), labels, test set likewise, and the test
+    set's input trains ``(T, n_test, N)``, encoded once (so every net sees the same encoding noise)."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    intensities: bool
+    test_inputs: Tensor
+
+
+def _data(config: Config, generator: torch.Generator) -> _Data:
+    dataset = config.datasets[0]
+    if dataset == "digits":
+        d = digits(config.seed)
+        f32 = torch.float32
+        x_test = torch.tensor(d.x_test, dtype=f32)
+        test_inputs = encode(x_test, config.encodings[0], config.steps, generator=generator).contiguous()
+        return _Data(torch.tensor(d.x_train, dtype=f32), torch.tensor(d.y_train), x_test, torch.tensor(d.y_test),
+                     True, test_inputs)
+    train = spike_patterns(config.pattern_train, seed=2 * config.seed, template_seed=config.seed)
+    test = spike_patterns(config.pattern_test, seed=2 * config.seed + 1, template_seed=config.seed)
+    return _Data(train.x, train.y, test.x, test.y, False, test.x)
+
+
+def _inputs(config: Config, data: _Data, x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """(T, B, N) input for a batch: encoded intensities, or a slice of the spike patterns (already (T, B, C))."""
+    if data.intensities:
+        return encode(x, config.encodings[0], config.steps, generator=generator)
+    return x
+
+
+def _batch(data: _Data, idx: Tensor) -> Tensor:
+    return data.x_train[idx] if data.intensities else data.x_train[:, idx]
+
+
+def _test_forward(net: RSNN, data: _Data) -> tuple[float, np.ndarray]:
+    """(test accuracy, top-layer spike counts ``(n_test, H)``)."""
+    n = len(data.y_test)
+    correct, counts = 0, []
+    with torch.no_grad():
+        for start in range(0, n, 256):
+            idx = torch.arange(start, min(n, start + 256))
+            z = net.hidden(data.test_inputs[:, idx])[-1]
+            logits = net.readout(z).mean(0)
+            correct += int((logits.argmax(1) == data.y_test[idx]).sum())
+            counts.append(z.sum(0).numpy())
+    return correct / n, np.concatenate(counts)
+
+
+def _torch_generator(rng: np.random.Generator) -> torch.Generator:
+    return torch.Generator().manual_seed(int(rng.integers(2**62)))
+
+
+def _build(config: Config, architecture: str, n_in: int, init: torch.Generator) -> RSNN:
+    hidden = config.hidden_sizes
+    if architecture == "feedforward-matched":
+        hidden = (matched_width(n_in, hidden, 10),) * len(hidden)
+    return RSNN(n_in, hidden, 10, recurrent=architecture == "recurrent", params=LIFParameters(), generator=init)
+
+
+def _train(config: Config, net: RSNN, rule_name: str, data: _Data, task: tuple, on_epoch) -> None:
+    """Adam on the rule's gradients; ``on_epoch(epoch, net)`` after each epoch (epoch 0: before training).
+
+    A non-finite loss stops the task with a FloatingPointError naming the rule, architecture and epoch (finished
+    tasks of the sweep are kept)."""
+    rule = make_rule(rule_name, seed=int(sweep.task_rng(config.seed, "feedback", *task).integers(2**31)))
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    order = _torch_generator(sweep.task_rng(config.seed, "batches", *task))
+    noise = _torch_generator(sweep.task_rng(config.seed, "encoding", *task))
+    n = len(data.y_train)
+    on_epoch(0, net)
+    for epoch in range(1, config.epochs + 1):
+        perm = torch.randperm(n, generator=order)
+        for start in range(0, n, config.batch):
+            idx = perm[start:start + config.batch]
+            opt.zero_grad(set_to_none=True)
+            loss = rule.compute_grads(net, _inputs(config, data, _batch(data, idx), noise), data.y_train[idx])
+            if not math.isfinite(float(loss)):
+                raise FloatingPointError(f"snn-locality: the loss of rule {rule_name!r} on {task} became non-finite "
+                                         f"({float(loss)}) in epoch {epoch}; training stopped")
+            opt.step()
+        on_epoch(epoch, net)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Attacks.
+
+
+class PixelClassifier(nn.Module):
+    """Images ``(N, 1, 8, 8)`` (or ``(N, 64)``) in [0, 1] -> logits of ``net`` on their direct encoding."""
+
+    def __init__(self, net: RSNN, steps: int) -> None:
+        super().__init__()
+        self.net = net
+        self.steps = steps
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net.logits(encode(images.reshape(len(images), -1), "direct", self.steps))
+
+
+def make_attack(name: str, model: nn.Module, eps: float, *, square_queries: int = 500):
+    """The torchattacks 3.5.1 attack of spec §4 at L∞ budget (or Gaussian std) ``eps``."""
+    import torchattacks
+
+    _checks.real(eps, "eps", low=0.0, high=1.0)
+    if name == "fgsm":
+        return torchattacks.FGSM(model, eps=eps)
+    if name == "pgd":
+        return torchattacks.PGD(model, eps=eps, alpha=eps / 4, steps=10, random_start=True)
+    if name == "square":
+        return torchattacks.Square(model, norm="Linf", eps=eps, n_queries=square_queries, n_restarts=1,
+                                   loss="margin", seed=0)
+    if name == "gn":
+        return torchattacks.GN(model, std=eps)
+    raise ValueError(f"attack must be one of {ATTACKS}, got {name!r}")
+
+
+def _attack(name: str, model: nn.Module, eps: float, images: Tensor, labels: Tensor, seed: int,
+            square_queries: int) -> Tensor:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # torchattacks draws from the global RNG; fork_rng restores the caller's
+        return make_attack(name, model, eps, square_queries=square_queries)(images, labels)
+
+
+def _accuracy(model: nn.Module, images: Tensor, labels: Tensor) -> float:
+    with torch.no_grad():
+        return float((model(images).argmax(1) == labels).double().mean())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The task.
+
+
+def evaluate(config: Config) -> pd.DataFrame:
+    """Train every (architecture, rule) of one (dataset, encoding, replicate); tidy rows as in the module doc."""
+    torch.set_num_threads(1)  # one core per task: tasks run side by side in the sweep's pool
+    if config.replicate < 0:
+        raise ValueError("evaluate takes one task of Config.tasks() (replicate >= 0)")
+    dataset, enc, rep = config.datasets[0], config.encodings[0], config.replicate
+    enc = enc if dataset == "digits" else "spikes"
+    coords = (dataset, enc, rep)
+    data = _data(config, _torch_generator(sweep.task_rng(config.seed, "test-encoding", *coords)))
+    n_in = data.x_train.shape[-1]
+    rows: list[dict] = []
+    nets: dict[tuple[str, str], RSNN] = {}
+    for arch in config.architectures:
+        reps: dict[str, list[np.ndarray]] = {}
+        init_state = None
+        for rule in (*config.rules, *([SOURCE_RULE] if _attacked(config) and config.transfer else [])):
+            independent = rule == SOURCE_RULE
+            init = _torch_generator(sweep.task_rng(config.seed, "init", *coords, arch, "independent" if independent
+                                                   else "shared"))
+            net = _build(config, arch, n_in, init)
+            if not independent:  # every rule starts from the same weights
+                if init_state is None:
+                    init_state = {k: v.clone() for k, v in net.state_dict().items()}
+                net.load_state_dict(init_state)
+            start = time.perf_counter()
+            history = reps.setdefault(rule, [])
+
+            def on_epoch(epoch: int, net: RSNN, arch=arch, rule=rule, history=history, start=start) -> None:
+                acc, counts = _test_forward(net, data)
+                history.append(counts)
+                rows.append({"kind": "clean", "architecture": arch, "rule": rule, "epoch": epoch, "accuracy": acc,
+                             "hidden": net.hidden_sizes[-1], "params": count_parameters(net),
+                             "seconds": time.perf_counter() - start})
+
+            _train(config, net, "bptt" if independent else rule, data, (*coords, arch, rule), on_epoch)
+            nets[(arch, rule)] = net
+        trained = [r for r in config.rules if r in reps]
+        for epoch in range(config.epochs + 1):
+            for i, ra in enumerate(trained):
+                for rb in trained[i + 1:]:
+                    rows.append({"kind": "cka", "architecture": arch, "rule": ra, "rule_b": rb, "epoch": epoch,
+                                 "cka": linear_cka(reps[ra][epoch], reps[rb][epoch])})
+                rows.append({"kind": "cka", "architecture": arch, "rule": ra, "rule_b": "untrained", "epoch": epoch,
+                             "cka": linear_cka(reps[ra][epoch], reps[ra][0])})
+    if _attacked(config):
+        rows += _robustness(config, data, nets, coords)
+    return pd.DataFrame(rows).assign(dataset=dataset, encoding=enc, replicate=rep)
+
+
+def _attacked(config: Config) -> bool:
+    return config.datasets[0] == "digits" and config.encodings[0] == "direct"
+
+
+def _robustness(config: Config, data: _Data, nets: dict, coords: tuple) -> list[dict]:
+    n = min(config.attack_points, len(data.y_test))
+    images, labels = data.x_test[:n].reshape(n, 1, 8, 8), data.y_test[:n]
+    models = {key: PixelClassifier(net, config.steps).eval() for key, net in nets.items()}
+    rows = []
+
+    def seed_of(*c) -> int:
+        return int(sweep.task_rng(config.seed, "attack", *coords, *c).integers(2**31))
+
+    # transfer sources: the independent BPTT net of the same architecture and of the other one
+    other = {"feedforward": "recurrent", "recurrent": "feedforward", "feedforward-matched": "recurrent"}
+    crafted: dict[tuple[str, float], Tensor] = {}
+    for (arch, rule), model in models.items():
+        if rule == SOURCE_RULE:
+            continue
+        clean = _accuracy(model, images, labels)
+        for eps in config.eps:
+            for attack in config.attacks:
+                if eps == 0:
+                    acc = clean
+                else:
+                    adv = _attack(attack, model, eps, images, labels, seed_of(arch, rule, attack, eps),
+                                  config.square_queries)
+                    acc = _accuracy(model, adv, labels)
+                rows.append({"kind": "attack", "architecture": arch, "rule": rule, "attack": attack,
+                             "source": "white-box", "eps": eps, "accuracy": acc})
+            if not config.transfer:
+                continue
+            for label, src_arch in (("transfer-same", arch), ("transfer-other", other[arch])):
+                if (src_arch, SOURCE_RULE) not in models:
+                    continue
+                if eps == 0:
+                    acc = clean
+                else:
+                    if (src_arch, eps) not in crafted:
+                        crafted[(src_arch, eps)] = _attack("pgd", models[(src_arch, SOURCE_RULE)], eps, images,
+                                                           labels, seed_of(src_arch, "transfer", eps), 1)
+                    acc = _accuracy(model, crafted[(src_arch, eps)], labels)
+                rows.append({"kind": "attack", "architecture": arch, "rule": rule, "attack": "pgd", "source": label,
+                             "eps": eps, "accuracy": acc})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Summaries.
+
+
+def _final_clean(results: pd.DataFrame) -> pd.DataFrame:
+    clean = results[results.kind == "clean"]
+    last = clean.groupby(["dataset", "encoding", "replicate", "architecture", "rule"]).epoch.transform("max")
+    return clean[clean.epoch == last]
+
+
+def auc_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Normalised AUC of robust accuracy over ε: one row per (replicate, architecture, rule, attack, source)."""
+    att = results[results.kind == "attack"]
+    keys = ["dataset", "encoding", "replicate", "architecture", "rule", "attack", "source"]
+    return (att.groupby(keys).apply(lambda g: normalised_auc(g.eps.to_numpy(), g.accuracy.to_numpy()),
+                                    include_groups=False).rename("auc").reset_index())
+
+
+def delta_rec(results: pd.DataFrame, baseline: str = "feedforward") -> pd.DataFrame:
+    """Δ_rec = AUC(recurrent) − AUC(``baseline``) per (rule, attack, source): mean over replicates (paired) and
+    its 95 % bootstrap CI."""
+    auc = auc_table(results)
+    if auc.empty:
+        return pd.DataFrame()
+    wide = auc.pivot_table(index=["rule", "attack", "source", "replicate"], columns="architecture", values="auc")
+    if "recurrent" not in wide or baseline not in wide:
+        return pd.DataFrame()
+    diff = (wide["recurrent"] - wide[baseline]).rename("delta").reset_index()
+    rows = []
+    for (rule, attack, source), g in diff.groupby(["rule", "attack", "source"]):
+        lo, hi = bootstrap_ci(g.delta.to_numpy())
+        rows.append({"rule": rule, "attack": attack, "source": source, "baseline": baseline,
+                     "delta_rec": float(g.delta.mean()), "ci_low": lo, "ci_high": hi, "replicates": len(g)})
+    return pd.DataFrame(rows)
+
+
+def verdicts(results: pd.DataFrame, baseline: str = "feedforward") -> pd.DataFrame:
+    """Per rule: does white-box PGD say "recurrent more robust" (CI above 0), and do transfer PGD and Square agree?
+    White-box yes but transfer or Square no: ``gradient masking``; all yes: ``robust``; else ``no white-box gain``."""
+    d = delta_rec(results, baseline)
+    if d.empty:
+        return pd.DataFrame()
+    rows = []
+    for rule, g in d.groupby("rule"):
+        def above(attack: str, source: str, g=g) -> bool | None:
+            m = g[(g.attack == attack) & (g.source == source)]
+            return None if m.empty or not np.isfinite(m.ci_low.iloc[0]) else bool(m.ci_low.iloc[0] > 0)
+
+        white = above("pgd", "white-box")
+        checks = [v for v in (above("pgd", "transfer-same"), above("pgd", "transfer-other"),
+                              above("square", "white-box")) if v is not None]
+        if white is None:
+            verdict = "undetermined (fewer than 2 replicates)"
+        elif not white:
+            verdict = "no white-box gain"
+        elif checks and all(checks):
+            verdict = "robust"
+        else:
+            verdict = "gradient masking"
+        rows.append({"rule": rule, "baseline": baseline, "white_box_pgd_gain": white, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def table(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean (± sd) final clean accuracy per dataset, encoding, architecture and rule, with AUCs per attack."""
+    final = _final_clean(results)
+    out = (final.groupby(["dataset", "encoding", "architecture", "rule"])
+           .agg(accuracy=("accuracy", "mean"), accuracy_sd=("accuracy", "std"), replicates=("accuracy", "size"),
+                params=("params", "first"), hidden=("hidden", "first")).reset_index())
+    auc = auc_table(results)
+    if not auc.empty:
+        auc["column"] = "AUC " + auc.attack + " " + auc.source
+        wide = auc.pivot_table(index=["dataset", "encoding", "architecture", "rule"], columns="column",
+                               values="auc").reset_index()
+        out = out.merge(wide, on=["dataset", "encoding", "architecture", "rule"], how="left")
+    return out
+
+
+def targets(results: pd.DataFrame) -> pd.DataFrame:
+    """Spec §4: clean accuracy ≥ 0.93 (BPTT, e-prop) and ≥ 0.85 (local) on digits (direct), per architecture;
+    the ordering BPTT ≥ e-prop ≥ random e-prop ≥ local within 1 point on digits or on the spike patterns;
+    CKA(BPTT, e-prop) > CKA(BPTT, untrained) at the last epoch. Δ_rec is reported by ``table`` (not gated)."""
+    rows = []
+    final = _final_clean(results)
+    digits_direct = final[(final.dataset == "digits") & (final.encoding == "direct")]
+    bounds = {"bptt": 0.93, "eprop": 0.93, "local": 0.85}
+    for (arch, rule), g in digits_direct.groupby(["architecture", "rule"]):
+        if rule in bounds:
+            acc = float(g.accuracy.mean())
+            rows.append({"target": f"clean accuracy, digits direct, {arch}, {rule} (mean of {len(g)})",
+                         "measured": acc, "tolerance": f">= {bounds[rule]}", "held": acc >= bounds[rule]})
+    order = [r for r in RULES if r in set(final.rule)]
+    if len(order) >= 2:
+        for dataset, slack in (("digits", 0.01), ("patterns", 0.0)):
+            sub = final[(final.dataset == dataset) & (final.architecture == "recurrent")]
+            if sub.empty:
+                continue
+            means = sub.groupby("rule").accuracy.mean()
+            means = [float(means[r]) for r in order if r in means]
+            held = all(a >= b - slack for a, b in itertools.pairwise(means))
+            rows.append({"target": f"ordering {' >= '.join(order)} on {dataset} (recurrent)",
+                         "measured": " / ".join(f"{m:.3f}" for m in means),
+                         "tolerance": f"within {slack:g}", "held": held})
+    cka = results[(results.kind == "cka") & (results.rule == "bptt")]
+    if not cka.empty:
+        last = cka[cka.epoch == cka.epoch.max()]
+        ep = last[last.rule_b == "eprop"].cka.mean()
+        un = last[last.rule_b == "untrained"].cka.mean()
+        if np.isfinite(ep) and np.isfinite(un):
+            rows.append({"target": "CKA(BPTT, e-prop) > CKA(BPTT, untrained), last epoch",
+                         "measured": f"{ep:.3f} vs {un:.3f}", "tolerance": ">", "held": bool(ep > un)})
+    return pd.DataFrame(rows, columns=["target", "measured", "tolerance", "held"])
+
+
+def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
+    """(a) robust accuracy vs ε per attack (white-box and transfer), recurrent vs feed-forward, mean over
+    replicates; (b) Δ_rec with 95 % CIs per attack and rule; (c) CKA between rules vs epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from wrec.plotting import STYLE
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stem = path.with_suffix("")
+    out = []
+    att = results[results.kind == "attack"]
+    styles = {"feedforward": "--", "recurrent": "-", "feedforward-matched": ":"}
+    colors = dict(zip(RULES, plt.get_cmap("tab10").colors, strict=False))
+    with plt.rc_context(STYLE):
+        if not att.empty:
+            panels = [(a, "white-box") for a in ATTACKS if a in set(att.attack)] + [
+                ("pgd", s) for s in ("transfer-same", "transfer-other") if s in set(att.source)]
+            fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8), sharey=True, squeeze=False)
+            for ax, (attack, source) in zip(axes[0], panels, strict=True):
+                sub = att[(att.attack == attack) & (att.source == source)]
+                for (arch, rule), g in sub.groupby(["architecture", "rule"]):
+                    m = g.groupby("eps").accuracy.mean()
+                    ax.plot(m.index, m.values, styles.get(arch, "-"), color=colors.get(rule), lw=1,
+                            label=f"{rule}, {arch}")
+                ax.set_title(f"{attack} ({source})")
+                ax.set_xlabel("ε")
+            axes[0][0].set_ylabel("accuracy")
+            axes[0][-1].legend(fontsize=6, loc="upper right")
+            p = Path(f"{stem}_robustness.png")
+            fig.savefig(p)
+            plt.close(fig)
+            out.append(p)
+            d = delta_rec(results)
+            if not d.empty:
+                fig, ax = plt.subplots(figsize=(6.5, 2.8))
+                d = d.assign(label=d.attack + "\n" + d.source.str.replace("transfer-", "tr-"))
+                labels = list(dict.fromkeys(d.label))
+                for j, (rule, g) in enumerate(d.groupby("rule")):
+                    x = np.array([labels.index(lab) for lab in g.label]) + 0.15 * (j - 1.5)
+                    err = np.vstack([g.delta_rec - g.ci_low, g.ci_high - g.delta_rec])
+                    ax.errorbar(x, g.delta_rec, yerr=np.nan_to_num(err), fmt="o", ms=3, color=colors.get(rule),
+                                label=rule)
+                ax.axhline(0, color="k", lw=0.5)
+                ax.set_xticks(range(len(labels)), labels, fontsize=7)
+                ax.set_ylabel("Δ_rec (AUC)")
+                ax.legend(fontsize=7)
+                p = Path(f"{stem}_delta_rec.png")
+                fig.savefig(p)
+                plt.close(fig)
+                out.append(p)
+        cka = results[(results.kind == "cka") & (results.rule == "bptt")]
+        if not cka.empty:
+            fig, ax = plt.subplots(figsize=(4.0, 2.8))
+            for (arch, other), g in cka.groupby(["architecture", "rule_b"]):
+                m = g.groupby("epoch").cka.mean()
+                ax.plot(m.index, m.values, styles.get(arch, "-"), lw=1, label=f"BPTT vs {other}, {arch}")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("linear CKA")
+            ax.legend(fontsize=6)
+            p = Path(f"{stem}_cka.png")
+            fig.savefig(p)
+            plt.close(fig)
+            out.append(p)
+    return out
+

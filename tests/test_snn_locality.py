@@ -1,0 +1,176 @@
+"""snn-locality experiment: attack oracles (spec §5.6), the measures (CKA, AUC, bootstrap, parameter matching),
+bad configs, a non-finite loss, and a smoke run of the whole pipeline."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from wrec import sweep
+from wrec.experiments import snn_locality as m
+from wrec.spiking.rsnn import RSNN
+
+torchattacks = pytest.importorskip("torchattacks")
+
+
+def _model(seed=0) -> m.PixelClassifier:
+    net = RSNN(64, (30,), 10, generator=torch.Generator().manual_seed(seed))
+    return m.PixelClassifier(net, steps=10).eval()
+
+
+def _images(n=24, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def test_fgsm_equals_the_hand_computed_step():
+    """Spec §5.6: torchattacks FGSM == clip(x + ε·sign(∇ₓ CE(f(x), y)), 0, 1), ∇ through the surrogate."""
+    model, (x, y) = _model(), _images()
+    for eps in (0.05, 0.2):
+        xr = x.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(model(xr), y), xr)
+        assert float(grad.abs().sum()) > 0  # the surrogate passes a gradient to the pixels
+        by_hand = torch.clamp(x + eps * grad.sign(), 0, 1)
+        adv = m.make_attack("fgsm", model, eps)(x, y)
+        torch.testing.assert_close(adv, by_hand, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("attack", ["pgd", "square", "gn"])
+def test_attacks_stay_in_the_box(attack):
+    """PGD and Square stay in the L∞ ε-ball and in [0, 1]; GN stays in [0, 1]. PGD lowers the accuracy."""
+    model, (x, y) = _model(), _images()
+    eps = 0.1
+    adv = m._attack(attack, model, eps, x, y, seed=3, square_queries=20)
+    assert adv.shape == x.shape and float(adv.min()) >= 0 and float(adv.max()) <= 1
+    if attack != "gn":
+        assert float((adv - x).abs().max()) <= eps + 1e-6
+    if attack == "pgd":
+        y_pred = model(x).argmax(1).detach()
+        adv = m._attack("pgd", model, 0.3, x, y_pred, seed=3, square_queries=1)
+        assert m._accuracy(model, adv, y_pred) < 1.0
+
+
+def test_attacks_leave_the_global_rng_alone_and_repeat():
+    model, (x, y) = _model(), _images()
+    state = torch.random.get_rng_state()
+    a = m._attack("pgd", model, 0.1, x, y, seed=5, square_queries=1)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.testing.assert_close(m._attack("pgd", model, 0.1, x, y, seed=5, square_queries=1), a, rtol=0, atol=0)
+
+
+def test_linear_cka_against_the_gram_matrix_form_and_invariances():
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(60, 7)), rng.normal(size=(60, 5))
+    H = np.eye(60) - 1 / 60
+    K, L = H @ X @ X.T @ H, H @ Y @ Y.T @ H
+    hsic = np.trace(K @ L) / math.sqrt(np.trace(K @ K) * np.trace(L @ L))  # Kornblith et al. eq. via HSIC
+    assert m.linear_cka(X, Y) == pytest.approx(hsic, rel=1e-12)
+    Q, _ = np.linalg.qr(rng.normal(size=(7, 7)))
+    assert m.linear_cka(X, 3.0 * X @ Q + 2.0) == pytest.approx(1.0, rel=1e-12)
+    assert m.linear_cka(torch.tensor(X), torch.tensor(Y)) == pytest.approx(hsic, rel=1e-12)
+    assert m.linear_cka(X, np.ones((60, 3))) == 0.0
+    with pytest.raises(ValueError, match="same number"):
+        m.linear_cka(X, Y[:10])
+
+
+def test_auc_bootstrap_and_parameter_matching():
+    assert m.normalised_auc(np.array([0, 0.1, 0.3]), np.array([0.8, 0.8, 0.8])) == pytest.approx(0.8)
+    eps = np.array([0.3, 0.0, 0.15])  # unsorted on purpose
+    assert m.normalised_auc(eps, 1 - eps) == pytest.approx(1 - 0.15)
+    lo, hi = m.bootstrap_ci(np.array([0.1, 0.2, 0.3, 0.4, 0.5]))
+    assert lo < 0.3 < hi and lo >= 0.1 and hi <= 0.5
+    assert (lo, hi) == m.bootstrap_ci(np.array([0.1, 0.2, 0.3, 0.4, 0.5]))
+    assert all(math.isnan(v) for v in m.bootstrap_ci(np.array([0.3])))
+    h = m.matched_width(64, (100,), 10)
+    rec = m.count_parameters(RSNN(64, (100,), 10))
+    assert rec == 64 * 100 + 100 * 99 + 10 * 100 + 10
+    ff = [m.count_parameters(RSNN(64, (w,), 10, recurrent=False)) for w in (h - 1, h, h + 1)]
+    assert abs(ff[1] - rec) <= min(abs(ff[0] - rec), abs(ff[2] - rec))
+    h2 = m.matched_width(64, (100, 100), 10)
+    assert abs(m.count_parameters(RSNN(64, (h2, h2), 10, recurrent=False))
+               - m.count_parameters(RSNN(64, (100, 100), 10))) < 2 * h2 + 80
+
+
+@pytest.mark.parametrize(("overrides", "match"), [
+    ({"rules": ("bptt", "hebb")}, "unknown rule"),
+    ({"encodings": ("phase",)}, "unknown encoding"),
+    ({"attacks": ("cw",)}, "unknown attack"),
+    ({"eps": (0.0, 1.5)}, "eps must be <= 1.0"),
+    ({"eps": (-0.1,)}, "eps must be >= 0.0"),
+    ({"steps": 0}, "steps must be >= 1"),
+    ({"datasets": "digits"}, "non-empty tuple"),
+])
+def test_bad_config(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        m.Config(**overrides)
+
+
+def test_bad_attack_arguments():
+    model = _model()
+    with pytest.raises(ValueError, match="attack must be one of"):
+        m.make_attack("cw", model, 0.1)
+    with pytest.raises(ValueError, match=r"eps must be <= 1\.0"):
+        m.make_attack("fgsm", model, 2.0)
+
+
+def test_task_grid():
+    tasks = m.Config(replicates=2).tasks()
+    assert len(tasks) == (3 + 1) * 2  # digits × 3 encodings + patterns, 2 replicates each
+    assert {(t.datasets, t.encodings[0], t.replicate) for t in tasks if t.datasets == ("patterns",)} == {
+        (("patterns",), "direct", 0), (("patterns",), "direct", 1)}
+    with pytest.raises(ValueError, match="one task"):
+        m.evaluate(m.Config.smoke())
+
+
+def test_non_finite_loss_stops_with_a_clear_message(monkeypatch):
+    class Diverging:
+        def compute_grads(self, net, x, target):
+            return torch.tensor(float("nan"))
+
+    monkeypatch.setattr(m, "make_rule", lambda name, seed: Diverging())
+    config = m.Config.smoke().tasks()[0]
+    with pytest.raises(FloatingPointError, match=r"rule 'eprop'.*non-finite.*epoch 1"):
+        m.evaluate(replace_rules(config, ("eprop",)))
+
+
+def replace_rules(config, rules):
+    from dataclasses import replace
+
+    return replace(config, rules=rules)
+
+
+@pytest.mark.slow
+def test_smoke_run(tmp_path):
+    """The whole pipeline at smoke size: every (architecture, rule) trained and attacked, ε = 0 rows equal the
+    clean accuracy, CKA in [0, 1], table/targets/plots produced; the caller's torch RNG state is untouched."""
+    config = m.Config.smoke()
+    state = torch.random.get_rng_state()
+    threads = torch.get_num_threads()
+    try:
+        res = sweep.run(m.evaluate, config.tasks())
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    clean = res[res.kind == "clean"]
+    assert set(clean.architecture) == set(m.ARCHITECTURES)
+    assert set(clean.rule) == {*m.RULES, m.SOURCE_RULE}
+    assert clean.accuracy.between(0, 1).all() and set(clean.epoch) == {0, 1}
+    att = res[res.kind == "attack"]
+    assert set(att.attack) == set(m.ATTACKS) and set(att.source) == {"white-box", "transfer-same", "transfer-other"}
+    for _, g in att[att.eps == 0].groupby(["architecture", "rule"]):
+        # ε = 0: every attack and source reports the same clean accuracy of that net on the attacked subset
+        assert g.accuracy.nunique() == 1 and 0 <= g.accuracy.iloc[0] <= 1
+    assert len(att) == 3 * 4 * len(config.eps) * (4 + 2)  # architectures × rules × ε × (white-box + 2 transfers)
+    cka = res[res.kind == "cka"]
+    assert cka.cka.between(0, 1 + 1e-12).all()
+    tab = m.table(res)
+    assert {"accuracy", "AUC pgd white-box", "AUC square white-box"} <= set(tab.columns)
+    tg = m.targets(res)
+    assert list(tg.columns) == ["target", "measured", "tolerance", "held"] and len(tg) >= 9
+    d = m.delta_rec(res)
+    assert set(d.source) == {"white-box", "transfer-same", "transfer-other"} and d.ci_low.isna().all()
+    assert isinstance(m.verdicts(res), pd.DataFrame)
+    paths = m.plot(res, tmp_path / "snn.png")
+    assert len(paths) == 3 and all(p.exists() for p in paths)
