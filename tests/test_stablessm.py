@@ -440,3 +440,18 @@ def test_modes_agree_for_bidirectional_stacks_without_bias(real):
         for a, b in zip(outs[mode], outs["recurrent"], strict=True):
             np.testing.assert_allclose(a.detach(), b.detach(), rtol=0, atol=1e-10)
     assert m.layers["l0"].encoder.bias is None
+
+
+def test_training_stops_at_the_loss_to_match():
+    from wrec.experiments import stablessm_curse_of_memory as e1
+
+    config = e1.Config.smoke()
+    data = e1.lf_data("exp", config, 0)
+    start = e1.mse(e1.make_model(config, "best", 4, 0), data["x"], data["y"])
+    target = 0.5 * start
+    steps, loss = e1.train(e1.make_model(config, "best", 4, 0), data, steps=500, lr=1e-2, batch=64,
+                           rng=np.random.default_rng(0), stop_at=target)
+    assert steps < 500 and steps % 10 == 0 and loss <= target
+    full, _ = e1.train(e1.make_model(config, "best", 4, 0), data, steps=30, lr=1e-2, batch=64,
+                       rng=np.random.default_rng(0), stop_at=0.0)
+    assert full == 30
