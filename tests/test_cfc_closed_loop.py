@@ -20,6 +20,7 @@ def smoke_results():
     return sweep.run(exp.evaluate, exp.Config.smoke().tasks())
 
 
+@pytest.mark.slow
 def test_smoke_run_has_every_condition_and_variant(smoke_results, tmp_path):
     res = smoke_results
     config = exp.Config.smoke()
@@ -43,6 +44,7 @@ def test_smoke_run_has_every_condition_and_variant(smoke_results, tmp_path):
     assert all(f.exists() for f in exp.plot(res, tmp_path / "cfc.png"))
 
 
+@pytest.mark.slow
 def test_cartpole_smoke_run():
     config = exp.Config.smoke(env="CartPole-v1", variants=(("CfC", 1, 0.0), ("GRU", 1, 0.0)), replicates=1)
     res = sweep.run(exp.evaluate, config.tasks())

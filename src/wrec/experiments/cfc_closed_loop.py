@@ -440,7 +440,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.axhline(1.0, color="k", lw=0.6, ls=":")
         ax.set_xticks(np.arange(len(conds)), conds, rotation=30, ha="right")
         ax.set_ylabel("normalised return R̂ (1 = retuned expert, 0 = zero torque)")
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         fig.savefig(path)
         plt.close(fig)
 
