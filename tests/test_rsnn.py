@@ -220,11 +220,11 @@ def test_bad_parameters():
 def test_snntorch_rleaky_held_out():
     """snnTorch's RLeaky with subtractive reset and copied W_rec (its recurrent bias zeroed): same spikes and
     membranes to 1e-6 in float32 (spec §5.7). Skipped when snnTorch is absent."""
-    snn = pytest.importorskip("snntorch")
+    snn = pytest.importorskip("snntorch", minversion="1.0")  # reset semantics changed across 0.8-0.9
     H, N, T, B = 12, 5, 30, 3
     net = RSNN(N, (H,), 2, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        net.weight_ih_l0.mul_(3)
+    # inputs that keep |v| of order θ, where 1e-6 is several float32 ulps (at |v| ≈ 15 one ulp is 9.5e-7 and the
+    # two libraries' different summation orders differ by that)
     x = torch.rand(T, B, N, generator=torch.Generator().manual_seed(1))
     w_in, w_rec = net.layer_weights(0)
     cell = snn.RLeaky(beta=net.params.alpha, linear_features=H, reset_mechanism="subtract", threshold=1.0)
@@ -233,9 +233,12 @@ def test_snntorch_rleaky_held_out():
         cell.recurrent.bias.zero_()
     spk, mem = cell.init_rleaky()
     state = initial_state(B, H)
+    fired = 0
     for t in range(T):
         with torch.no_grad():
             spk, mem = cell(x[t] @ w_in.T, spk, mem)
             state = lif_step(net.params, state, x[t], w_in, w_rec)
-        torch.testing.assert_close(mem, state.v, rtol=0, atol=1e-6)
+        torch.testing.assert_close(mem, state.v, rtol=0, atol=1e-6)  # measured: 0 with snnTorch 1.0.0
         torch.testing.assert_close(spk, state.z, rtol=0, atol=0)
+        fired += int(spk.sum())
+    assert 0 < fired < T * B * H  # a test with spikes and resets, not a silent network

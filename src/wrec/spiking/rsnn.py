@@ -199,10 +199,11 @@ def lif_step(
     Shape: x_t ``(B, N)``, w_in ``(H, N)``, w_rec ``(H, H)``, state fields ``(B, H)``.
     """
     z_prev = state.z
-    current = x_t @ w_in.T
+    # summed in snnTorch's order (leak + input, + recurrent, − reset), so float32 runs agree with it bit for bit
+    v = params.alpha * state.v + x_t @ w_in.T
     if w_rec is not None:
-        current = current + (z_prev.detach() if detach_recurrent else z_prev) @ w_rec.T
-    v = params.alpha * state.v + current - params.threshold * (z_prev.detach() if detach_reset else z_prev)
+        v = v + (z_prev.detach() if detach_recurrent else z_prev) @ w_rec.T
+    v = v - params.threshold * (z_prev.detach() if detach_reset else z_prev)
     if params.adaptive:
         a = params.rho * state.a + z_prev
         u = v - params.threshold - params.beta * a
