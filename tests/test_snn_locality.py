@@ -15,9 +15,9 @@ from wrec.spiking.rsnn import RSNN
 torchattacks = pytest.importorskip("torchattacks")
 
 
-def _model(seed=0) -> m.PixelClassifier:
+def _model(seed=0) -> torch.nn.Module:
     net = RSNN(64, (30,), 10, generator=torch.Generator().manual_seed(seed))
-    return m.PixelClassifier(net, steps=10).eval()
+    return m.pixel_classifier(net, steps=10).eval()
 
 
 def _images(n=24, seed=1):
@@ -115,6 +115,13 @@ def test_bad_attack_arguments():
         m.make_attack("fgsm", model, 2.0)
 
 
+def test_names_agree_with_the_library():
+    from wrec.spiking.rules import RULES
+    from wrec.tasks.spikes import ENCODINGS
+
+    assert m.RULES == RULES and m.ENCODINGS == ENCODINGS
+
+
 def test_task_grid():
     tasks = m.Config(replicates=2).tasks()
     assert len(tasks) == (3 + 1) * 2  # digits × 3 encodings + patterns, 2 replicates each
@@ -129,7 +136,7 @@ def test_non_finite_loss_stops_with_a_clear_message(monkeypatch):
         def compute_grads(self, net, x, target):
             return torch.tensor(float("nan"))
 
-    monkeypatch.setattr(m, "make_rule", lambda name, seed: Diverging())
+    monkeypatch.setattr("wrec.spiking.rules.make_rule", lambda name, seed: Diverging())
     config = m.Config.smoke().tasks()[0]
     with pytest.raises(FloatingPointError, match=r"rule 'eprop'.*non-finite.*epoch 1"):
         m.evaluate(replace_rules(config, ("eprop",)))

@@ -30,17 +30,21 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import Tensor, nn
 
 from wrec import _checks, sweep
-from wrec.spiking.rsnn import RSNN, LIFParameters
-from wrec.spiking.rules import RULES, make_rule
-from wrec.tasks.spikes import ENCODINGS, digits, encode, spike_patterns
 
+if TYPE_CHECKING:  # torch is imported inside the functions: wrec.experiments must import without it
+    import torch
+    from torch import Tensor, nn
+
+    from wrec.spiking.rsnn import RSNN
+
+RULES = ("bptt", "eprop", "eprop-random", "local")  # wrec.spiking.rules.RULES (a test checks they agree)
+ENCODINGS = ("direct", "rate", "latency")  # wrec.tasks.spikes.ENCODINGS
 DATASETS = ("digits", "patterns")
 ARCHITECTURES = ("feedforward", "recurrent", "feedforward-matched")
 ATTACKS = ("fgsm", "pgd", "square", "gn")
@@ -130,8 +134,8 @@ def linear_cka(A: Tensor | np.ndarray, B: Tensor | np.ndarray) -> float:
 
     Shape: A ``(n, p)``, B ``(n, q)`` (same n examples); returns a float in [0, 1] (0 if either is constant).
     """
-    a = _checks.array(A.detach().cpu().numpy() if isinstance(A, Tensor) else A, "A", ndim=2)
-    b = _checks.array(B.detach().cpu().numpy() if isinstance(B, Tensor) else B, "B", ndim=2)
+    a = _checks.array(A.detach().cpu().numpy() if hasattr(A, "detach") else A, "A", ndim=2)
+    b = _checks.array(B.detach().cpu().numpy() if hasattr(B, "detach") else B, "B", ndim=2)
     if a.shape[0] != b.shape[0] or a.shape[0] < 2:
         raise ValueError(f"A and B must have the same number (>= 2) of rows, got {a.shape} and {b.shape}")
     a = a - a.mean(0)
@@ -199,6 +203,10 @@ class _Data:
 
 
 def _data(config: Config, generator: torch.Generator) -> _Data:
+    import torch
+
+    from wrec.tasks.spikes import digits, encode, spike_patterns
+
     dataset = config.datasets[0]
     if dataset == "digits":
         d = digits(config.seed)
@@ -214,6 +222,8 @@ def _data(config: Config, generator: torch.Generator) -> _Data:
 
 def _inputs(config: Config, data: _Data, x: Tensor, generator: torch.Generator | None) -> Tensor:
     """(T, B, N) input for a batch: encoded intensities, or a slice of the spike patterns (already (T, B, C))."""
+    from wrec.tasks.spikes import encode
+
     if data.intensities:
         return encode(x, config.encodings[0], config.steps, generator=generator)
     return x
@@ -225,6 +235,8 @@ def _batch(data: _Data, idx: Tensor) -> Tensor:
 
 def _test_forward(net: RSNN, data: _Data) -> tuple[float, np.ndarray]:
     """(test accuracy, top-layer spike counts ``(n_test, H)``)."""
+    import torch
+
     n = len(data.y_test)
     correct, counts = 0, []
     with torch.no_grad():
@@ -238,10 +250,14 @@ def _test_forward(net: RSNN, data: _Data) -> tuple[float, np.ndarray]:
 
 
 def _torch_generator(rng: np.random.Generator) -> torch.Generator:
+    import torch
+
     return torch.Generator().manual_seed(int(rng.integers(2**62)))
 
 
 def _build(config: Config, architecture: str, n_in: int, init: torch.Generator) -> RSNN:
+    from wrec.spiking.rsnn import RSNN, LIFParameters
+
     hidden = config.hidden_sizes
     if architecture == "feedforward-matched":
         hidden = (matched_width(n_in, hidden, 10),) * len(hidden)
@@ -253,6 +269,10 @@ def _train(config: Config, net: RSNN, rule_name: str, data: _Data, task: tuple, 
 
     A non-finite loss stops the task with a FloatingPointError naming the rule, architecture and epoch (finished
     tasks of the sweep are kept)."""
+    import torch
+
+    from wrec.spiking.rules import make_rule
+
     rule = make_rule(rule_name, seed=int(sweep.task_rng(config.seed, "feedback", *task).integers(2**31)))
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     order = _torch_generator(sweep.task_rng(config.seed, "batches", *task))
@@ -276,16 +296,22 @@ def _train(config: Config, net: RSNN, rule_name: str, data: _Data, task: tuple, 
 # Attacks.
 
 
-class PixelClassifier(nn.Module):
-    """Images ``(N, 1, 8, 8)`` (or ``(N, 64)``) in [0, 1] -> logits of ``net`` on their direct encoding."""
+def pixel_classifier(net: RSNN, steps: int) -> nn.Module:
+    """A module taking images ``(N, 1, 8, 8)`` (or ``(N, 64)``) in [0, 1] to the logits of ``net`` on their
+    direct encoding over ``steps`` steps: what the attacks see."""
+    from torch import nn
 
-    def __init__(self, net: RSNN, steps: int) -> None:
-        super().__init__()
-        self.net = net
-        self.steps = steps
+    from wrec.tasks.spikes import encode
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.net.logits(encode(images.reshape(len(images), -1), "direct", self.steps))
+    class PixelClassifier(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, images: Tensor) -> Tensor:
+            return self.net.logits(encode(images.reshape(len(images), -1), "direct", steps))
+
+    return PixelClassifier()
 
 
 def make_attack(name: str, model: nn.Module, eps: float, *, square_queries: int = 500):
@@ -307,12 +333,16 @@ def make_attack(name: str, model: nn.Module, eps: float, *, square_queries: int 
 
 def _attack(name: str, model: nn.Module, eps: float, images: Tensor, labels: Tensor, seed: int,
             square_queries: int) -> Tensor:
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # torchattacks draws from the global RNG; fork_rng restores the caller's
         return make_attack(name, model, eps, square_queries=square_queries)(images, labels)
 
 
 def _accuracy(model: nn.Module, images: Tensor, labels: Tensor) -> float:
+    import torch
+
     with torch.no_grad():
         return float((model(images).argmax(1) == labels).double().mean())
 
@@ -323,6 +353,8 @@ def _accuracy(model: nn.Module, images: Tensor, labels: Tensor) -> float:
 
 def evaluate(config: Config) -> pd.DataFrame:
     """Train every (architecture, rule) of one (dataset, encoding, replicate); tidy rows as in the module doc."""
+    import torch
+
     torch.set_num_threads(1)  # one core per task: tasks run side by side in the sweep's pool
     if config.replicate < 0:
         raise ValueError("evaluate takes one task of Config.tasks() (replicate >= 0)")
@@ -377,7 +409,7 @@ def _attacked(config: Config) -> bool:
 def _robustness(config: Config, data: _Data, nets: dict, coords: tuple) -> list[dict]:
     n = min(config.attack_points, len(data.y_test))
     images, labels = data.x_test[:n].reshape(n, 1, 8, 8), data.y_test[:n]
-    models = {key: PixelClassifier(net, config.steps).eval() for key, net in nets.items()}
+    models = {key: pixel_classifier(net, config.steps).eval() for key, net in nets.items()}
     rows = []
 
     def seed_of(*c) -> int:
