@@ -184,6 +184,7 @@ def test_bad_calls():
         BPTT().compute_grads(net, x[..., :4], target)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bptt", "eprop"])
 def test_short_training_learns_digits(name):
     """Three epochs of Adam (2e-3, batch 64) on digits, direct coding, T = 25, H = 100 (recurrent): test accuracy
