@@ -594,25 +594,27 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
                 ax.set_title(f"{attack} ({source})")
                 ax.set_xlabel("ε")
             axes[0][0].set_ylabel("accuracy")
-            axes[0][-1].legend(fontsize=6, loc="upper right")
+            axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
             p = Path(f"{stem}_robustness.png")
             fig.savefig(p)
             plt.close(fig)
             out.append(p)
-            d = delta_rec(results)
-            if not d.empty:
-                fig, ax = plt.subplots(figsize=(6.5, 2.8))
-                d = d.assign(label=d.attack + "\n" + d.source.str.replace("transfer-", "tr-"))
-                labels = list(dict.fromkeys(d.label))
-                for j, (rule, g) in enumerate(d.groupby("rule")):
-                    x = np.array([labels.index(lab) for lab in g.label]) + 0.15 * (j - 1.5)
-                    err = np.vstack([g.delta_rec - g.ci_low, g.ci_high - g.delta_rec])
-                    ax.errorbar(x, g.delta_rec, yerr=np.nan_to_num(err), fmt="o", ms=3, color=colors.get(rule),
-                                label=rule)
-                ax.axhline(0, color="k", lw=0.5)
-                ax.set_xticks(range(len(labels)), labels, fontsize=7)
-                ax.set_ylabel("Δ_rec (AUC)")
-                ax.legend(fontsize=7)
+            deltas = [(b, delta_rec(results, b)) for b in ("feedforward", "feedforward-matched")]
+            deltas = [(b, d) for b, d in deltas if not d.empty]
+            if deltas:
+                fig, axes = plt.subplots(len(deltas), 1, figsize=(6.5, 2.6 * len(deltas)), squeeze=False)
+                for ax, (baseline, d) in zip(axes[:, 0], deltas, strict=True):
+                    d = d.assign(label=d.attack + "\n" + d.source.str.replace("transfer-", "tr-"))
+                    labels = list(dict.fromkeys(d.label))
+                    for j, (rule, g) in enumerate(d.groupby("rule")):
+                        x = np.array([labels.index(lab) for lab in g.label]) + 0.15 * (j - 1.5)
+                        err = np.vstack([g.delta_rec - g.ci_low, g.ci_high - g.delta_rec])
+                        ax.errorbar(x, g.delta_rec, yerr=np.nan_to_num(err), fmt="o", ms=3, color=colors.get(rule),
+                                    label=rule)
+                    ax.axhline(0, color="k", lw=0.5)
+                    ax.set_xticks(range(len(labels)), labels, fontsize=7)
+                    ax.set_ylabel(f"Δ_rec vs {baseline}\n(AUC, 95 % CI)", fontsize=8)
+                axes[0, 0].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
                 p = Path(f"{stem}_delta_rec.png")
                 fig.savefig(p)
                 plt.close(fig)
@@ -620,12 +622,14 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         cka = results[(results.kind == "cka") & (results.rule == "bptt")]
         if not cka.empty:
             fig, ax = plt.subplots(figsize=(4.0, 2.8))
+            shades = dict(zip([*RULES, "untrained"], plt.get_cmap("tab10").colors, strict=False))
             for (arch, other), g in cka.groupby(["architecture", "rule_b"]):
                 m = g.groupby("epoch").cka.mean()
-                ax.plot(m.index, m.values, styles.get(arch, "-"), lw=1, label=f"BPTT vs {other}, {arch}")
+                ax.plot(m.index, m.values, styles.get(arch, "-"), color=shades.get(other), lw=1,
+                        label=f"BPTT vs {other}, {arch}")
             ax.set_xlabel("epoch")
-            ax.set_ylabel("linear CKA")
-            ax.legend(fontsize=6)
+            ax.set_ylabel("linear CKA (test spike counts)")
+            ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
             p = Path(f"{stem}_cka.png")
             fig.savefig(p)
             plt.close(fig)
