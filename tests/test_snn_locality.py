@@ -124,11 +124,14 @@ def test_names_agree_with_the_library():
 
 def test_task_grid():
     tasks = m.Config(replicates=2).tasks()
-    assert len(tasks) == (3 + 1) * 2  # digits × 3 encodings + patterns, 2 replicates each
-    assert {(t.datasets, t.encodings[0], t.replicate) for t in tasks if t.datasets == ("patterns",)} == {
-        (("patterns",), "direct", 0), (("patterns",), "direct", 1)}
+    assert len(tasks) == 2 * (3 + 1) * 2  # 2 studies × (digits × 3 encodings + patterns) × 2 replicates
+    assert {(t.study, t.encodings[0], t.replicate) for t in tasks if t.datasets == ("patterns",)} == {
+        (s, "direct", r) for s in m.STUDIES for r in (0, 1)}
+    assert len(m.Config(replicates=2, locality_hidden_sizes=()).tasks()) == (3 + 1) * 2
     with pytest.raises(ValueError, match="one task"):
         m.evaluate(m.Config.smoke())
+    with pytest.raises(ValueError, match="study must be one of"):
+        m.Config(study="depth")
 
 
 def test_non_finite_loss_stops_with_a_clear_message(monkeypatch):
@@ -153,6 +156,7 @@ def test_smoke_run(tmp_path):
     """The whole pipeline at smoke size: every (architecture, rule) trained and attacked, ε = 0 rows equal the
     clean accuracy, CKA in [0, 1], table/targets/plots produced; the caller's torch RNG state is untouched."""
     config = m.Config.smoke()
+    assert [t.study for t in config.tasks()] == ["recurrence", "locality"]
     state = torch.random.get_rng_state()
     threads = torch.get_num_threads()
     try:
@@ -163,7 +167,11 @@ def test_smoke_run(tmp_path):
     clean = res[res.kind == "clean"]
     assert set(clean.architecture) == set(m.ARCHITECTURES)
     assert set(clean.rule) == {*m.RULES, m.SOURCE_RULE}
+    assert set(clean[clean.study == "locality"].rule) == set(m.RULES)  # no transfer source: not attacked
+    assert set(res[res.kind == "attack"].study) == {"recurrence"}
     assert clean.accuracy.between(0, 1).all() and set(clean.epoch) == {0, 1}
+    # the locality study's recurrent nets have its two layers of 12
+    assert set(clean[(clean.study == "locality") & (clean.architecture == "recurrent")].hidden) == {12}
     att = res[res.kind == "attack"]
     assert set(att.attack) == set(m.ATTACKS) and set(att.source) == {"white-box", "transfer-same", "transfer-other"}
     for _, g in att[att.eps == 0].groupby(["architecture", "rule"]):
@@ -175,7 +183,7 @@ def test_smoke_run(tmp_path):
     tab = m.table(res)
     assert {"accuracy", "AUC pgd white-box", "AUC square white-box"} <= set(tab.columns)
     tg = m.targets(res)
-    assert list(tg.columns) == ["target", "measured", "tolerance", "held"] and len(tg) >= 9
+    assert list(tg.columns) == ["target", "measured", "tolerance", "held"] and len(tg) >= 2 * 11
     d = m.delta_rec(res)
     assert set(d.source) == {"white-box", "transfer-same", "transfer-other"} and d.ci_low.isna().all()
     assert isinstance(m.verdicts(res), pd.DataFrame)

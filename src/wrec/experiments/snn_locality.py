@@ -2,11 +2,14 @@
 representational similarity, and robustness to gradient and non-gradient attacks (spec snn-locality; Lin, Lu, Bal
 & Sengupta, arXiv 2402.01782; counter-evidence Yin et al., arXiv 2403.16674).
 
-One sweep task is one (dataset, encoding, replicate). Inside it, for every architecture — ``feedforward`` (no
-W_rec), ``recurrent``, ``feedforward-matched`` (uniform width chosen so the trained parameter count, autapses
-excluded, matches the recurrent net) — every rule (BPTT, symmetric e-prop, random-B e-prop, local errors) trains
-from the same initial weights (so rules are compared paired), plus one BPTT net from an independent
-initialisation, the transfer source. Adam, one optimiser for every rule; ``torch.set_num_threads(1)`` per task.
+One sweep task is one (study, dataset, encoding, replicate); the ``recurrence`` study uses ``hidden_sizes``
+(default one layer of 100) and is attacked, the ``locality`` study uses ``locality_hidden_sizes`` (default
+100, 100: local errors differ from e-prop only with two layers) and gives clean accuracy and CKA. Inside a
+task, for every architecture — ``feedforward`` (no W_rec), ``recurrent``, ``feedforward-matched`` (uniform width
+chosen so the trained parameter count, autapses excluded, matches the recurrent net) — every rule (BPTT,
+symmetric e-prop, random-B e-prop, local errors) trains from the same initial weights (so rules are compared
+paired), plus, where attacked, one BPTT net from an independent initialisation, the transfer source. Adam, one
+optimiser for every rule; ``torch.set_num_threads(1)`` per task.
 
 Recorded (tidy rows, ``kind`` column): ``clean`` test accuracy per epoch; ``cka``: linear CKA (Kornblith et al.
 2019) between the rules' top-layer spike counts on the test set per epoch, and against the untrained net;
@@ -46,6 +49,7 @@ if TYPE_CHECKING:  # torch is imported inside the functions: wrec.experiments mu
 RULES = ("bptt", "eprop", "eprop-random", "local")  # wrec.spiking.rules.RULES (a test checks they agree)
 ENCODINGS = ("direct", "rate", "latency")  # wrec.tasks.spikes.ENCODINGS
 DATASETS = ("digits", "patterns")
+STUDIES = ("recurrence", "locality")
 ARCHITECTURES = ("feedforward", "recurrent", "feedforward-matched")
 ATTACKS = ("fgsm", "pgd", "square", "gn")
 SOURCE_RULE = "bptt-independent"
@@ -60,6 +64,7 @@ class Config:
     rules: tuple[str, ...] = RULES
     architectures: tuple[str, ...] = ARCHITECTURES
     hidden_sizes: tuple[int, ...] = (100,)
+    locality_hidden_sizes: tuple[int, ...] = (100, 100)
     replicates: int = 5
     epochs: int = 30
     batch: int = 64
@@ -73,6 +78,7 @@ class Config:
     square_queries: int = 500
     transfer: bool = True
     replicate: int = -1  # the task's replicate; -1 in the grid config
+    study: str = ""  # the task's study, "recurrence" or "locality"; "" in the grid config
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,8 +92,10 @@ class Config:
                     raise ValueError(f"{name}: unknown {name[:-1]} {v!r}; expected one of {allowed}")
         if not self.hidden_sizes:
             raise ValueError("hidden_sizes is empty")
-        for h in self.hidden_sizes:
+        for h in (*self.hidden_sizes, *self.locality_hidden_sizes):
             _checks.integer(h, "hidden_sizes", low=1)
+        if self.study not in ("", *STUDIES):
+            raise ValueError(f"study must be one of {STUDIES}, got {self.study!r}")
         for eps in self.eps:
             _checks.real(eps, "eps", low=0.0, high=1.0)
         _checks.integer(self.replicates, "replicates", low=1)
@@ -103,25 +111,32 @@ class Config:
 
     @classmethod
     def quick(cls, **overrides) -> Config:
-        """Digits with direct coding only, 2 replicates, 8 epochs, ε ∈ {0, 0.05, 0.1, 0.2}, attacks on 200 test
-        points with 100 Square queries (about 10 minutes on 2 cores)."""
-        return cls(**{"datasets": ("digits",), "encodings": ("direct",), "replicates": 2, "epochs": 8,
+        """Digits with direct coding only, 2 replicates, 6 epochs, ε ∈ {0, 0.05, 0.1, 0.2}, attacks on 200 test
+        points with 100 Square queries."""
+        return cls(**{"datasets": ("digits",), "encodings": ("direct",), "replicates": 2, "epochs": 6,
                       "eps": (0.0, 0.05, 0.1, 0.2), "attack_points": 200, "square_queries": 100, **overrides})
 
     @classmethod
     def smoke(cls, **overrides) -> Config:
         """A seconds-long run for CI: one replicate, H = 16, 1 epoch, T = 8, two ε, 48 attacked points."""
-        return cls.quick(**{"replicates": 1, "epochs": 1, "hidden_sizes": (16,), "steps": 8, "eps": (0.0, 0.1),
+        return cls.quick(**{"replicates": 1, "epochs": 1, "hidden_sizes": (16,), "locality_hidden_sizes": (12, 12),
+                            "steps": 8, "eps": (0.0, 0.1),
                             "attack_points": 48, "square_queries": 5, **overrides})
 
     def tasks(self) -> list[Config]:
+        """One task per (study, dataset, encoding, replicate): ``recurrence`` with ``hidden_sizes`` (attacked on
+        digits/direct) and, unless ``locality_hidden_sizes`` is empty, ``locality`` with those layers (clean
+        accuracy and CKA only: local errors differ from e-prop only with two or more layers)."""
         out = []
-        for dataset in self.datasets:
-            for enc in (self.encodings if dataset == "digits" else ("spikes",)):
-                for r in range(self.replicates):
-                    # the spike patterns need no encoding: their task keeps the first one as a placeholder
-                    out.append(replace(self, datasets=(dataset,), encodings=(enc if enc != "spikes" else
-                                                                             self.encodings[0],), replicate=r))
+        studies = STUDIES if self.locality_hidden_sizes else STUDIES[:1]
+        for study in studies:
+            for dataset in self.datasets:
+                for enc in (self.encodings if dataset == "digits" else ("spikes",)):
+                    for r in range(self.replicates):
+                        # the spike patterns need no encoding: their task keeps the first one as a placeholder
+                        out.append(replace(self, datasets=(dataset,), encodings=(enc if enc != "spikes" else
+                                                                                 self.encodings[0],), replicate=r,
+                                           study=study))
         return out
 
 
@@ -258,7 +273,7 @@ def _torch_generator(rng: np.random.Generator) -> torch.Generator:
 def _build(config: Config, architecture: str, n_in: int, init: torch.Generator) -> RSNN:
     from wrec.spiking.rsnn import RSNN, LIFParameters
 
-    hidden = config.hidden_sizes
+    hidden = config.hidden_sizes if config.study == "recurrence" else config.locality_hidden_sizes
     if architecture == "feedforward-matched":
         hidden = (matched_width(n_in, hidden, 10),) * len(hidden)
     return RSNN(n_in, hidden, 10, recurrent=architecture == "recurrent", params=LIFParameters(), generator=init)
@@ -356,11 +371,11 @@ def evaluate(config: Config) -> pd.DataFrame:
     import torch
 
     torch.set_num_threads(1)  # one core per task: tasks run side by side in the sweep's pool
-    if config.replicate < 0:
-        raise ValueError("evaluate takes one task of Config.tasks() (replicate >= 0)")
+    if config.replicate < 0 or not config.study:
+        raise ValueError("evaluate takes one task of Config.tasks() (replicate >= 0, a study)")
     dataset, enc, rep = config.datasets[0], config.encodings[0], config.replicate
     enc = enc if dataset == "digits" else "spikes"
-    coords = (dataset, enc, rep)
+    coords = (config.study, dataset, enc, rep)
     data = _data(config, _torch_generator(sweep.task_rng(config.seed, "test-encoding", *coords)))
     n_in = data.x_train.shape[-1]
     rows: list[dict] = []
@@ -399,11 +414,11 @@ def evaluate(config: Config) -> pd.DataFrame:
                              "cka": linear_cka(reps[ra][epoch], reps[ra][0])})
     if _attacked(config):
         rows += _robustness(config, data, nets, coords)
-    return pd.DataFrame(rows).assign(dataset=dataset, encoding=enc, replicate=rep)
+    return pd.DataFrame(rows).assign(study=config.study, dataset=dataset, encoding=enc, replicate=rep)
 
 
 def _attacked(config: Config) -> bool:
-    return config.datasets[0] == "digits" and config.encodings[0] == "direct"
+    return config.study == "recurrence" and config.datasets[0] == "digits" and config.encodings[0] == "direct"
 
 
 def _robustness(config: Config, data: _Data, nets: dict, coords: tuple) -> list[dict]:
@@ -455,7 +470,7 @@ def _robustness(config: Config, data: _Data, nets: dict, coords: tuple) -> list[
 
 def _final_clean(results: pd.DataFrame) -> pd.DataFrame:
     clean = results[results.kind == "clean"]
-    last = clean.groupby(["dataset", "encoding", "replicate", "architecture", "rule"]).epoch.transform("max")
+    last = clean.groupby(["study", "dataset", "encoding", "replicate", "architecture", "rule"]).epoch.transform("max")
     return clean[clean.epoch == last]
 
 
@@ -515,51 +530,52 @@ def verdicts(results: pd.DataFrame, baseline: str = "feedforward") -> pd.DataFra
 def table(results: pd.DataFrame) -> pd.DataFrame:
     """Mean (± sd) final clean accuracy per dataset, encoding, architecture and rule, with AUCs per attack."""
     final = _final_clean(results)
-    out = (final.groupby(["dataset", "encoding", "architecture", "rule"])
+    out = (final.groupby(["study", "dataset", "encoding", "architecture", "rule"])
            .agg(accuracy=("accuracy", "mean"), accuracy_sd=("accuracy", "std"), replicates=("accuracy", "size"),
                 params=("params", "first"), hidden=("hidden", "first")).reset_index())
     auc = auc_table(results)
     if not auc.empty:
         auc["column"] = "AUC " + auc.attack + " " + auc.source
         wide = auc.pivot_table(index=["dataset", "encoding", "architecture", "rule"], columns="column",
-                               values="auc").reset_index()
-        out = out.merge(wide, on=["dataset", "encoding", "architecture", "rule"], how="left")
+                               values="auc").reset_index().assign(study="recurrence")
+        out = out.merge(wide, on=["study", "dataset", "encoding", "architecture", "rule"], how="left")
     return out
 
 
 def targets(results: pd.DataFrame) -> pd.DataFrame:
-    """Spec §4: clean accuracy ≥ 0.93 (BPTT, e-prop) and ≥ 0.85 (local) on digits (direct), per architecture;
-    the ordering BPTT ≥ e-prop ≥ random e-prop ≥ local within 1 point on digits or on the spike patterns;
-    CKA(BPTT, e-prop) > CKA(BPTT, untrained) at the last epoch. Δ_rec is reported by ``table`` (not gated)."""
+    """Spec §4, per study: clean accuracy ≥ 0.93 (BPTT, e-prop) and ≥ 0.85 (local) on digits (direct), per
+    architecture; the ordering BPTT ≥ e-prop ≥ random e-prop ≥ local (recurrent nets) within 1 point on digits, or
+    strictly on the spike patterns (one row each); CKA(BPTT, e-prop) > CKA(BPTT, untrained) at the last epoch.
+    Δ_rec is reported by ``delta_rec``/``verdicts`` (no sign is gated)."""
     rows = []
     final = _final_clean(results)
-    digits_direct = final[(final.dataset == "digits") & (final.encoding == "direct")]
     bounds = {"bptt": 0.93, "eprop": 0.93, "local": 0.85}
-    for (arch, rule), g in digits_direct.groupby(["architecture", "rule"]):
-        if rule in bounds:
-            acc = float(g.accuracy.mean())
-            rows.append({"target": f"clean accuracy, digits direct, {arch}, {rule} (mean of {len(g)})",
-                         "measured": acc, "tolerance": f">= {bounds[rule]}", "held": acc >= bounds[rule]})
-    order = [r for r in RULES if r in set(final.rule)]
-    if len(order) >= 2:
+    for study, fs in final.groupby("study", sort=False):
+        digits_direct = fs[(fs.dataset == "digits") & (fs.encoding == "direct")]
+        for (arch, rule), g in digits_direct.groupby(["architecture", "rule"]):
+            if rule in bounds:
+                acc = float(g.accuracy.mean())
+                rows.append({"target": f"{study}: clean accuracy, digits direct, {arch}, {rule} (mean of {len(g)})",
+                             "measured": acc, "tolerance": f">= {bounds[rule]}", "held": acc >= bounds[rule]})
+        order = [r for r in RULES if r in set(fs.rule)]
         for dataset, slack in (("digits", 0.01), ("patterns", 0.0)):
-            sub = final[(final.dataset == dataset) & (final.architecture == "recurrent")]
-            if sub.empty:
+            sub = fs[(fs.dataset == dataset) & (fs.architecture == "recurrent")]
+            if len(order) < 2 or sub.empty:
                 continue
             means = sub.groupby("rule").accuracy.mean()
             means = [float(means[r]) for r in order if r in means]
             held = all(a >= b - slack for a, b in itertools.pairwise(means))
-            rows.append({"target": f"ordering {' >= '.join(order)} on {dataset} (recurrent)",
+            rows.append({"target": f"{study}: ordering {' >= '.join(order)} on {dataset} (recurrent)",
                          "measured": " / ".join(f"{m:.3f}" for m in means),
                          "tolerance": f"within {slack:g}", "held": held})
-    cka = results[(results.kind == "cka") & (results.rule == "bptt")]
-    if not cka.empty:
-        last = cka[cka.epoch == cka.epoch.max()]
-        ep = last[last.rule_b == "eprop"].cka.mean()
-        un = last[last.rule_b == "untrained"].cka.mean()
-        if np.isfinite(ep) and np.isfinite(un):
-            rows.append({"target": "CKA(BPTT, e-prop) > CKA(BPTT, untrained), last epoch",
-                         "measured": f"{ep:.3f} vs {un:.3f}", "tolerance": ">", "held": bool(ep > un)})
+        cka = results[(results.kind == "cka") & (results.rule == "bptt") & (results.study == study)]
+        if not cka.empty:
+            last = cka[cka.epoch == cka.epoch.max()]
+            ep = last[last.rule_b == "eprop"].cka.mean()
+            un = last[last.rule_b == "untrained"].cka.mean()
+            if np.isfinite(ep) and np.isfinite(un):
+                rows.append({"target": f"{study}: CKA(BPTT, e-prop) > CKA(BPTT, untrained), last epoch",
+                             "measured": f"{ep:.3f} vs {un:.3f}", "tolerance": ">", "held": bool(ep > un)})
     return pd.DataFrame(rows, columns=["target", "measured", "tolerance", "held"])
 
 
@@ -621,15 +637,18 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
                 out.append(p)
         cka = results[(results.kind == "cka") & (results.rule == "bptt")]
         if not cka.empty:
-            fig, ax = plt.subplots(figsize=(4.0, 2.8))
+            studies = [s for s in STUDIES if s in set(cka.study)]
+            fig, axes = plt.subplots(1, len(studies), figsize=(4.0 * len(studies), 2.8), squeeze=False)
             shades = dict(zip([*RULES, "untrained"], plt.get_cmap("tab10").colors, strict=False))
-            for (arch, other), g in cka.groupby(["architecture", "rule_b"]):
-                m = g.groupby("epoch").cka.mean()
-                ax.plot(m.index, m.values, styles.get(arch, "-"), color=shades.get(other), lw=1,
-                        label=f"BPTT vs {other}, {arch}")
-            ax.set_xlabel("epoch")
-            ax.set_ylabel("linear CKA (test spike counts)")
-            ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+            for ax, study in zip(axes[0], studies, strict=True):
+                for (arch, other), g in cka[cka.study == study].groupby(["architecture", "rule_b"]):
+                    m = g.groupby("epoch").cka.mean()
+                    ax.plot(m.index, m.values, styles.get(arch, "-"), color=shades.get(other), lw=1,
+                            label=f"BPTT vs {other}, {arch}")
+                ax.set_title(f"{study} study", fontsize=9)
+                ax.set_xlabel("epoch")
+            axes[0][0].set_ylabel("linear CKA (test spike counts)")
+            axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
             p = Path(f"{stem}_cka.png")
             fig.savefig(p)
             plt.close(fig)
