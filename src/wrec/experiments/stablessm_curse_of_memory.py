@@ -348,7 +348,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
                     curve = sel.groupby("beta")["error"].median()
                     y = np.clip(curve.to_numpy(), None, 1e30)
                     ax.plot(curve.index, y, style, color=colors(i / max(len(widths) - 1, 1)),
-                            label=f"m={m}" if memory == "pol" else None)
+                            label=f"m={m}" if style == "-" else None)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(f"f = {f}")
