@@ -6,6 +6,7 @@ saves. The CLI finds them here by name."""
 from types import ModuleType
 
 from wrec.experiments import (
+    cfc_closed_loop,
     ipc_profile,
     readout_scaling,
     spike_coding_autoencoder,
@@ -19,7 +20,8 @@ EXPERIMENTS: dict[str, ModuleType] = {
     "spike-coding-autoencoder": spike_coding_autoencoder,
     "spike-coding-lds": spike_coding_lds,
     "spike-coding-convex": spike_coding_convex,
+    "cfc-closed-loop": cfc_closed_loop,
 }
 
-__all__ = ["EXPERIMENTS", "ipc_profile", "readout_scaling", "spike_coding_autoencoder", "spike_coding_convex",
-           "spike_coding_lds"]
+__all__ = ["EXPERIMENTS", "cfc_closed_loop", "ipc_profile", "readout_scaling", "spike_coding_autoencoder",
+           "spike_coding_convex", "spike_coding_lds"]
