@@ -189,3 +189,7 @@ def test_smoke_run(tmp_path):
     assert isinstance(m.verdicts(res), pd.DataFrame)
     paths = m.plot(res, tmp_path / "snn.png")
     assert len(paths) == 3 and all(p.exists() for p in paths)
+    # results without attacks (the locality study alone, as stored by its tasks) summarise too
+    alone = res[res.study == "locality"].dropna(axis=1, how="all")
+    assert "AUC pgd white-box" not in m.table(alone) and m.delta_rec(alone).empty
+    assert len(m.targets(alone)) >= 11 and len(m.plot(alone, tmp_path / "locality.png")) == 1

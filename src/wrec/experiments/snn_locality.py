@@ -476,8 +476,10 @@ def _final_clean(results: pd.DataFrame) -> pd.DataFrame:
 
 def auc_table(results: pd.DataFrame) -> pd.DataFrame:
     """Normalised AUC of robust accuracy over ε: one row per (replicate, architecture, rule, attack, source)."""
-    att = results[results.kind == "attack"]
     keys = ["dataset", "encoding", "replicate", "architecture", "rule", "attack", "source"]
+    if "attack" not in results or not (results.kind == "attack").any():  # e.g. only the locality study
+        return pd.DataFrame(columns=[*keys, "auc"])
+    att = results[results.kind == "attack"]
     return (att.groupby(keys).apply(lambda g: normalised_auc(g.eps.to_numpy(), g.accuracy.to_numpy()),
                                     include_groups=False).rename("auc").reset_index())
 
