@@ -455,3 +455,15 @@ def test_training_stops_at_the_loss_to_match():
     full, _ = e1.train(e1.make_model(config, "best", 4, 0), data, steps=30, lr=1e-2, batch=64,
                        rng=np.random.default_rng(0), stop_at=0.0)
     assert full == 30
+
+
+def test_experiment_modules_load_without_torch_and_share_the_reparam_names():
+    import subprocess
+    import sys
+
+    code = ("import sys; import wrec.experiments.stablessm_curse_of_memory, wrec.experiments.stablessm_lr_sweep; "
+            "assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from wrec.experiments import stablessm_curse_of_memory as e1
+
+    assert e1.REPARAMS == REPARAMS

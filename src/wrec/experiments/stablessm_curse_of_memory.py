@@ -14,15 +14,21 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from wrec import _checks
-from wrec.nn.stablessm import REPARAMS, LinearDiagonalSSM
 from wrec.sweep import task_rng
 from wrec.tasks.memory import MEMORIES, linear_functional
+
+if TYPE_CHECKING:  # torch is imported inside the functions: wrec.experiments loads without the [torch] extra
+    import torch
+
+    from wrec.nn.stablessm import LinearDiagonalSSM
+
+REPARAMS = ("direct", "exp", "softplus", "best")  # wrec.nn.stablessm.REPARAMS, without importing torch
 
 BETAS = (0.0, *(1e-3 * 2 ** (k / 2) for k in range(17)))
 
@@ -103,6 +109,8 @@ class Config:
 
 def lf_data(memory: str, config, replicate: int) -> dict[str, torch.Tensor]:
     """Train and test sets of the linear functional, shared by every f and width of a replicate (float64)."""
+    import torch
+
     rng = task_rng(config.seed, "data", memory, replicate)
     x, y = linear_functional(config.n_train + config.n_test, config.length, memory, seed=rng)
     x, y = torch.from_numpy(x), torch.from_numpy(y)
@@ -118,6 +126,10 @@ def init_decays(config, width: int, replicate: int) -> np.ndarray:
 
 def make_model(config, reparam: str, width: int, replicate: int) -> LinearDiagonalSSM:
     """The minimal model, initialised identically (λ₀, U, C) across f for one (width, replicate)."""
+    import torch
+
+    from wrec.nn.stablessm import LinearDiagonalSSM
+
     seed = task_rng(config.seed, "weights", width, replicate)
     return LinearDiagonalSSM(1, width, 1, reparam=reparam, a=config.a, b=config.b,
                              init_decay=init_decays(config, width, replicate), dtype=torch.float64, seed=seed)
@@ -125,6 +137,8 @@ def make_model(config, reparam: str, width: int, replicate: int) -> LinearDiagon
 
 def mse(model: LinearDiagonalSSM, x: torch.Tensor, y: torch.Tensor) -> float:
     """Test MSE; inf when the model's output overflows or is NaN (an unstable model's error is unbounded)."""
+    import torch
+
     with torch.no_grad():
         err = float(torch.mean((model(x) - y) ** 2))
     return err if math.isfinite(err) else math.inf
@@ -138,6 +152,8 @@ def train(model, data, *, steps: int, lr: float, batch: int, rng: np.random.Gene
 
     Returns (steps taken, final full training loss).
     """
+    import torch
+
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     x, y = data["x"], data["y"]
     n = x.size(0)
@@ -167,6 +183,8 @@ def perturbation_errors(model, data, betas, repeats: int, rng: np.random.Generat
                         only: str | None = None) -> list[float]:
     """E(β) = max over repeats of the test MSE after θ → θ + β·n/‖n‖_∞ for every parameter tensor (n Gaussian),
     or only for the parameter named ``only`` (e.g. the recurrent weights, "parametrizations.w.original")."""
+    import torch
+
     params = {name: p.detach().clone() for name, p in model.named_parameters()}
     out = []
     try:
@@ -201,6 +219,8 @@ def evaluate(config: Config) -> pd.DataFrame:
 
 
 def _one(config: Config, memory: str, reparam: str, rep: int, data) -> pd.DataFrame:
+    import torch
+
     rows, previous = [], None
     for width in config.widths:
         start = time.perf_counter()

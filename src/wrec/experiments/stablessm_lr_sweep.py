@@ -17,12 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from wrec import _checks
-from wrec.experiments.stablessm_curse_of_memory import TrainingDiverged, lf_data, make_model, mse
-from wrec.nn.stablessm import REPARAMS, StableSSM
+from wrec.experiments.stablessm_curse_of_memory import REPARAMS, TrainingDiverged, lf_data, make_model, mse
 from wrec.sweep import task_rng
 from wrec.tasks.memory import MEMORIES
 
@@ -103,32 +100,42 @@ class Config:
                 for f in self.reparams for lr in self.lrs for r in range(self.replicates)]
 
 
-class _BlockRegressor(nn.Module):
+def _block_regressor(config: Config, reparam: str, seed: np.random.Generator):
     """StableSSM block (batch_first) + a linear decoder to one output, for the LF task (spec E3)."""
+    import torch
+    from torch import nn
 
-    def __init__(self, config: Config, reparam: str, seed) -> None:
-        super().__init__()
-        self.ssm = StableSSM(1, config.width, batch_first=True, d_state=config.d_state, reparam=reparam,
-                             a=config.a, b=config.b, seed=seed)
-        self.decoder = nn.Linear(config.width, 1)
-        g = torch.Generator().manual_seed(int(seed.integers(2**62)))
-        with torch.no_grad():
-            bound = 1 / math.sqrt(config.width)
-            self.decoder.weight.copy_(torch.rand(self.decoder.weight.shape, generator=g) * 2 * bound - bound)
-            self.decoder.bias.zero_()
+    from wrec.nn.stablessm import StableSSM
 
-    @property
-    def raw_w(self) -> torch.Tensor:
-        return self.ssm.layers["l0"].kernel.raw_w
+    class BlockRegressor(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ssm = StableSSM(1, config.width, batch_first=True, d_state=config.d_state, reparam=reparam,
+                                 a=config.a, b=config.b, seed=seed)
+            self.decoder = nn.Linear(config.width, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.ssm(x)[0])
+        @property
+        def raw_w(self) -> torch.Tensor:
+            return self.ssm.layers["l0"].kernel.raw_w
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.decoder(self.ssm(x)[0])
+
+    with torch.random.fork_rng(devices=[]):  # nn.Linear's default draw is replaced below; the global RNG is kept
+        model = BlockRegressor()
+    g = torch.Generator().manual_seed(int(seed.integers(2**62)))
+    with torch.no_grad():
+        bound = 1 / math.sqrt(config.width)
+        model.decoder.weight.copy_(torch.rand(model.decoder.weight.shape, generator=g) * 2 * bound - bound)
+        model.decoder.bias.zero_()
+    return model
 
 
 def spreads(model) -> tuple[float, float]:
     """Spread over modes of r_n = |∂L/∂w_n| / |w_n| (from the gradient in ``w.grad``): log10(q90/q10) and
     log10(max/min); inf when modes have no gradient at all (e.g. exp's f′ = −eʷ underflows), NaN when a gradient
     is not finite."""
+
     w = model.raw_w
     if w.grad is None:
         return math.nan, math.nan
@@ -145,10 +152,12 @@ def spreads(model) -> tuple[float, float]:
 def _model(config: Config, reparam: str, replicate: int):
     if config.model == "linear":
         return make_model(config, reparam, config.width, replicate)
-    return _BlockRegressor(config, reparam, task_rng(config.seed, "weights", config.width, replicate))
+    return _block_regressor(config, reparam, task_rng(config.seed, "weights", config.width, replicate))
 
 
 def _optimiser(config: Config, model, lr: float):
+    import torch
+
     if config.model == "linear":
         return torch.optim.Adam(model.parameters(), lr=lr), None
     ssm = {id(p) for name, p in model.named_parameters() if "original" in name or "log_dt" in name}
@@ -164,6 +173,8 @@ def _optimiser(config: Config, model, lr: float):
 
 def _train(config: Config, model, data, lr: float, rng: np.random.Generator) -> list[dict]:
     """Train, recording the spreads at step 0, every ``every`` steps and at the end; TrainingDiverged on NaN."""
+    import torch
+
     opt, schedule = _optimiser(config, model, lr)
     x, y = data["x"], data["y"]
     records = []
