@@ -9,9 +9,12 @@ from wrec.experiments import (
     cfc_closed_loop,
     ipc_profile,
     readout_scaling,
+    snn_locality,
     spike_coding_autoencoder,
     spike_coding_convex,
     spike_coding_lds,
+    stablessm_curse_of_memory,
+    stablessm_lr_sweep,
 )
 
 EXPERIMENTS: dict[str, ModuleType] = {
@@ -21,7 +24,11 @@ EXPERIMENTS: dict[str, ModuleType] = {
     "spike-coding-lds": spike_coding_lds,
     "spike-coding-convex": spike_coding_convex,
     "cfc-closed-loop": cfc_closed_loop,
+    "snn-locality": snn_locality,
+    "stablessm-curse-of-memory": stablessm_curse_of_memory,
+    "stablessm-lr-sweep": stablessm_lr_sweep,
 }
 
-__all__ = ["EXPERIMENTS", "cfc_closed_loop", "ipc_profile", "readout_scaling", "spike_coding_autoencoder",
-           "spike_coding_convex", "spike_coding_lds"]
+__all__ = ["EXPERIMENTS", "cfc_closed_loop", "ipc_profile", "readout_scaling", "snn_locality",
+           "spike_coding_autoencoder",
+           "spike_coding_convex", "spike_coding_lds", "stablessm_curse_of_memory", "stablessm_lr_sweep"]

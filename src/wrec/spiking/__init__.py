@@ -1,5 +1,8 @@
-"""Spike coding networks: the model (scn), local learning rules (learning), measures (metrics), and the
-convex-optimisation view (qp)."""
+"""Spiking networks. Spike coding networks (NumPy): the model (scn), local learning rules (learning), measures
+(metrics), and the convex-optimisation view (qp). Recurrent (A)LIF networks trained by rules of varying locality
+(torch, the ``[snn]`` extra): the network (rsnn) and the rules (rules), imported on first use."""
+
+import importlib
 
 from wrec.spiking import learning, metrics, qp
 from wrec.spiking.learning import (
@@ -72,3 +75,16 @@ __all__ = [
     "spiking_readout",
     "step",
 ]
+
+_TORCH = {"RSNN": "rsnn", "LIFParameters": "rsnn", "LIFState": "rsnn", "lif_step": "rsnn", "rsnn_loss": "rsnn",
+          "spike": "rsnn", "surrogate_derivative": "rsnn", "TriangleSpike": "rsnn", "FastSigmoidSpike": "rsnn",
+          "ATanSpike": "rsnn", "BPTT": "rules", "EProp": "rules", "LocalErrors": "rules", "make_rule": "rules"}
+__all__ += [*_TORCH, "rsnn", "rules"]
+
+
+def __getattr__(name: str) -> object:  # torch is optional: the recurrent spiking networks load on first use
+    if name in _TORCH:
+        return getattr(importlib.import_module(f"wrec.spiking.{_TORCH[name]}"), name)
+    if name in ("rsnn", "rules"):
+        return importlib.import_module(f"wrec.spiking.{name}")
+    raise AttributeError(f"module 'wrec.spiking' has no attribute {name!r}")
