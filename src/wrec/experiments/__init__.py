@@ -9,6 +9,8 @@ from wrec.experiments import (
     cfc_closed_loop,
     ipc_profile,
     readout_scaling,
+    sligru_adding,
+    sligru_gain_sweep,
     snn_locality,
     spike_coding_autoencoder,
     spike_coding_convex,
@@ -27,8 +29,11 @@ EXPERIMENTS: dict[str, ModuleType] = {
     "snn-locality": snn_locality,
     "stablessm-curse-of-memory": stablessm_curse_of_memory,
     "stablessm-lr-sweep": stablessm_lr_sweep,
+    "sligru-gain-sweep": sligru_gain_sweep,
+    "sligru-adding": sligru_adding,
 }
 
-__all__ = ["EXPERIMENTS", "cfc_closed_loop", "ipc_profile", "readout_scaling", "snn_locality",
+__all__ = ["EXPERIMENTS", "cfc_closed_loop", "ipc_profile", "readout_scaling", "sligru_adding",
+           "sligru_gain_sweep", "snn_locality",
            "spike_coding_autoencoder",
            "spike_coding_convex", "spike_coding_lds", "stablessm_curse_of_memory", "stablessm_lr_sweep"]
