@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from wrec import _checks, sweep
+from wrec.experiments._stats import bootstrap_ci
 
 BASELINES = ("LSTM", "GRU", "RNN")
 CELLS = ("CfC", *BASELINES)
@@ -348,16 +349,6 @@ def degradation(results: pd.DataFrame) -> pd.DataFrame:
                      "D_validation": nominal - f.loc[f.role == "validation", "r_hat"].mean(),
                      "D_report": nominal - f.loc[f.role == "report", "r_hat"].mean()})
     return pd.DataFrame(rows)
-
-
-def bootstrap_ci(values: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile bootstrap CI of the mean of ``values`` (resampled with replacement)."""
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return float("nan"), float("nan")
-    idx = np.random.default_rng(seed).integers(0, values.size, (n_boot, values.size))
-    means = values[idx].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def table(results: pd.DataFrame) -> pd.DataFrame:

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from wrec import _checks, sweep
+from wrec.experiments._stats import bootstrap_ci
 
 if TYPE_CHECKING:  # torch is imported inside the functions: wrec.experiments must import without it
     import torch
@@ -166,17 +167,6 @@ def normalised_auc(eps: np.ndarray, accuracy: np.ndarray) -> float:
     if e[-1] == e[0]:
         return float(a.mean())
     return float(np.sum((a[1:] + a[:-1]) / 2 * np.diff(e)) / (e[-1] - e[0]))
-
-
-def bootstrap_ci(values: np.ndarray, seed: int = 0, resamples: int = 10_000, level: float = 0.95
-                 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean over replicates (NaN for fewer than 2 values)."""
-    v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    if v.size < 2:
-        return (np.nan, np.nan)
-    means = v[np.random.default_rng(seed).integers(0, v.size, (resamples, v.size))].mean(1)
-    return (float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2)))
 
 
 def count_parameters(net: RSNN) -> int:
