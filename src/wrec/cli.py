@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import textwrap
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -25,8 +26,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="wrec: the re
 @app.command("list")
 def list_experiments() -> None:
     """List the experiments that `wrec run` knows."""
+    width = max(map(len, EXPERIMENTS))
     for name, module in EXPERIMENTS.items():
-        typer.echo(f"{name:20s} {(module.__doc__ or '').strip().splitlines()[0]}")
+        summary = " ".join((module.__doc__ or "").strip().split("\n\n")[0].split())  # the first paragraph
+        typer.echo(f"{name:{width}s}  {textwrap.shorten(summary, 150, placeholder=' …')}")
 
 
 @app.command("run")
