@@ -12,6 +12,7 @@ import torch
 from wrec import sweep
 from wrec.experiments import snn_locality as m
 from wrec.spiking.rsnn import RSNN
+from wrec.store import Store
 
 # the attack tests need torchattacks 3.5.1 (installed with --no-deps); the measures and configs do not
 needs_torchattacks = pytest.mark.skipif(
@@ -202,3 +203,32 @@ def test_smoke_run(tmp_path):
     alone = res[res.study == "locality"].dropna(axis=1, how="all")
     assert "AUC pgd white-box" not in m.table(alone) and m.delta_rec(alone).empty
     assert len(m.targets(alone)) >= 11 and len(m.plot(alone, tmp_path / "locality.png")) == 1
+
+
+def test_an_interrupted_task_resumes_after_its_finished_trainings(tmp_path, monkeypatch):
+    """Each finished (architecture, rule) training is kept in the task's folder: killed during a later training,
+    the rerun trains only what was left and stores the uninterrupted numbers."""
+    task = m.Config.smoke().tasks()[1]  # the locality study: trained, not attacked
+    whole = sweep.run(m.evaluate, [task]).drop(columns=["seconds", "key"])
+    real_train, calls = m._train, []
+
+    def dying_train(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed during the third training
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(m, "_train", dying_train)
+    store = Store(tmp_path)
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sweep.run(m.evaluate, [task], store=store)
+        calls.clear()
+        monkeypatch.setattr(m, "_train", lambda *a, **k: (calls.append(a[2]), real_train(*a, **k))[1])
+        resumed = sweep.run(m.evaluate, [task], store=store).drop(columns=["seconds", "key"])
+    finally:
+        torch.set_num_threads(threads)
+    n_trainings = len(m.ARCHITECTURES) * len(task.rules)
+    assert len(calls) == n_trainings - 2  # the two finished trainings were not redone
+    pd.testing.assert_frame_equal(resumed, whole, check_dtype=False)

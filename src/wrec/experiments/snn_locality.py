@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from wrec import _checks, sweep
+from wrec import _checks, checkpoint, sweep
 from wrec.experiments._stats import bootstrap_ci
 
 if TYPE_CHECKING:  # torch is imported inside the functions: wrec.experiments must import without it
@@ -382,8 +382,15 @@ def evaluate(config: Config) -> pd.DataFrame:
                 if init_state is None:
                     init_state = {k: v.clone() for k, v in net.state_dict().items()}
                 net.load_state_dict(init_state)
+            saved = _load_trained(net, arch, rule)
+            if saved is not None:  # trained before this task was interrupted
+                rows.extend(saved[0])
+                reps[rule] = saved[1]
+                nets[(arch, rule)] = net
+                continue
             start = time.perf_counter()
             history = reps.setdefault(rule, [])
+            first_row = len(rows)
 
             def on_epoch(epoch: int, net: RSNN, arch=arch, rule=rule, history=history, start=start) -> None:
                 acc, counts = _test_forward(net, data)
@@ -394,6 +401,7 @@ def evaluate(config: Config) -> pd.DataFrame:
 
             _train(config, net, "bptt" if independent else rule, data, (*coords, arch, rule), on_epoch)
             nets[(arch, rule)] = net
+            _save_trained(net, arch, rule, rows[first_row:], history)
         trained = [r for r in config.rules if r in reps]
         for epoch in range(config.epochs + 1):
             for i, ra in enumerate(trained):
@@ -405,6 +413,35 @@ def evaluate(config: Config) -> pd.DataFrame:
     if _attacked(config):
         rows += _robustness(config, data, nets, coords)
     return pd.DataFrame(rows).assign(study=config.study, dataset=dataset, encoding=enc, replicate=rep)
+
+
+def _trained_path(arch: str, rule: str) -> Path | None:
+    folder = sweep.task_dir()
+    return None if folder is None else folder / f"trained-{arch}-{rule}.npz"
+
+
+def _save_trained(net: RSNN, arch: str, rule: str, rows: list[dict], history: list[np.ndarray]) -> None:
+    """Keep one finished training of a sweep task durably (weights, its rows, its per-epoch spike counts), so an
+    interrupted task resumes after its last finished (architecture, rule) instead of from scratch."""
+    path = _trained_path(arch, rule)
+    if path is None:
+        return
+    arrays = {f"state.{k}": v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+    arrays |= {f"history.{i}": np.asarray(h) for i, h in enumerate(history)}
+    checkpoint.save(path, arrays, {"rows": rows, "epochs": len(history)})
+
+
+def _load_trained(net: RSNN, arch: str, rule: str) -> tuple[list[dict], list[np.ndarray]] | None:
+    """The rows and spike counts of a training saved by ``_save_trained``, its weights loaded into ``net``."""
+    import torch
+
+    saved = checkpoint.load(_trained_path(arch, rule))
+    if saved is None:
+        return None
+    arrays, meta = saved
+    net.load_state_dict({k.removeprefix("state."): torch.from_numpy(v) for k, v in arrays.items()
+                         if k.startswith("state.")})
+    return meta["rows"], [arrays[f"history.{i}"] for i in range(meta["epochs"])]
 
 
 def _attacked(config: Config) -> bool:
