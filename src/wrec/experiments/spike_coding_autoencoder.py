@@ -91,6 +91,14 @@ def ideal_weights(weights: SCNWeights, mu: float) -> SCNWeights:
     return replace(weights, fast=s * target - mu * np.eye(weights.n))
 
 
+def fit_decoder(weights: SCNWeights, rule: AutoencoderLearning, c: np.ndarray, rng: np.random.Generator,
+                ) -> np.ndarray:
+    """The optimal linear decoder (J, N) of a frozen network: least squares of x on r over the input current c (T, J),
+    x its leaky integral; ``rng`` gives the network's noise."""
+    run = simulate(weights, c, rule.scn_params(), seed=rng, record=("r",))
+    return metrics.optimal_decoder(run.r, leaky_integral(c, rule.leak, rule.dt))
+
+
 def measure(weights: SCNWeights, rule: AutoencoderLearning, config: Config, rng: np.random.Generator) -> dict:
     """Every measure of one frozen network (see the module docstring); ``rng`` gives the inputs and noise."""
     params = rule.scn_params()
@@ -100,8 +108,7 @@ def measure(weights: SCNWeights, rule: AutoencoderLearning, config: Config, rng:
                                  block=config.decoder_steps, seed=rng)
     test_c = smoothed_white_noise(config.test_steps, j, width=rule.input_width, amplitude=low,
                                   block=config.test_steps, batch=config.test_trials, seed=rng)
-    fit = simulate(weights, fit_c, params, seed=rng, record=("r",))
-    decoder = metrics.optimal_decoder(fit.r, leaky_integral(fit_c, rule.leak, rule.dt))
+    decoder = fit_decoder(weights, rule, fit_c, rng)
     test = simulate(weights, test_c, params, seed=rng, record=("r",))
     decoding = metrics.decoding_error(leaky_integral(test_c, rule.leak, rule.dt), test.r, decoder)
 
@@ -198,7 +205,10 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
                              block=rule.input_block, seed=rng)
     x = leaky_integral(c, rule.leak, rule.dt)
     raster = simulate(final, c, rule.scn_params(), seed=rng, record=("spikes", "r"))
-    decoder = _decoder(final, rule)
+    fit_rng = np.random.default_rng(0)  # 2·10⁴ steps of fresh input at the learning amplitude
+    decoder = fit_decoder(final, rule, smoothed_white_noise(20_000, j, width=rule.input_width,
+                                                            amplitude=rule.input_amplitude, block=20_000,
+                                                            seed=fit_rng), fit_rng)
     return [
         plotting.learning_curves(results, MEASURES, path.with_name(path.stem + "-measures.png")),
         plotting.weights_before_after(weights[0], weights[-1], path.with_name(path.stem + "-weights.png")),
@@ -207,11 +217,3 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
                               title=f"after {weights[-1][0]:,} learning steps (replicate {first})"),
     ]
 
-
-def _decoder(weights: SCNWeights, rule: AutoencoderLearning) -> np.ndarray:
-    """The optimal linear decoder of a frozen network, fitted on 2·10⁴ steps of the learning input's amplitude."""
-    rng = np.random.default_rng(0)
-    c = smoothed_white_noise(20_000, rule.j, width=rule.input_width, amplitude=rule.input_amplitude,
-                             block=20_000, seed=rng)
-    run = simulate(weights, c, rule.scn_params(), seed=rng, record=("r",))
-    return metrics.optimal_decoder(run.r, leaky_integral(c, rule.leak, rule.dt))

@@ -243,7 +243,7 @@ def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, 
     """One step on (B, N) arrays (copied, never modified in place). Returns V, r, pending, spikes, weights.
 
     ``fast_t``: a C-contiguous copy of Ω's transpose, so that the columns of spiking neurons are contiguous rows
-    (a loop whose weights do not change passes it; with a hook the weights may change, so it is not used)."""
+    (only a loop whose weights do not change may pass it: never together with a hook, which may change them)."""
     lam_dt = params.leak * params.dt
     # 1. sub-threshold Euler step, with r_t (W r) and the pending single-mode reset
     # V + dt(−λV + drive + W r), written as (1 − λdt)V + dt(drive + W r): fewer passes over (B, N) arrays
@@ -259,7 +259,7 @@ def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, 
     if params.mode == "single":
         rows = np.flatnonzero(pending >= 0)
         if rows.size:
-            V[rows] += w.fast[:, pending[rows]].T if fast_t is None or on_spike is not None else fast_t[pending[rows]]
+            V[rows] += w.fast[:, pending[rows]].T if fast_t is None else fast_t[pending[rows]]
         pending = np.full_like(pending, -1)
         excess = V - theta
         k = np.argmax(excess, axis=1)
