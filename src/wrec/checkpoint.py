@@ -8,6 +8,7 @@ so a resumed run gives the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -48,6 +49,21 @@ def load(path: str | os.PathLike | None) -> tuple[dict[str, np.ndarray], dict[st
         arrays = {k: data[k] for k in data.files if k != _META}
         meta = json.loads(str(data[_META]))
     return arrays, meta
+
+
+def fingerprint(*parts: object) -> str:
+    """A short hash (SHA-256, 16 hex digits) that identifies a run by its parameters: arrays by their dtype, shape
+    and bytes, everything else by ``repr``. A loop stores it with its checkpoint and refuses a file whose
+    fingerprint differs (a checkpoint of another run)."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            a = np.ascontiguousarray(part)
+            h.update(f"ndarray:{a.dtype.str}:{a.shape}:".encode())
+            h.update(a.tobytes())
+        else:
+            h.update(f"{type(part).__qualname__}:{part!r}:".encode())
+    return h.hexdigest()[:16]
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:

@@ -236,8 +236,8 @@ def learn_autoencoder(rule: AutoencoderLearning, n_steps: int, *, seed: Seed = N
         raise ValueError(f"weights0.F must have shape (n, j) = ({rule.n}, {rule.j}), got {weights0.F.shape}")
     params = rule.scn_params()
     # What makes a checkpoint file ours: the run's parameters and the first draws of its streams.
-    run_id = repr((rule, n_steps, ckpt.tolist(), checkpoint_store.rng_state(rng_input),
-                   checkpoint_store.rng_state(rng_noise), weights0.F.tolist()))
+    run_id = checkpoint_store.fingerprint(rule, n_steps, ckpt, checkpoint_store.rng_state(rng_input),
+                                          checkpoint_store.rng_state(rng_noise), weights0.F, weights0.fast)
     w = weights0
     state = initial_state(w)
     x_chunk0 = np.zeros(rule.j)  # x just before the current input chunk
@@ -550,7 +550,7 @@ def learn_lds(rule: LDSLearning, *, seed: Seed = None, n_steps: int | None = Non
     Ft = net.F  # (N, J) = Dᵀ
     w_star_norm = np.linalg.norm(target)
     block_state = checkpoint_store.rng_state(rng)  # the input stream just before the current block was drawn
-    run_id = repr((rule, n_steps, ckpt.tolist(), block_state, D.tolist(), net.fast.tolist(), W.tolist()))
+    run_id = checkpoint_store.fingerprint(rule, n_steps, ckpt, block_state, D, net.fast, W)
     V, r, pending = np.zeros((1, n)), np.zeros((1, n)), np.full(1, -1, dtype=np.int64)
     x_block0 = np.zeros(j)  # teacher state at the start of the current block
     trace: dict[str, list] = {"steps": [], "weight_error": [], "train_error": [], "rate": [], "W": []}
