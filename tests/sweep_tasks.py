@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from wrec import sweep
 from wrec.sweep import task_rng
 
 
@@ -42,6 +43,14 @@ def logged(p: Point, *, log: str) -> pd.DataFrame:
         os.write(fd, f"{os.getpid()} {p.i}\n".encode())
     finally:
         os.close(fd)
+    return measure(p)
+
+
+def marks_task_dir(p: Point) -> pd.DataFrame:
+    """``measure``, first writing the worker's pid into the task's ``task_dir()`` (its partial state)."""
+    folder = sweep.task_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pid").write_text(str(os.getpid()))
     return measure(p)
 
 

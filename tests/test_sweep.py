@@ -1,6 +1,7 @@
 """The sweep runner: every task once, results stored as they finish, an interrupted sweep resumes, and the same
 numbers on any executor (in-process, a process pool, a real Dask cluster)."""
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -246,5 +247,70 @@ def test_task_dir_keeps_partial_state_until_the_result_is_stored(tmp_path):
     out = sweep.run(fn, [Task(1)], store=store)
     assert out["start"].tolist() == [2]  # resumed after the two finished steps
     assert not seen[0].exists() and store.keys() == [config_key(Task(1))]
+    seen[0].mkdir()  # left by an interrupt between storing the result and removing the folder
+    sweep.run(fn, [Task(1)], store=store)
+    assert not seen[0].exists() and len(seen) == 2  # removed by the next run, without running the task
     assert sweep.task_dir() is None
     assert sweep.run(lambda c: pd.DataFrame({"d": [str(sweep.task_dir())]}), [Task(2)])["d"].tolist() == ["None"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SIGTERM to the sweep alone (not its process group): the pool's workers must not go on as orphans.
+
+TERMINATED = """
+import sys
+sys.path.insert(0, {tests!r})
+import sweep_tasks
+from sweep_tasks import Point
+from wrec import sweep
+from wrec.store import Store
+sweep.run(sweep_tasks.marks_task_dir, {points!r}, store=Store({root!r}), workers=2)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (exited, but not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False  # (gone between the two looks)
+
+
+@pytest.mark.slow
+def test_sigterm_terminates_the_pool_workers_and_keeps_what_finished(tmp_path):
+    root = tmp_path / "results"
+    points = [Point(0, sleep=0.05)] + [Point(i, sleep=60.0) for i in range(1, 4)]  # 1-3 outlast the test
+    code = TERMINATED.format(tests=str(TESTS), points=points, root=str(root))
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    store, partial, pids = Store(root), root / sweep.PARTIAL, set()
+    first, others = config_key(points[0]), {config_key(p) for p in points[1:]}
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:  # task 0 stored, both workers in a long task
+            pids = {int(f.read_text()) for f in partial.glob("*/pid") if f.parent.name in others and f.stat().st_size}
+            if first in store and not (partial / first).exists() and len(pids) == 2:
+                break
+            time.sleep(0.01)
+        assert len(pids) == 2 and os.getpid() not in pids and proc.pid not in pids, "the sweep did not get going"
+        proc.send_signal(signal.SIGTERM)  # the sweep only, as a job scheduler's kill would
+        assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 3
+        while any(map(_running, pids)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(map(_running, pids)), "pool workers outlived the sweep"
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert store.keys() == [first]  # the finished result stays stored
+    pd.testing.assert_frame_equal(store.load(first).drop(columns=["i", "kind", "seed", "sleep", "key"]),
+                                  sweep_tasks.measure(points[0]))
+    kept = {f.parent.name for f in partial.glob("*/pid")}
+    assert len(kept) == 2 and kept < others  # the interrupted tasks' folders stay, for their reruns to resume

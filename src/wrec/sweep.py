@@ -21,7 +21,9 @@ import multiprocessing
 import operator
 import os
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -88,6 +90,10 @@ def run(
     A task that raises stops the sweep: tasks not yet started are cancelled, those already finished (and, on a
     local pool, those running) are stored, then the exception propagates with a note naming the config.
     A result that is not a DataFrame is a ``TypeError`` naming the config.
+
+    Interrupted by Ctrl-C or SIGTERM (while SIGTERM has its default action, it exits with status 143 instead of
+    killing this process outright), a local pool's workers are terminated with their running tasks; finished
+    results stay stored and the running tasks' ``task_dir()`` folders stay, so a rerun resumes.
     """
     configs = list(configs)
     if not configs:
@@ -109,6 +115,9 @@ def run(
             todo[key] = config
 
     task = _Task(fn, None if store is None else store.root / PARTIAL)
+    if task.partial is not None and task.partial.is_dir():  # an interrupt between storing and removing its folder
+        for stale in set(os.listdir(task.partial)) & results.keys():
+            shutil.rmtree(task.partial / stale, ignore_errors=True)
 
     def finish(key: str, result: pd.DataFrame) -> None:
         frame = _label(result, todo[key], key)
@@ -134,11 +143,16 @@ def run(
                 _check_frame(result, key, config)
                 finish(key, result)
         else:
-            with _blas_capped_env(), ProcessPoolExecutor(
+            with _blas_capped_env(), _sigterm_exits(), ProcessPoolExecutor(
                 max_workers=min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")
             ) as pool:
                 try:
                     _run_on(pool, task, todo, finish)
+                except BaseException:
+                    # Interrupted (Ctrl-C, SIGTERM): the running tasks' results could no longer be stored, so
+                    # stop their workers rather than leave them computing. (A failed task has waited for them.)
+                    _terminate_workers(pool)
+                    raise
                 finally:
                     pool.shutdown(wait=True, cancel_futures=True)
     return pd.concat([results[key] for key in keys], ignore_index=True)
@@ -190,6 +204,41 @@ def _name_config(exc: BaseException, key: str, config: object) -> None:
         exc.add_note(note)
     else:  # pragma: no cover
         exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """While a local pool runs, make SIGTERM raise ``SystemExit(143)`` here, so it takes the interrupt path that
+    terminates the workers (SIGTERM's default action would kill this process alone and orphan them); then restore
+    the previous handler. Only in the main thread, and only over the default action: a handler the program
+    installed itself (or SIG_IGN) is left alone."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    received = False
+
+    def exit_once(signum: int, frame: object) -> None:
+        nonlocal received
+        if not received:  # a second SIGTERM must not interrupt the cleanup the first one started
+            received = True
+            raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_once)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM each of the pool's worker processes (Python >= 3.14 has this as ``terminate_workers``; before, the
+    processes are only in the private ``_processes``). The pool then reports itself broken and shuts down."""
+    if hasattr(pool, "terminate_workers"):  # pragma: no cover (Python >= 3.14)
+        pool.terminate_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError):  # already exited (or closed)
+            process.terminate()
 
 
 @contextlib.contextmanager
