@@ -7,6 +7,7 @@ import pytest
 
 from wrec import sweep
 from wrec.experiments import spike_coding_autoencoder as ae
+from wrec.experiments._stats import target_row
 from wrec.spiking import optimal_weights
 from wrec.spiking.learning import AutoencoderLearning
 from wrec.spiking.metrics import alignment_error
@@ -62,6 +63,19 @@ def test_targets_are_the_spec_tolerances():
         "err_Ω after 1e+06 steps": False, "decoding error reduced (before / after)": False,
         "decoding error / ideal network's": False, "final rate (Hz)": False, "corr(E, −I)": False}
     assert "0.0114" in bad.measured.iloc[0]
+
+
+def test_target_row_formats_measured_values_and_reduces_held():
+    """The shared row of every experiment's targets table."""
+    row = target_row("rate", pd.Series([14.52345, 0.000123456]), "10–20", pd.Series([True, False]))
+    assert row == {"target": "rate", "measured": "14.52, 0.0001235", "tolerance": "10–20", "held": False}
+    assert target_row("x", "1 -> 2", "< 1", np.True_)["measured"] == "1 -> 2"  # strings kept as they are
+    assert target_row("x", 0.5, "< 1", [True, True]) == {"target": "x", "measured": "0.5", "tolerance": "< 1",
+                                                         "held": True}
+    assert target_row("x", [], "< 1", np.array([], bool))["held"] is False  # nothing measured holds nothing
+    assert target_row("x", [np.nan], "< 1", True)["measured"] == "nan"
+    with pytest.raises(TypeError, match="tolerance must be a str, got float"):
+        target_row("x", 1.0, 0.5, True)
 
 
 def test_sweep_store_table_and_figures(tmp_path):

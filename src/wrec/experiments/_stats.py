@@ -16,3 +16,21 @@ def bootstrap_ci(values: np.ndarray, *, level: float = 0.95, resamples: int = 10
         return float("nan"), float("nan")
     means = v[np.random.default_rng(seed).integers(0, v.size, (resamples, v.size))].mean(axis=1)
     return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
+
+
+def format_values(values: object, digits: int = 4) -> str:
+    """The values (a scalar or array-like of numbers), ``", "``-joined with ``digits`` significant figures."""
+    return ", ".join(f"{v:.{digits}g}" for v in np.atleast_1d(np.asarray(values, dtype=float)).ravel())
+
+
+def target_row(target: str, measured: object, tolerance: str, held: object) -> dict[str, object]:
+    """One row of an experiment's ``targets(results)`` table: {target, measured, tolerance, held}.
+
+    ``measured``: a string (kept as it is) or numbers (``format_values``: 4 significant figures, comma-joined).
+    ``held``: a bool, or an array-like of them that holds only if every entry does and there is at least one."""
+    for name, value in (("target", target), ("tolerance", tolerance)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, got {type(value).__name__}: {value!r}")
+    flags = np.asarray(held, dtype=bool)
+    return {"target": target, "measured": measured if isinstance(measured, str) else format_values(measured),
+            "tolerance": tolerance, "held": bool(flags.size > 0 and flags.all())}

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from wrec import _checks, sweep
+from wrec.experiments._stats import target_row
 from wrec.spiking import metrics
 from wrec.spiking.learning import PRESETS, AutoencoderLearning, learn_autoencoder
 from wrec.spiking.scn import SCNWeights, simulate
@@ -173,19 +174,14 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
     steps = int(last.step.max())
     err_tol = 0.01 if steps >= 1_000_000 else 0.02
     rows = []
-
-    def add(target: str, values: pd.Series, tolerance: str, held: pd.Series) -> None:
-        rows.append({"target": target, "measured": ", ".join(f"{v:.4g}" for v in values),
-                     "tolerance": tolerance, "held": bool(held.all())})
-
-    add(f"err_Ω after {steps:.0e} steps", last.err_fast, f"< {err_tol}", last.err_fast < err_tol)
+    rows.append(target_row(f"err_Ω after {steps:.0e} steps", last.err_fast, f"< {err_tol}", last.err_fast < err_tol))
     if len(first):
         ratio = first.decoding_error / last.decoding_error
-        add("decoding error reduced (before / after)", ratio, "≥ 5×", ratio >= 5)
+        rows.append(target_row("decoding error reduced (before / after)", ratio, "≥ 5×", ratio >= 5))
     rel = last.decoding_error / last.decoding_error_ideal
-    add("decoding error / ideal network's", rel, "≤ 1.25", rel <= 1.25)
-    add("final rate (Hz)", last.rate, "10–20", last.rate.between(10, 20))
-    add("corr(E, −I)", last.ei_corr, "> 0.7", last.ei_corr > 0.7)
+    rows.append(target_row("decoding error / ideal network's", rel, "≤ 1.25", rel <= 1.25))
+    rows.append(target_row("final rate (Hz)", last.rate, "10–20", last.rate.between(10, 20)))
+    rows.append(target_row("corr(E, −I)", last.ei_corr, "> 0.7", last.ei_corr > 0.7))
     return pd.DataFrame(rows)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from wrec import _checks
+from wrec.experiments._stats import format_values, target_row
 from wrec.sweep import task_rng
 from wrec.tasks.memory import MEMORIES, linear_functional
 
@@ -294,11 +295,8 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
     """Spec E1 targets: measured values per seed, tolerance, and whether each held in ≥ 2 of 3 seeds."""
     out = []
 
-    def add(target, measured, tolerance, held):
-        out.append({"target": target, "measured": measured, "tolerance": tolerance, "held": bool(held)})
-
-    def fmt(values):
-        return ", ".join(f"{v:.3g}" for v in np.asarray(values, float))
+    def fmt(values) -> str:
+        return format_values(values, digits=3)
 
     widths = sorted(results["width"].unique())
     big = [m for m in widths if m >= 32]
@@ -306,41 +304,46 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
     if "pol" in set(results["memory"]) and "direct" in set(results["reparam"]):
         margin = _per_seed(results, "pol", None, "margin").loc["direct"]
         lo, hi = margin.loc[widths[0]].to_numpy(), margin.loc[widths[-1]].to_numpy()
-        add(f"pol+direct: margin decreases with m ({widths[0]} -> {widths[-1]})",
-            f"{fmt(lo)} -> {fmt(hi)}", "margin(m_max) < margin(m_min), 2 of 3 seeds", _held(hi < lo))
+        out.append(target_row(f"pol+direct: margin decreases with m ({widths[0]} -> {widths[-1]})",
+                              f"{fmt(lo)} -> {fmt(hi)}", "margin(m_max) < margin(m_min), 2 of 3 seeds",
+                              _held(hi < lo)))
         E = {beta: _per_seed(results, "pol", beta) for beta in (0.064, 0.256)}
         for m in big:
             e1, e2 = E[0.064].loc[("direct", m)].to_numpy(), E[0.256].loc[("direct", m)].to_numpy()
-            add(f"pol+direct m={m}: E(0.064) > 1", fmt(e1), "> 1", _held(e1 > 1))
-            add(f"pol+direct m={m}: E(0.256) > 1e2", fmt(e2), "> 1e2", _held(e2 > 1e2))
+            out.append(target_row(f"pol+direct m={m}: E(0.064) > 1", fmt(e1), "> 1", _held(e1 > 1)))
+            out.append(target_row(f"pol+direct m={m}: E(0.256) > 1e2", fmt(e2), "> 1e2", _held(e2 > 1e2)))
         for f in stable:
             e = E[0.064].loc[f]
-            add(f"pol+{f}: E(0.064) < 0.05 at every m", "; ".join(f"m={m}: {fmt(e.loc[m])}" for m in widths),
-                "< 0.05 at each m", all(_held(e.loc[m].to_numpy() < 0.05) for m in widths))
+            out.append(target_row(f"pol+{f}: E(0.064) < 0.05 at every m",
+                                  "; ".join(f"m={m}: {fmt(e.loc[m])}" for m in widths), "< 0.05 at each m",
+                                  all(_held(e.loc[m].to_numpy() < 0.05) for m in widths)))
             if 32 in widths:
                 ratio = E[0.064].loc[("direct", 32)].to_numpy() / e.loc[32].to_numpy()
-                add(f"pol m=32: E_direct(0.064) / E_{f}(0.064)", fmt(ratio), ">= 100", _held(ratio >= 100))
+                out.append(target_row(f"pol m=32: E_direct(0.064) / E_{f}(0.064)", fmt(ratio), ">= 100",
+                                      _held(ratio >= 100)))
             ew = _per_seed(results, "pol", 0.064, perturbed="recurrent")
-            add(f"(diagnostic, w alone perturbed) pol+{f}: E_w(0.064) < 0.05 at every m; direct at m={widths[-1]}",
+            out.append(target_row(
+                f"(diagnostic, w alone perturbed) pol+{f}: E_w(0.064) < 0.05 at every m; direct at m={widths[-1]}",
                 "; ".join(f"m={m}: {fmt(ew.loc[(f, m)])}" for m in widths)
                 + f" | direct: {fmt(ew.loc[('direct', widths[-1])])}", "< 0.05 at each m",
-                all(_held(ew.loc[(f, m)].to_numpy() < 0.05) for m in widths))
+                all(_held(ew.loc[(f, m)].to_numpy() < 0.05) for m in widths)))
             e2 = E[0.256].loc[f]
-            add(f"pol+{f}: E(0.256) finite (growth with m reported)",
-                "; ".join(f"m={m}: {fmt(e2.loc[m])}" for m in widths), "finite at each m",
-                all(_held(np.isfinite(e2.loc[m].to_numpy())) for m in widths))
+            out.append(target_row(f"pol+{f}: E(0.256) finite (growth with m reported)",
+                                  "; ".join(f"m={m}: {fmt(e2.loc[m])}" for m in widths), "finite at each m",
+                                  all(_held(np.isfinite(e2.loc[m].to_numpy())) for m in widths)))
         lam = _per_seed(results, "pol", None, "max_lambda")
         m = 32 if 32 in widths else widths[-1]
         gap_direct = 1 - lam.loc[("direct", m)].to_numpy()
         for f in stable:
             gap = 1 - lam.loc[(f, m)].to_numpy()
-            add(f"pol m={m}: 1 - max λ of {f} vs direct (approach the boundary)",
-                f"{fmt(gap)} vs {fmt(gap_direct)}", "1 - λmax(f) <= 2 (1 - λmax(direct)) (our reading)",
-                _held(gap <= 2 * gap_direct))
+            out.append(target_row(f"pol m={m}: 1 - max λ of {f} vs direct (approach the boundary)",
+                                  f"{fmt(gap)} vs {fmt(gap_direct)}",
+                                  "1 - λmax(f) <= 2 (1 - λmax(direct)) (our reading)", _held(gap <= 2 * gap_direct)))
     if "exp" in set(results["memory"]) and "direct" in set(results["reparam"]):
         margin = _per_seed(results, "exp", None, "margin").loc["direct"]
         ratio = margin.loc[widths[-1]].to_numpy() / margin.loc[widths[0]].to_numpy()
-        add(f"exp+direct: margin({widths[-1]}) / margin({widths[0]})", fmt(ratio), "> 0.5", _held(ratio > 0.5))
+        out.append(target_row(f"exp+direct: margin({widths[-1]}) / margin({widths[0]})", fmt(ratio), "> 0.5",
+                              _held(ratio > 0.5)))
     return pd.DataFrame(out)
 
 

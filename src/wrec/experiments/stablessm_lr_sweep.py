@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from wrec import _checks
+from wrec.experiments._stats import format_values, target_row
 from wrec.experiments.stablessm_curse_of_memory import REPARAMS, TrainingDiverged, lf_data, make_model, mse
 from wrec.sweep import task_rng
 from wrec.tasks.memory import MEMORIES
@@ -257,11 +258,8 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
     final = _final(results)
     out = []
 
-    def add(target, measured, tolerance, held):
-        out.append({"target": target, "measured": measured, "tolerance": tolerance, "held": bool(held)})
-
-    def fmt(values):
-        return ", ".join(f"{v:.3g}" for v in np.asarray(values, float))
+    def fmt(values) -> str:
+        return format_values(values, digits=3)
 
     lrs = sorted(final["lr"].unique())
     stable = [f for f in ("exp", "softplus", "best") if f in set(final["reparam"])]
@@ -269,30 +267,33 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
     if "direct" in set(final["reparam"]):
         for lr in [v for v in lrs if v >= 0.1]:
             d = sel.loc[("direct", lr)]
-            add(f"direct fails at lr={lr:g} (non-finite or test MSE > 1)", fmt(d["test_mse"]),
-                "fails in 2 of 3 seeds", _held(d["failed"]))
+            out.append(target_row(f"direct fails at lr={lr:g} (non-finite or test MSE > 1)", fmt(d["test_mse"]),
+                                  "fails in 2 of 3 seeds", _held(d["failed"])))
     mid = 0.1 if 0.1 in lrs else None
     if mid is not None:
         for f in stable:
             e = sel.loc[(f, mid)]["test_mse"]
-            add(f"{f} reaches test MSE < 1e-3 at lr=0.1", fmt(e), "< 1e-3 in 2 of 3 seeds", _held(e < 1e-3))
+            out.append(target_row(f"{f} reaches test MSE < 1e-3 at lr=0.1", fmt(e), "< 1e-3 in 2 of 3 seeds",
+                                  _held(e < 1e-3)))
     top = max(lrs)
     if top >= 1.0 and "best" in set(final["reparam"]):
         wide = final[final["lr"] == top].pivot_table(index="replicate", columns="reparam", values="test_mse")
         wide = wide.fillna(np.inf)
         lowest = wide.idxmin(axis=1) == "best"
-        add(f"at lr={top:g} best has the lowest test MSE of the four",
+        out.append(target_row(
+            f"at lr={top:g} best has the lowest test MSE of the four",
             "; ".join(f"seed {r}: " + ", ".join(f"{c} {v:.2g}" for c, v in row.items()) for r, row in wide.iterrows()),
-            "lowest in 2 of 3 seeds", _held(lowest))
+            "lowest in 2 of 3 seeds", _held(lowest)))
     if 1e-2 in lrs and "direct" in set(final["reparam"]):
         d = sel.loc[("direct", 1e-2)]
         for f in stable:
             s = sel.loc[(f, 1e-2)]
             gap = d["spread"].to_numpy() - s["spread"].to_numpy()
             gap_mm = d["spread_maxmin"].to_numpy() - s["spread_maxmin"].to_numpy()
-            add(f"lr=1e-2: spread(direct) - spread({f}), log10 q90/q10 averaged over training",
+            out.append(target_row(
+                f"lr=1e-2: spread(direct) - spread({f}), log10 q90/q10 averaged over training",
                 f"{fmt(gap)} (direct {fmt(d['spread'])}; {f} {fmt(s['spread'])}); max/min: {fmt(gap_mm)}",
-                ">= 0.5 decade in 2 of 3 seeds", _held(gap >= 0.5))
+                ">= 0.5 decade in 2 of 3 seeds", _held(gap >= 0.5)))
     return pd.DataFrame(out)
 
 
