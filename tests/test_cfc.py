@@ -359,3 +359,32 @@ def test_matches_ncps_cfc_cell(mode):
         h_ref, _ = ref(u, h_ref, ts)
         h = ours(u, h, ts)
         torch.testing.assert_close(h, h_ref, rtol=0, atol=1e-12)
+
+
+def test_low_rank_sparse_parametrization_of_any_weight():
+    """``low_rank_sparse_`` turns a module's weight into (P Qᵀ) ⊙ M, P Qᵀ the rank-r truncation of its value, and
+    a redraw through the module's own reset goes through the right inverse (RSNN's W_rec here)."""
+    from wrec.nn import low_rank_sparse_
+    from wrec.spiking.rsnn import RSNN
+
+    lin = torch.nn.Linear(6, 5, dtype=torch.float64)
+    w0 = lin.weight.detach().clone()
+    low_rank_sparse_(lin, "weight", 2, 0.5, mask="exact", generator=torch.Generator().manual_seed(0))
+    plist = lin.parametrizations.weight
+    U, S, Vh = torch.linalg.svd(w0)
+    torch.testing.assert_close(plist.original0 @ plist.original1.T, (U[:, :2] * S[:2]) @ Vh[:2])
+    assert float(plist[0].mask.sum()) == 15  # exactly round(30 · 0.5) ones
+    torch.testing.assert_close(lin.weight, (plist.original0 @ plist.original1.T) * plist[0].mask)
+    net = low_rank_sparse_(RSNN(4, (8,), 3, dtype=torch.float64), "weight_hh_l0", 3)
+    net.reset_parameters(torch.Generator().manual_seed(5))
+    fresh = RSNN(4, (8,), 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5)).weight_hh_l0.detach()
+    U, S, Vh = torch.linalg.svd(fresh)
+    torch.testing.assert_close(net.weight_hh_l0, (U[:, :3] * S[:3]) @ Vh[:3])
+    for kwargs, error, match in (({"rank": 6}, ValueError, r"rank must be None \(dense\) or an int in \[1, 5\]"),
+                                 ({"rank": None}, ValueError, "rank must be an int"),
+                                 ({"rank": 2, "sparsity": 1.0}, ValueError, "sparsity must be in"),
+                                 ({"rank": 2, "mask": "grid"}, ValueError, "mask must be one of")):
+        with pytest.raises(error, match=match):
+            low_rank_sparse_(torch.nn.Linear(6, 5), "weight", **kwargs)
+    with pytest.raises(ValueError, match="must be a 2-D weight"):
+        low_rank_sparse_(torch.nn.Linear(6, 5), "bias", 1)

@@ -1,6 +1,8 @@
 """Learning-rule oracles (spec snn-locality §5.3–§5.5): online e-prop equals its stop-gradient autograd
 construction, e-prop equals BPTT when nothing but the readout links z_t to the loss, the random-B and local-error
-rules reduce to symmetric e-prop, and a short training run learns digits."""
+rules reduce to symmetric e-prop, feedback alignment with the true transposes is BPTT, direct feedback alignment
+through W_outᵀ is BPTT for one layer, every rule trains a parametrized (low-rank sparse, spectral-norm) W_rec, and
+a short training run learns digits."""
 
 import os
 import time
@@ -8,8 +10,16 @@ import time
 import pytest
 import torch
 
+from wrec.nn import low_rank_sparse_
 from wrec.spiking.rsnn import RSNN, LIFParameters
-from wrec.spiking.rules import BPTT, EProp, LocalErrors, make_rule
+from wrec.spiking.rules import (
+    BPTT,
+    DirectFeedbackAlignment,
+    EProp,
+    FeedbackAlignment,
+    LocalErrors,
+    make_rule,
+)
 from wrec.tasks.spikes import digits, encode
 
 F64 = torch.float64
@@ -141,9 +151,108 @@ def test_local_errors_reduce_to_eprop():
     _assert_same(g_deep[2:], g_sym[2:], 1e-13)
 
 
+@pytest.mark.parametrize("params", [LIF, ALIF], ids=["LIF", "ALIF"])
+@pytest.mark.parametrize("hidden", [(7,), (6, 5)], ids=["1 layer", "2 layers"])
+def test_feedback_alignment_with_the_true_transposes_is_bptt(params, hidden):
+    """FA's only change to BPTT is the matrix on the error's path: given the weights themselves it is BPTT (1e-12).
+    With random matrices the hidden weights' gradients differ (cosine < 0.99); the readout's stays exact (it needs
+    only the spikes). The random W_rec feedback has a zero diagonal, like W_rec."""
+    net, (x, target) = _net(hidden, params=params), _data()
+    exact, loss_b = _grads(BPTT(), net, x, target)
+    names = ["weight_out", *[f"weight_ih_l{i}" for i in range(1, len(hidden))],
+             *[f"weight_hh_l{i}" for i in range(len(hidden))]]
+    true = {n: (getattr(net, n) * getattr(net, n.replace("weight_hh", "mask_hh"))) if "hh" in n else getattr(net, n)
+            for n in names}
+    same, loss_f = _grads(FeedbackAlignment(true), net, x, target)
+    assert loss_f == pytest.approx(loss_b, rel=1e-14)
+    _assert_same(same, exact, 1e-12)
+    fa = FeedbackAlignment(seed=3)
+    random_b, _ = _grads(fa, net, x, target)
+    named = dict(zip([n for n, _ in net.named_parameters()], random_b, strict=True))
+    exact_named = dict(zip([n for n, _ in net.named_parameters()], exact, strict=True))
+    _assert_same([named["weight_out"], named["bias_out"]], [exact_named["weight_out"], exact_named["bias_out"]], 1e-13)
+    cos = torch.nn.functional.cosine_similarity(named["weight_ih_l0"].flatten(), exact_named["weight_ih_l0"].flatten(),
+                                                dim=0)
+    assert float(cos) < 0.99
+    b = fa.feedback_weights(net)
+    assert set(b) == set(names) and all(torch.all(torch.diagonal(b[n]) == 0) for n in names if "hh" in n)
+    assert all(float(b[n].abs().max()) <= b[n].shape[1] ** -0.5 for n in names)
+
+
+@pytest.mark.parametrize("params", [LIF, ALIF], ids=["LIF", "ALIF"])
+def test_direct_feedback_alignment_through_the_readout_is_bptt_for_one_layer(params):
+    """DFA keeps the exact gradient in time within a layer; with one layer and B = W_outᵀ that is BPTT (1e-12).
+    With random B it differs from random-B e-prop (same B) only by e-prop's truncation in time."""
+    net, (x, target) = _net(params=params), _data()
+    exact, _ = _grads(BPTT(), net, x, target)
+    _assert_same(_grads(DirectFeedbackAlignment("symmetric"), net, x, target)[0], exact, 1e-12)
+    dfa, _ = _grads(DirectFeedbackAlignment(seed=5), net, x, target)
+    eprop, _ = _grads(EProp("random", seed=5), net, x, target)
+    _assert_same(dfa[-2:], eprop[-2:], 1e-13)  # the readout's gradient is exact for both
+    cos = torch.nn.functional.cosine_similarity(dfa[0].flatten(), eprop[0].flatten(), dim=0)
+    assert 0 < float(cos) < 1 - 1e-6
+
+
+def test_dfa_blocks_the_gradient_between_layers():
+    """Two layers: DFA's lower-layer gradient comes from its own broadcast B_0 only, so changing W_in of the top
+    layer changes nothing below (BPTT's lower gradient does change)."""
+    net, (x, target) = _net((6, 5)), _data()
+    dfa = DirectFeedbackAlignment(seed=2)
+    before, _ = _grads(dfa, net, x, target)
+    with torch.no_grad():
+        net.weight_ih_l1.mul_(1.3)  # the top layer's spikes change, the bottom layer's do not
+    after, _ = _grads(dfa, net, x, target)
+    # layer 0's error is (π − y*) B_0ᵀ: it depends on the output, which changed; so compare against a zero B_0 run
+    zero = DirectFeedbackAlignment([torch.zeros(6, 4, dtype=F64), dfa.feedback_weights(net)[1]])
+    g0, _ = _grads(zero, net, x, target)
+    assert float(g0[0].abs().max()) == 0 and float(g0[1].abs().max()) == 0  # nothing reaches layer 0 but B_0
+    assert float(before[0].abs().max()) > 0 and float(after[0].abs().max()) > 0
+
+
+def _structured(kind: str) -> RSNN:
+    net = _net()
+    if kind == "low-rank sparse":
+        low_rank_sparse_(net, "weight_hh_l0", rank=3, sparsity=0.3, generator=torch.Generator().manual_seed(0))
+    else:  # eval(): no power-iteration step per access, so W_rec stays the same between the compared runs
+        torch.nn.utils.parametrizations.spectral_norm(net, "weight_hh_l0").eval()
+    return net
+
+
+@pytest.mark.parametrize("kind", ["low-rank sparse", "spectral norm"])
+def test_every_rule_trains_a_parametrized_recurrent_weight(kind):
+    """W_rec is one more parameterisable matrix: each rule's ∂E/∂W_rec estimate reaches the parametrization's
+    originals. Oracles: online e-prop == its autograd construction (1e-10) on the low-rank sparse W_rec, and the
+    originals' gradient equals the chain rule Jᵀ·(the rule's gradient of a plain net with the same W_rec)."""
+    x, target = _data()
+    for name in ("bptt", "eprop", "eprop-random", "local", "fa", "dfa"):
+        net = _structured(kind)
+        plain = _net()
+        with torch.no_grad():
+            plain.weight_hh_l0.copy_(net.weight_hh_l0)
+        rule = make_rule(name, seed=1)
+        _grads(rule, plain, x, target)
+        g_w = plain.weight_hh_l0.grad * plain.mask_hh_l0
+        net.zero_grad(set_to_none=True)
+        make_rule(name, seed=1).compute_grads(net, x, target)
+        plist = net.parametrizations.weight_hh_l0
+        originals = [plist.original0, plist.original1] if kind == "low-rank sparse" else [plist.original]
+        expected = torch.autograd.grad(net.weight_hh_l0, originals, grad_outputs=g_w)
+        for o, e in zip(originals, expected, strict=True):
+            assert float(e.abs().max()) > 0, name
+            torch.testing.assert_close(o.grad, e, rtol=1e-10, atol=1e-12 * float(e.abs().max()))
+    net = _structured(kind)
+    _assert_same(_grads(EProp(online=True), net, x, target)[0], _grads(EProp(online=False), net, x, target)[0], 1e-10)
+    if kind == "low-rank sparse":  # W = (P Qᵀ) ⊙ M, P Qᵀ the rank-3 truncation of the initial dense W_rec
+        plist, w0 = net.parametrizations.weight_hh_l0, _net().weight_hh_l0.detach()
+        U, S, Vh = torch.linalg.svd(w0)
+        torch.testing.assert_close(plist.original0 @ plist.original1.T, (U[:, :3] * S[:3]) @ Vh[:3])
+        torch.testing.assert_close(net.weight_hh_l0, (plist.original0 @ plist.original1.T) * plist[0].mask)
+
+
 def test_autapse_gradient_is_zero_for_every_rule():
     net, (x, target) = _net(), _data()
-    for rule in (BPTT(), EProp(), EProp("random"), LocalErrors(), EProp(online=False)):
+    for rule in (BPTT(), EProp(), EProp("random"), LocalErrors(), EProp(online=False), FeedbackAlignment(),
+                 DirectFeedbackAlignment()):
         _grads(rule, net, x, target)
         assert torch.all(torch.diagonal(net.weight_hh_l0.grad) == 0), rule
 
@@ -162,6 +271,12 @@ def test_bad_calls():
     net, (x, target) = _net(), _data()
     with pytest.raises(ValueError, match="rule must be one of"):
         make_rule("hebb")
+    with pytest.raises(ValueError, match="not feedback paths of this network"):
+        FeedbackAlignment({"weight_ih_l0": torch.zeros(7, 5, dtype=F64)}).compute_grads(net, x, target)
+    with pytest.raises(ValueError, match="must have shape"):
+        FeedbackAlignment({"weight_out": torch.zeros(7, 4, dtype=F64)}).compute_grads(net, x, target)
+    with pytest.raises(TypeError, match="mapping from parameter name"):
+        FeedbackAlignment([torch.zeros(4, 7)])
     with pytest.raises(ValueError, match="feedback must be one of"):
         EProp("transpose")
     with pytest.raises(ValueError, match="feedback\\[0\\] must have shape"):

@@ -7,7 +7,9 @@ from wrec.nn.cfc import (
     LowRankSparse,
     LowRankSparseGRU,
     LowRankSparseLSTM,
+    LowRankSparseParametrization,
     LowRankSparseRNN,
+    low_rank_sparse_,
     recurrent_matrices,
     spectral_summary,
 )
@@ -24,7 +26,7 @@ from wrec.nn.stablessm import (
 
 __all__: list[str] = [
     "CfC", "CfCCell", "DiagonalSSMKernel", "LiGRU", "LiGRUParams", "LinearDiagonalSSM", "LowRankSparse",
-    "LowRankSparseGRU", "LowRankSparseLSTM", "LowRankSparseRNN", "SLiGRU", "StableSSM", "eta_bound",
-    "fused_light_gru", "gradient_scale", "ligru_step", "memory_function", "recurrent_matrices", "reparam_fn",
-    "reparam_inverse", "spectral_summary",
+    "LowRankSparseGRU", "LowRankSparseLSTM", "LowRankSparseParametrization", "LowRankSparseRNN", "SLiGRU",
+    "StableSSM", "eta_bound", "fused_light_gru", "gradient_scale", "ligru_step", "low_rank_sparse_",
+    "memory_function", "recurrent_matrices", "reparam_fn", "reparam_inverse", "spectral_summary",
 ]

@@ -156,6 +156,53 @@ class LowRankSparse(nn.Module):
                 f"mask={self.mask_kind!r}")
 
 
+class LowRankSparseParametrization(nn.Module):
+    """A ``torch.nn.utils.parametrize`` parametrization W = (P Qᵀ) ⊙ M: the trained originals are P ``(n_out, r)``
+    and Q ``(n_in, r)``, set from a weight W₀ by its rank-r SVD (P = U_r Σ_r^½, Q = V_r Σ_r^½); M is a fixed 0/1
+    buffer. Use :func:`low_rank_sparse_` to put it on a module's weight."""
+
+    def __init__(self, rank: int, mask: Tensor) -> None:
+        super().__init__()
+        self.rank = rank
+        self.register_buffer("mask", mask)
+
+    def forward(self, P: Tensor, Q: Tensor) -> Tensor:
+        return (P @ Q.T) * self.mask
+
+    def right_inverse(self, W: Tensor) -> tuple[Tensor, Tensor]:
+        U, S, Vh = torch.linalg.svd(W.detach().double(), full_matrices=False)
+        root = S[: self.rank].sqrt()
+        return (U[:, : self.rank] * root).to(W), (Vh[: self.rank].T * root).to(W)
+
+    def extra_repr(self) -> str:
+        return f"rank={self.rank}, sparsity={1 - float(self.mask.mean()):.3g}"
+
+
+def low_rank_sparse_(module: nn.Module, name: str, rank: int, sparsity: float = 0.0, *, mask: str = "bernoulli",
+                     generator: torch.Generator | None = None) -> nn.Module:
+    """Train ``module.<name>`` as W = (P Qᵀ) ⊙ M from now on (in place; returns ``module``).
+
+    P, Q come from the rank-r SVD of the weight's current value (so a dense initialisation keeps its scale along
+    its top r directions); M is drawn as in :class:`LowRankSparse` (``mask`` 'bernoulli' or 'exact', sparsity s)
+    from ``generator``. Any torch optimiser then trains P and Q (``module.parametrizations.<name>.original0/1``).
+    """
+    from torch.nn.utils import parametrize
+
+    W = getattr(module, name)
+    if not isinstance(W, Tensor) or W.dim() != 2:
+        raise ValueError(f"{name} must be a 2-D weight of the module, got {type(W).__name__}")
+    rank = _check_rank(rank, min(W.shape), f"min{tuple(W.shape)} = {min(W.shape)}")
+    if rank is None:
+        raise ValueError("rank must be an int (use the plain weight for a dense one)")
+    sparsity = _check_sparsity(sparsity)
+    _check_choice(mask, "mask", MASKS)
+    _, _, M = low_rank_sparse_factors(*W.shape, rank, sparsity, init=W.detach().double().cpu().numpy(), mask=mask,
+                                      seed=_numpy_rng(generator))
+    parametrize.register_parametrization(module, name,
+                                         LowRankSparseParametrization(rank, torch.from_numpy(M).to(W.detach())))
+    return module
+
+
 def _lecun(x: Tensor) -> Tensor:
     return 1.7159 * torch.tanh(0.666 * x)
 

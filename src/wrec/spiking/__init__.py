@@ -78,7 +78,8 @@ __all__ = [
 
 _TORCH = {"RSNN": "rsnn", "LIFParameters": "rsnn", "LIFState": "rsnn", "lif_step": "rsnn", "rsnn_loss": "rsnn",
           "spike": "rsnn", "surrogate_derivative": "rsnn", "TriangleSpike": "rsnn", "FastSigmoidSpike": "rsnn",
-          "ATanSpike": "rsnn", "BPTT": "rules", "EProp": "rules", "LocalErrors": "rules", "make_rule": "rules"}
+          "ATanSpike": "rsnn", "FeedbackLinear": "rsnn", "BPTT": "rules", "EProp": "rules", "LocalErrors": "rules",
+          "FeedbackAlignment": "rules", "DirectFeedbackAlignment": "rules", "make_rule": "rules"}
 __all__ += [*_TORCH, "rsnn", "rules"]
 
 

@@ -180,6 +180,35 @@ def initial_state(batch: int, hidden: int, *, dtype: torch.dtype | None = None,
     return LIFState(zeros, zeros, zeros)
 
 
+class FeedbackLinear(torch.autograd.Function):
+    """Forward z Wᵀ (+ b); backward sends the error to z through ``feedback`` ``(n_in, n_out)`` instead of Wᵀ.
+
+    The weight's gradient is the exact one. ``feedback`` = Wᵀ is plain autograd; a fixed random matrix is feedback
+    alignment; with ``weight`` zero it is a silent broadcast (no effect on the output, but z receives the error).
+    """
+
+    @staticmethod
+    def forward(ctx, z: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor) -> Tensor:
+        ctx.save_for_backward(z, feedback)
+        y = z @ weight.T
+        return y if bias is None else y + bias
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor | None, None]:
+        z, feedback = ctx.saved_tensors
+        g2 = grad.reshape(-1, grad.shape[-1])  # (T·B, K)
+        grad_w = g2.T @ z.reshape(-1, z.shape[-1])
+        return grad @ feedback.T, grad_w, g2.sum(0) if ctx.needs_input_grad[2] else None, None
+
+
+def linear(z: Tensor, weight: Tensor, bias: Tensor | None = None, feedback: Tensor | None = None) -> Tensor:
+    """z Wᵀ (+ b), its error sent back through ``feedback`` ``(n_in, n_out)`` in place of Wᵀ when given."""
+    if feedback is None:
+        y = z @ weight.T
+        return y if bias is None else y + bias
+    return FeedbackLinear.apply(z, weight, bias, feedback)
+
+
 def lif_step(
     params: LIFParameters,
     state: LIFState,
@@ -189,20 +218,24 @@ def lif_step(
     *,
     detach_reset: bool = False,
     detach_recurrent: bool = False,
+    feedback_in: Tensor | None = None,
+    feedback_rec: Tensor | None = None,
 ) -> LIFState:
     """One step of a (A)LIF layer: ``state`` holds (v, z, a) at t−1, the result holds them at t.
 
     v_t = α v_{t−1} + W_in x_t + W_rec z_{t−1} − θ z_{t−1};  a_t = ρ a_{t−1} + z_{t−1};  z_t = H(v_t − θ − β a_t).
     ``detach_reset`` / ``detach_recurrent`` stop the gradient through z_{t−1} in the reset / W_rec term (never in
     the adaptation, which stays a path inside the neuron as e-prop requires). ``w_rec`` None: feed-forward layer.
+    ``feedback_in`` ``(N, H)`` / ``feedback_rec`` ``(H, H)`` carry the error to x_t / z_{t−1} in place of
+    W_inᵀ / W_recᵀ (feedback alignment; the forward values do not change).
 
     Shape: x_t ``(B, N)``, w_in ``(H, N)``, w_rec ``(H, H)``, state fields ``(B, H)``.
     """
     z_prev = state.z
     # summed in snnTorch's order (leak + input, + recurrent, − reset), so float32 runs agree with it bit for bit
-    v = params.alpha * state.v + x_t @ w_in.T
+    v = params.alpha * state.v + linear(x_t, w_in, feedback=feedback_in)
     if w_rec is not None:
-        v = v + (z_prev.detach() if detach_recurrent else z_prev) @ w_rec.T
+        v = v + linear(z_prev.detach() if detach_recurrent else z_prev, w_rec, feedback=feedback_rec)
     v = v - params.threshold * (z_prev.detach() if detach_reset else z_prev)
     if params.adaptive:
         a = params.rho * state.a + z_prev
@@ -303,17 +336,25 @@ class RSNN(nn.Module):
         return len(self.hidden_sizes)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Redraw the weights as documented in the class (from ``generator``; None: torch's global RNG)."""
+        """Redraw the weights as documented in the class (from ``generator``; None: torch's global RNG). A
+        parametrized weight (``torch.nn.utils.parametrize``) gets the draw through its right inverse."""
+        from torch.nn.utils import parametrize
+
+        def draw(name: str, std: float, mask: Tensor | None = None) -> None:
+            w = torch.empty_like(getattr(self, name)).normal_(0.0, std, generator=generator)
+            w = w if mask is None else w * mask
+            if parametrize.is_parametrized(self, name):
+                setattr(self, name, w)
+            else:
+                getattr(self, name).copy_(w)
+
         with torch.no_grad():
             sizes = (self.input_size, *self.hidden_sizes)
             for layer in range(self.num_layers):
-                w_in = getattr(self, f"weight_ih_l{layer}")
-                w_in.normal_(0.0, 1.0 / math.sqrt(sizes[layer]), generator=generator)
+                draw(f"weight_ih_l{layer}", 1.0 / math.sqrt(sizes[layer]))
                 if self.recurrent:
-                    w_rec = getattr(self, f"weight_hh_l{layer}")
-                    w_rec.normal_(0.0, 0.5 / math.sqrt(sizes[layer + 1]), generator=generator)
-                    w_rec.mul_(getattr(self, f"mask_hh_l{layer}"))
-            self.weight_out.normal_(0.0, 1.0 / math.sqrt(self.hidden_sizes[-1]), generator=generator)
+                    draw(f"weight_hh_l{layer}", 0.5 / math.sqrt(sizes[layer + 1]), getattr(self, f"mask_hh_l{layer}"))
+            draw("weight_out", 1.0 / math.sqrt(self.hidden_sizes[-1]))
             self.bias_out.zero_()
 
     def layer_weights(self, layer: int) -> tuple[Tensor, Tensor | None]:
@@ -322,11 +363,6 @@ class RSNN(nn.Module):
         if not self.recurrent:
             return w_in, None
         return w_in, getattr(self, f"weight_hh_l{layer}") * getattr(self, f"mask_hh_l{layer}")
-
-    def layer_parameters(self, layer: int) -> tuple[nn.Parameter, nn.Parameter | None]:
-        """The parameters (W_in, W_rec or None) of ``layer``."""
-        w_rec = getattr(self, f"weight_hh_l{layer}") if self.recurrent else None
-        return getattr(self, f"weight_ih_l{layer}"), w_rec
 
     def prepare_input(self, input: Tensor) -> tuple[Tensor, bool]:
         """Check ``input`` and return it time-major ``(T, B, N_in)`` with whether it was batched.
@@ -349,31 +385,40 @@ class RSNN(nn.Module):
         detach_reset: bool = False,
         detach_recurrent: bool = False,
         detach_inputs: bool = False,
+        feedback: Sequence[tuple[Tensor | None, Tensor | None]] | None = None,
     ) -> list[Tensor]:
         """Spike trains of every layer for a time-major input (see :meth:`prepare_input`).
 
         ``detach_inputs`` stops the gradient between layers (each layer sees the one below as a fixed input).
+        ``feedback``: per layer (B_in ``(N_l, H_l)`` or None, B_rec ``(H_l, H_l)`` or None), the matrices that
+        carry the error backwards in place of W_inᵀ and W_recᵀ (see :func:`lif_step`).
         Shape: x ``(T, B, N_in)``; returns one ``(T, B, H_l)`` per layer.
         """
         T, B, _ = x.shape
+        if feedback is not None and len(feedback) != self.num_layers:
+            raise ValueError(f"feedback must hold one (B_in, B_rec) pair per layer ({self.num_layers}), "
+                             f"got {len(feedback)}")
         out = []
         inp = x
         for layer, h in enumerate(self.hidden_sizes):
             w_in, w_rec = self.layer_weights(layer)
+            b_in, b_rec = (None, None) if feedback is None else feedback[layer]
             state = initial_state(B, h, dtype=x.dtype, device=x.device)
             spikes = []
             for t in range(T):
                 state = lif_step(self.params, state, inp[t], w_in, w_rec, detach_reset=detach_reset,
-                                 detach_recurrent=detach_recurrent)
+                                 detach_recurrent=detach_recurrent, feedback_in=b_in, feedback_rec=b_rec)
                 spikes.append(state.z)
             z = torch.stack(spikes, 0)  # (T, B, H_l)
             out.append(z)
             inp = z.detach() if detach_inputs else z
         return out
 
-    def readout(self, z: Tensor) -> Tensor:
-        """y_t = κ y_{t−1} + W_out z_t + b. Shape: z ``(T, B, H_top)`` -> y ``(T, B, K)``."""
-        return leaky(z @ self.weight_out.T + self.bias_out, self.params.kappa)
+    def readout(self, z: Tensor, feedback: Tensor | None = None) -> Tensor:
+        """y_t = κ y_{t−1} + W_out z_t + b; ``feedback`` ``(H_top, K)`` carries the error to z in place of W_outᵀ.
+
+        Shape: z ``(T, B, H_top)`` -> y ``(T, B, K)``."""
+        return leaky(linear(z, self.weight_out, self.bias_out, feedback), self.params.kappa)
 
     def forward(self, input: Tensor, *, detach_reset: bool = False) -> tuple[Tensor, Tensor]:
         """(y ``(T, B, K)``, top-layer spikes ``(T, B, H_top)``), in the input's layout."""

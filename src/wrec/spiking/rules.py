@@ -12,6 +12,14 @@ the rule. All rules use the network's surrogate ψ.
   Online (O(1) memory in T) or, as a reference, by autograd with z_{t−1} detached in the recurrent and reset terms.
 - :class:`LocalErrors` (DECOLLE, Kaiser et al., Front. Neurosci. 14, 424, 2020): each layer below the top has a
   fixed random leaky readout G_l and its own loss; no gradient crosses layers; e-prop within a layer.
+- :class:`FeedbackAlignment` (Lillicrap et al., Nat. Commun. 7, 13276, 2016): BPTT with a fixed random matrix in
+  place of every weight transpose on the error's path (W_out, W_in above the first layer, W_rec).
+- :class:`DirectFeedbackAlignment` (Nøkland, NeurIPS 2016): the output error reaches every layer through a fixed
+  random B_l, no gradient crosses layers, and each layer runs exact BPTT in time (e-prop without its truncation).
+
+The rules estimate ∂E/∂W for the matrices the step uses (W_in, W_rec ⊙ (1 − I), W_out, b) and pass the estimate on
+to whatever parameters produce them (the autapse mask, or a ``torch.nn.utils.parametrize`` parametrization such as
+:func:`wrec.nn.low_rank_sparse_` or torch's ``spectral_norm``): a structured W_rec trains with every rule.
 
 Eligibility traces (LIF; input i of neuron j, ``x`` the layer's input, ``z`` its spikes):
 x̄_t = α x̄_{t−1} + x_t, ẑ_t = α ẑ_{t−1} + z_{t−1}; e_{ji,t} = ψ_{j,t}·(x̄ or ẑ)_{i,t}; because the readout is
@@ -22,7 +30,7 @@ The readout gradient is exact: ∂E/∂W_out,kj = Σ_t (π_{k,t} − y*_k) z̄^�
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +39,7 @@ from torch import Tensor
 from wrec.nn._rnn import _check_bool, _check_int
 from wrec.spiking.rsnn import (
     RSNN,
+    FeedbackLinear,
     centered_potential,
     check_target,
     initial_state,
@@ -62,24 +71,12 @@ def _random_matrix(rows: int, cols: int, scale: float, generator: torch.Generato
     return m.to(dtype=like.dtype, device=like.device)
 
 
-class _FeedbackLinear(torch.autograd.Function):
-    """Forward z Wᵀ + b; backward sends the error to z through ``feedback`` (H, K) instead of Wᵀ.
-
-    With ``weight`` zero it is a silent broadcast: no effect on y, but z receives ∂E/∂y · feedbackᵀ.
-    """
-
-    @staticmethod
-    def forward(ctx, z: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor) -> Tensor:
-        ctx.save_for_backward(z, feedback)
-        y = z @ weight.T
-        return y if bias is None else y + bias
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor | None, None]:
-        z, feedback = ctx.saved_tensors
-        g2 = grad.reshape(-1, grad.shape[-1])  # (T·B, K)
-        grad_w = g2.T @ z.reshape(-1, z.shape[-1])
-        return grad @ feedback.T, grad_w, g2.sum(0) if ctx.needs_input_grad[2] else None, None
+def _backward(net: RSNN, loss: Tensor) -> None:
+    """Add ∂loss/∂p to ``p.grad`` of every trained parameter of ``net`` (parametrizations' originals included)."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    for p, g in zip(params, torch.autograd.grad(loss, params, allow_unused=True), strict=True):
+        if g is not None:
+            _add_grad(p, g)
 
 
 class BPTT:
@@ -96,9 +93,7 @@ class BPTT:
         x, target = _check_call(net, x, target)
         z = net.hidden(x, detach_reset=self.detach_reset)[-1]
         loss = rsnn_loss(net.readout(z), target)
-        params = [p for p in net.parameters() if p.requires_grad]
-        for p, g in zip(params, torch.autograd.grad(loss, params), strict=True):
-            _add_grad(p, g)
+        _backward(net, loss)
         return loss.detach()
 
     def __repr__(self) -> str:
@@ -114,6 +109,7 @@ class _Online:
     """
 
     online: bool
+    truncate = True  # e-prop's stop-gradients in time (DFA keeps the exact temporal gradient)
 
     def _signals(self, net: RSNN, like: Tensor) -> tuple[list[Tensor], list[Tensor | None]]:
         raise NotImplementedError
@@ -122,10 +118,12 @@ class _Online:
         """Fill ``p.grad``; return the loss. Shape: x ``(T, B, N_in)`` (or batch_first), target ``(B,)``."""
         x, target = _check_call(net, x, target)
         feedback, local = self._signals(net, net.weight_out)
-        run = _online_grads if self.online else _autograd_grads
-        grads, loss = run(net, x, target, feedback, local)
-        for p, g in grads:
-            _add_grad(p, g)
+        if not self.online:
+            return _autograd_grads(net, x, target, feedback, local, truncate=self.truncate)
+        grads, loss = _online_grads(net, x, target, feedback, local)
+        with torch.enable_grad():  # on to the parameters behind the matrices (mask, parametrizations)
+            pairs = [(m, g) for m, g in zip(_matrices(net), grads, strict=True) if m.requires_grad]
+            torch.autograd.backward([m for m, _ in pairs], [g for _, g in pairs])
         return loss
 
 
@@ -226,36 +224,21 @@ class LocalErrors(_Online):
         return f"LocalErrors(online={self.online}, seed={self.seed})"
 
 
-def _trained(net: RSNN) -> list[tuple[Tensor, str, int]]:
-    """(parameter, kind, layer) for every parameter that requires a gradient."""
+def _matrices(net: RSNN) -> list[Tensor]:
+    """The matrices the step uses, in the order of :func:`_online_grads`' gradients: per layer W_in and (recurrent)
+    W_rec ⊙ (1 − I), then W_out and b."""
     out = []
     for layer in range(net.num_layers):
-        w_in, w_rec = net.layer_parameters(layer)
-        out.append((w_in, "in", layer))
-        if w_rec is not None:
-            out.append((w_rec, "rec", layer))
-    out += [(net.weight_out, "out", -1), (net.bias_out, "bias", -1)]
-    return [item for item in out if item[0].requires_grad]
-
-
-def _collect(net: RSNN, g_in: list[Tensor], g_rec: list[Tensor | None], g_out: Tensor,
-             g_b: Tensor) -> list[tuple[Tensor, Tensor]]:
-    found = {"in": g_in, "rec": g_rec}
-    out = []
-    for p, kind, layer in _trained(net):
-        if kind == "out":
-            out.append((p, g_out))
-        elif kind == "bias":
-            out.append((p, g_b))
-        else:
-            out.append((p, found[kind][layer]))
-    return out
+        w_in, w_rec = net.layer_weights(layer)
+        out += [w_in] if w_rec is None else [w_in, w_rec]
+    return [*out, net.weight_out, net.bias_out]
 
 
 @torch.no_grad()
 def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor],
-                  local: list[Tensor | None]) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
-    """One forward pass with eligibility traces; memory O(B·H·N) per layer, independent of T."""
+                  local: list[Tensor | None]) -> tuple[list[Tensor], Tensor]:
+    """One forward pass with eligibility traces; memory O(B·H·N) per layer, independent of T. Returns the
+    gradient estimates for :func:`_matrices` (W_rec's unmasked: the mask's backward zeroes the diagonal)."""
     T, B, _ = x.shape
     p = net.params
     alpha, kappa, rho, beta = p.alpha, p.kappa, p.rho, p.beta
@@ -316,48 +299,131 @@ def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor],
             signal = (e_l @ feedback[i].T).T[:, None, :]  # learning signal L^l_t as (H, 1, B)
             for k in kinds[i]:
                 grad[i][k] += torch.bmm(signal, ebar[i][k]).squeeze(1)
-    g_in = [grad[i]["in"] for i in range(net.num_layers)]
-    g_rec: list[Tensor | None] = [None] * net.num_layers
-    if net.recurrent:
-        g_rec = [grad[i]["rec"] * getattr(net, f"mask_hh_l{i}") for i in range(net.num_layers)]
-    return _collect(net, g_in, g_rec, g_out, g_b), loss
+    return [g[k] for i, g in enumerate(grad) for k in kinds[i]] + [g_out, g_b], loss
 
 
-def _autograd_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor],
-                    local: list[Tensor | None]) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
-    """The stop-gradient construction of e-prop, differentiated by autograd (the reference for the online rule).
+def _autograd_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor], local: list[Tensor | None], *,
+                    truncate: bool = True) -> Tensor:
+    """The stop-gradient construction of e-prop, differentiated by autograd into ``p.grad`` (the reference for the
+    online rule); returns the loss.
 
-    z_{t−1} is detached in the recurrent and reset terms and between layers; the output error reaches layer l
-    through F_l (a silent broadcast for lower layers) or through the layer's own local readout and loss.
+    z_{t−1} is detached in the recurrent and reset terms (``truncate``; False keeps the exact gradient in time, as
+    DFA does) and between layers; the output error reaches layer l through F_l (a silent broadcast for lower
+    layers) or through the layer's own local readout and loss.
     """
     kappa = net.params.kappa
-    spikes = net.hidden(x, detach_reset=True, detach_recurrent=True, detach_inputs=True)
+    spikes = net.hidden(x, detach_reset=truncate, detach_recurrent=truncate, detach_inputs=True)
     top = len(spikes) - 1
-    drive = _FeedbackLinear.apply(spikes[top], net.weight_out, net.bias_out, feedback[top])
+    drive = FeedbackLinear.apply(spikes[top], net.weight_out, net.bias_out, feedback[top])
     total = torch.zeros((), dtype=x.dtype, device=x.device)
     for i in range(top):
         if local[i] is None:  # broadcast of the network's output error through F_l
             silent = torch.zeros(net.output_size, net.hidden_sizes[i], dtype=x.dtype, device=x.device)
-            drive = drive + _FeedbackLinear.apply(spikes[i], silent, None, feedback[i])
+            drive = drive + FeedbackLinear.apply(spikes[i], silent, None, feedback[i])
         else:
             total = total + rsnn_loss(leaky(spikes[i] @ local[i].T, kappa), target)
     loss = rsnn_loss(leaky(drive, kappa), target)
-    params = [item[0] for item in _trained(net)]
-    grads = torch.autograd.grad(loss + total, params)
-    return list(zip(params, grads, strict=True)), loss.detach()
+    _backward(net, loss + total)
+    return loss.detach()
 
 
-RULES = ("bptt", "eprop", "eprop-random", "local")
+class DirectFeedbackAlignment(EProp):
+    """Direct feedback alignment in time: the output error L_t = (π_t − y*) B_lᵀ / T reaches every layer through a
+    fixed random B_l ``(H_l, K)`` (U(±1/√H_l), drawn from ``seed`` as random e-prop's), no gradient crosses layers,
+    and each layer's weights get the exact gradient in time of ⟨L, z^l⟩ (through W_rec and the reset: what e-prop
+    truncates). ``feedback="symmetric"`` uses W_outᵀ at the top (one layer: BPTT), or give one matrix per layer.
+    Computed by autograd (memory grows with T, as BPTT's)."""
+
+    truncate = False
+
+    def __init__(self, feedback: str | Sequence[Tensor] = "random", *, seed: int = 0) -> None:
+        super().__init__(feedback, online=False, seed=seed)
+
+    def __repr__(self) -> str:
+        return f"DirectFeedbackAlignment(feedback={self.feedback!r}, seed={self.seed})"
 
 
-def make_rule(name: str, *, seed: int = 0) -> BPTT | EProp | LocalErrors:
-    """A rule by name: ``"bptt"``, ``"eprop"`` (symmetric), ``"eprop-random"`` or ``"local"``."""
+class FeedbackAlignment:
+    """BPTT in which the error travels back through fixed random matrices instead of the weights' transposes:
+    B_out in place of W_out, B_l in place of W_in of every layer above the first, B_rec in place of W_rec (with a
+    zero diagonal, like W_rec). Each B has its weight's shape, U(±1/√n_in), drawn once per network shape from
+    ``seed``, or is given in ``feedback`` (parameter name -> matrix, e.g. ``{"weight_out": ...}``; names not given
+    are drawn). Weight gradients use the true presynaptic activity; credit in time is exact (reset path included).
+    """
+
+    def __init__(self, feedback: Mapping[str, Tensor] | None = None, *, seed: int = 0) -> None:
+        if feedback is not None and not (isinstance(feedback, Mapping)
+                                         and all(isinstance(b, Tensor) for b in feedback.values())):
+            raise TypeError("feedback must be None or a mapping from parameter name to a tensor")
+        self._given = {} if feedback is None else {k: b.detach() for k, b in feedback.items()}
+        self.seed = _check_int(seed, "seed")
+        self._random: dict[tuple, dict[str, Tensor]] = {}
+
+    def feedback_weights(self, net: RSNN) -> dict[str, Tensor]:
+        """Name -> B (the weight's shape) for W_out, W_in of layers ≥ 1 and every W_rec of ``net``."""
+        shapes = {"weight_out": (net.output_size, net.hidden_sizes[-1])}
+        for i in range(net.num_layers):
+            h = net.hidden_sizes[i]
+            if i > 0:
+                shapes[f"weight_ih_l{i}"] = (h, net.hidden_sizes[i - 1])
+            if net.recurrent:
+                shapes[f"weight_hh_l{i}"] = (h, h)
+        unknown = set(self._given) - set(shapes)
+        if unknown:
+            raise ValueError(f"feedback names {sorted(unknown)} are not feedback paths of this network; "
+                             f"expected some of {sorted(shapes)}")
+        like = net.weight_out
+        key = (net.hidden_sizes, net.output_size, net.recurrent, like.dtype, like.device)
+        if key not in self._random:
+            gen = torch.Generator().manual_seed(self.seed)
+            drawn = {name: _random_matrix(*shape, shape[1] ** -0.5, gen, like) for name, shape in shapes.items()}
+            for name in drawn:
+                if name.startswith("weight_hh"):
+                    drawn[name].fill_diagonal_(0.0)
+            self._random[key] = drawn
+        out = dict(self._random[key])
+        for name, b in self._given.items():
+            if tuple(b.shape) != shapes[name]:
+                raise ValueError(f"feedback[{name!r}] must have shape {shapes[name]}, got {tuple(b.shape)}")
+            out[name] = b.to(like)
+        return out
+
+    def compute_grads(self, net: RSNN, x: Tensor, target: Tensor) -> Tensor:
+        """Fill ``p.grad``; return the loss. Shape: x ``(T, B, N_in)`` (or batch_first), target ``(B,)``."""
+        x, target = _check_call(net, x, target)
+        b = self.feedback_weights(net)
+
+        def t(name: str) -> Tensor | None:
+            return b[name].T if name in b else None
+
+        paths = [(t(f"weight_ih_l{i}"), t(f"weight_hh_l{i}")) for i in range(net.num_layers)]
+        z = net.hidden(x, feedback=paths)[-1]
+        loss = rsnn_loss(net.readout(z, feedback=t("weight_out")), target)
+        _backward(net, loss)
+        return loss.detach()
+
+    def __repr__(self) -> str:
+        return f"FeedbackAlignment(seed={self.seed})"
+
+
+RULES = ("bptt", "eprop", "eprop-random", "local", "fa", "dfa")
+Rule = BPTT | EProp | LocalErrors | FeedbackAlignment | DirectFeedbackAlignment
+
+
+def make_rule(name: str, *, seed: int = 0, online: bool = True) -> Rule:
+    """A rule by name: ``"bptt"``, ``"eprop"`` (symmetric), ``"eprop-random"``, ``"local"``, ``"fa"`` (feedback
+    alignment) or ``"dfa"`` (direct feedback alignment). ``online`` picks e-prop's (and local errors') online
+    implementation or the autograd one (same gradients; faster on a CPU at small T, memory growing with T)."""
     if name == "bptt":
         return BPTT()
     if name == "eprop":
-        return EProp("symmetric", seed=seed)
+        return EProp("symmetric", online=online, seed=seed)
     if name == "eprop-random":
-        return EProp("random", seed=seed)
+        return EProp("random", online=online, seed=seed)
     if name == "local":
-        return LocalErrors(seed=seed)
+        return LocalErrors(online=online, seed=seed)
+    if name == "fa":
+        return FeedbackAlignment(seed=seed)
+    if name == "dfa":
+        return DirectFeedbackAlignment(seed=seed)
     raise ValueError(f"rule must be one of {RULES}, got {name!r}")
