@@ -68,6 +68,31 @@ def test_attacks_leave_the_global_rng_alone_and_repeat():
     torch.testing.assert_close(m._attack("pgd", model, 0.1, x, y, seed=5, square_queries=1), a, rtol=0, atol=0)
 
 
+@needs_torchattacks
+@pytest.mark.parametrize("encoding", ["rate", "latency"])
+def test_stochastic_and_latency_encodings_are_attacked_through_straight_through_gradients(encoding):
+    """The attacked function of rate coding is deterministic (frozen noise, same logits on every call and for any
+    subset of the batch, as Square queries it); FGSM's step is the hand-computed one through the straight-through
+    gradient, which is nonzero; PGD lowers the accuracy and stays in the ε-ball."""
+    net = RSNN(64, (30,), 10, generator=torch.Generator().manual_seed(0))
+    noise = torch.rand(10, 1, 64, generator=torch.Generator().manual_seed(5)) if encoding == "rate" else None
+    model = m.pixel_classifier(net, 10, encoding, noise).eval()
+    x, y = _images()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[5:9], model(x[5:9]), rtol=0, atol=1e-5)  # float32 GEMM rounding
+    xr = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(model(xr), y), xr)
+    assert float(grad.abs().sum()) > 0
+    adv = m.make_attack("fgsm", model, 0.1)(x, y)
+    torch.testing.assert_close(adv, torch.clamp(x + 0.1 * grad.sign(), 0, 1), rtol=0, atol=0)
+    y_pred = model(x).argmax(1).detach()
+    adv = m._attack("pgd", model, 0.3, x, y_pred, seed=3, square_queries=1)
+    assert float((adv - x).abs().max()) <= 0.3 + 1e-6 and m._accuracy(model, adv, y_pred) < 1.0
+    if encoding == "rate":
+        with pytest.raises(ValueError, match="frozen noise"):
+            m.pixel_classifier(net, 10, "rate")
+
+
 def test_linear_cka_against_the_gram_matrix_form_and_invariances():
     rng = np.random.default_rng(0)
     X, Y = rng.normal(size=(60, 7)), rng.normal(size=(60, 5))
@@ -109,6 +134,7 @@ def test_auc_bootstrap_and_parameter_matching():
     ({"eps": (-0.1,)}, "eps must be >= 0.0"),
     ({"steps": 0}, "steps must be >= 1"),
     ({"datasets": "digits"}, "non-empty tuple"),
+    ({"attack_encodings": ("phase",)}, "unknown attack_encoding"),
 ])
 def test_bad_config(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -148,7 +174,7 @@ def test_non_finite_loss_stops_with_a_clear_message(monkeypatch):
         def compute_grads(self, net, x, target):
             return torch.tensor(float("nan"))
 
-    monkeypatch.setattr("wrec.spiking.rules.make_rule", lambda name, seed: Diverging())
+    monkeypatch.setattr("wrec.spiking.rules.make_rule", lambda name, **kwargs: Diverging())
     config = m.Config.smoke().tasks()[0]
     with pytest.raises(FloatingPointError, match=r"rule 'eprop'.*non-finite.*epoch 1"):
         m.evaluate(replace_rules(config, ("eprop",)))
@@ -187,7 +213,7 @@ def test_smoke_run(tmp_path):
     for _, g in att[att.eps == 0].groupby(["architecture", "rule"]):
         # ε = 0: every attack and source reports the same clean accuracy of that net on the attacked subset
         assert g.accuracy.nunique() == 1 and 0 <= g.accuracy.iloc[0] <= 1
-    assert len(att) == 3 * 4 * len(config.eps) * (4 + 2)  # architectures × rules × ε × (white-box + 2 transfers)
+    assert len(att) == 3 * len(m.RULES) * len(config.eps) * (4 + 2)  # archs × rules × ε × (white-box + 2 transfers)
     cka = res[res.kind == "cka"]
     assert cka.cka.between(0, 1 + 1e-12).all()
     tab = m.table(res)
@@ -197,6 +223,10 @@ def test_smoke_run(tmp_path):
     d = m.delta_rec(res)
     assert set(d.source) == {"white-box", "transfer-same", "transfer-other"} and d.ci_low.isna().all()
     assert isinstance(m.verdicts(res), pd.DataFrame)
+    reports = m.reports(res)
+    assert set(reports) == {"delta_rec", "verdicts"}
+    assert set(reports["delta_rec"].baseline) == {"feedforward", "feedforward-matched"}
+    assert set(reports["verdicts"].verdict) == {"undetermined (fewer than 2 replicates)"}
     paths = m.plot(res, tmp_path / "snn.png")
     assert len(paths) == 3 and all(p.exists() for p in paths)
     # results without attacks (the locality study alone, as stored by its tasks) summarise too

@@ -50,6 +50,35 @@ def test_rate_encoding_is_bernoulli_with_p_max_x():
     assert torch.equal(out, same)
 
 
+def test_rate_encoding_with_frozen_noise_and_straight_through_gradient():
+    """Given uniform noise u, z = 1[u < p_max·x] (deterministic); straight-through keeps those spikes and gives
+    ∂Σ_t z_t/∂x = T·p_max."""
+    x = torch.tensor([[0.0, 0.3, 0.9, 1.0]], dtype=torch.float64, requires_grad=True)
+    u = torch.rand(50, 1, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    z = encode(x, "rate", T=50, p_max=0.8, noise=u, straight_through=True)
+    torch.testing.assert_close(z.detach(), (u < 0.8 * x.detach()).double(), rtol=0, atol=0)
+    torch.testing.assert_close(z.detach(), encode(x.detach(), "rate", T=50, p_max=0.8, noise=u), rtol=0, atol=0)
+    (g,) = torch.autograd.grad(z.sum(), x)
+    torch.testing.assert_close(g, torch.full_like(x, 50 * 0.8))
+    assert not encode(x, "rate", T=50, noise=u).requires_grad  # no gradient unless asked
+    with pytest.raises(ValueError, match="does not broadcast"):
+        encode(x, "rate", T=50, noise=u[:, :, :3])
+    with pytest.raises(TypeError, match=r"noise must be a torch\.Tensor"):
+        encode(x, "rate", T=50, noise=0.5)
+
+
+def test_latency_straight_through_gradient_is_that_of_the_interpolated_spike_time():
+    """Spikes unchanged; Σ_t t·soft_t is the real-valued spike time (1 − x)(T − 1) between two steps, so
+    ∂(Σ_t t·z_t)/∂x = −(T − 1) for pixels above the threshold and 0 below it."""
+    T = 25
+    x = torch.tensor([[0.02, 0.31, 0.47, 0.93]], dtype=torch.float64, requires_grad=True)
+    z = encode(x, "latency", T=T, straight_through=True)
+    torch.testing.assert_close(z.detach(), encode(x.detach(), "latency", T=T), rtol=0, atol=0)
+    t = torch.arange(T, dtype=torch.float64).reshape(T, 1, 1)
+    (g,) = torch.autograd.grad((t * z).sum(), x)
+    torch.testing.assert_close(g, torch.tensor([[0.0, -(T - 1), -(T - 1), -(T - 1)]], dtype=torch.float64))
+
+
 def test_latency_encoding_spikes_once_at_the_rounded_time():
     x = torch.tensor([[0.0, 0.05, 0.06, 0.5, 0.9, 1.0]])
     T = 25

@@ -70,6 +70,10 @@ def run_experiment(
             checks.to_csv(folder / "targets.csv", index=False)
             typer.echo(f"\nspec targets ({int(checks['held'].sum())} of {len(checks)} held):")
             typer.echo(checks.to_string(index=False))
+        for name, frame in (module.reports(results) if hasattr(module, "reports") else {}).items():
+            frame.to_csv(folder / f"{name}.csv", index=False)  # further tables of the experiment (e.g. CIs)
+            typer.echo(f"\n{name}: {folder / f'{name}.csv'}")
+            typer.echo(frame.to_string(index=False))
     typer.echo(f"\ntable: {folder / 'table.csv'}")
     for figure in figures:
         typer.echo(f"figure: {figure}")

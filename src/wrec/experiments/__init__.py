@@ -1,7 +1,7 @@
 """One module per reproduced result, each with ``Config`` (``.quick()``, ``.tasks()``), ``evaluate(config)``,
 ``table(results)`` and ``plot(results, path) -> list of figure paths``; optionally ``targets(results)``, a table of
 the spec's reproduction targets (columns ``target``, ``measured``, ``tolerance``, ``held``) that the CLI prints and
-saves. The CLI finds them here by name."""
+saves, and ``reports(results)``, further named tables (saved as ``<name>.csv``). The CLI finds them here by name."""
 
 from types import ModuleType
 

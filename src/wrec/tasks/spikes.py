@@ -58,12 +58,19 @@ def encode(
     gain: float = 2.0,
     p_max: float = 1.0,
     latency_threshold: float = 0.05,
+    noise: Tensor | None = None,
+    straight_through: bool = False,
 ) -> Tensor:
     """Intensities -> input train. Shape: x ``(B, N)`` in [0, 1] -> ``(T, B, N)`` of x's dtype.
 
-    ``"direct"``: gain·x_i at every step. ``"rate"``: z_{t,i} ~ Bernoulli(p_max·x_i), drawn from ``generator``.
-    ``"latency"``: one spike at t = round((1 − x_i)(T − 1)) (round half to even) if x_i > ``latency_threshold``.
-    Only ``"direct"`` passes a gradient to x.
+    ``"direct"``: gain·x_i at every step. ``"rate"``: z_{t,i} ~ Bernoulli(p_max·x_i), drawn from ``generator``, or
+    z_{t,i} = 1[u_{t,i} < p_max·x_i] for given uniform ``noise`` u (broadcastable to ``(T, B, N)``: frozen noise
+    makes the encoding a deterministic function of x). ``"latency"``: one spike at t = round((1 − x_i)(T − 1))
+    (round half to even) if x_i > ``latency_threshold``.
+    Only ``"direct"`` is differentiable in x. ``straight_through`` keeps the spikes and passes a surrogate
+    gradient to x (what gradient attacks on the intensities need): rate ∂z_t/∂x = p_max (the derivative of
+    E[z_t]); latency the derivative of max(0, 1 − |t − (1 − x)(T − 1)|), the spike spread linearly over the two
+    steps around its real-valued time.
     """
     if scheme not in ENCODINGS:
         raise ValueError(f"scheme must be one of {ENCODINGS}, got {scheme!r}")
@@ -83,14 +90,28 @@ def encode(
         return (gain * x).unsqueeze(0).expand(T, *x.shape)
     if scheme == "rate":
         _checks.real(p_max, "p_max", low=0.0, high=1.0)
-        probs = (p_max * x.detach()).unsqueeze(0).expand(T, *x.shape)
-        return torch.bernoulli(probs.contiguous(), generator=generator)
+        probs = (p_max * xd).unsqueeze(0).expand(T, *x.shape)
+        if noise is None:
+            z = torch.bernoulli(probs.contiguous(), generator=generator)
+        else:
+            if not isinstance(noise, Tensor):
+                raise TypeError(f"noise must be a torch.Tensor of uniform draws, got {type(noise).__name__}")
+            try:
+                z = (noise < probs).to(x.dtype)
+            except RuntimeError:
+                raise ValueError(f"noise of shape {tuple(noise.shape)} does not broadcast to "
+                                 f"{(T, *x.shape)}") from None
+        return z + (p_max * (x - xd)).unsqueeze(0) if straight_through else z
     _checks.real(latency_threshold, "latency_threshold", low=0.0, high=1.0)
     t_spike = torch.round((1 - xd) * (T - 1)).long()  # (B, N)
     out = torch.zeros(T, *x.shape, dtype=x.dtype, device=x.device)
     on = xd > latency_threshold
     out.scatter_(0, t_spike.unsqueeze(0), on.to(x.dtype).unsqueeze(0))
-    return out
+    if not straight_through:
+        return out
+    steps = torch.arange(T, dtype=x.dtype, device=x.device).reshape(T, 1, 1)
+    soft = torch.relu(1 - (steps - (1 - x) * (T - 1)).abs()) * on
+    return out + soft - soft.detach()
 
 
 @dataclass(frozen=True)
