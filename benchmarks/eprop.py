@@ -3,6 +3,8 @@
 One gradient (forward + backward or forward with traces) of ``RSNN(64, (100,), 10)`` on a batch of B = 64 digits
 (direct coding, float32) for T ∈ {25, 100, 400} (spec snn-locality §7). BPTT stores the trajectory, so its memory
 grows with T; online e-prop keeps (B, H, N) eligibility traces, independent of T, and does more arithmetic per step.
+Also timed: e-prop's autograd form (the same gradient, tested to 1e-10; what ``wrec run snn-locality`` trains with),
+whose memory grows with T like BPTT's.
 
 - time: minimum over ``--repeats`` after a warm-up, both rules in this one process; ``ratio = BPTT / e-prop``.
 - peak memory: each (rule, T) runs once in a fresh subprocess with glibc told to map every block of ≥ 4 KiB
@@ -95,12 +97,13 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     print(f"RSNN(64, (100,), 10) recurrent LIF, B = {B}, float32, one gradient per call; torch {torch.__version__}, "
           f"{args.threads} thread(s), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'T':>5} {'BPTT s':>9} {'e-prop s':>9} {'time BPTT/e-prop':>17} {'BPTT peak MB':>13} "
+    print(f"{'T':>5} {'BPTT s':>9} {'e-prop s':>9} {'autograd e-prop s':>18} {'time BPTT/e-prop':>17} "
+          f"{'BPTT peak MB':>13} "
           f"{'e-prop peak MB':>15} {'mem BPTT/e-prop':>16} {'BPTT saved MB':>14} {'traces MB':>10}")
     for T in lengths:
         net, x, y = problem(T)
         times = {}
-        for name, rule in (("bptt", BPTT()), ("eprop", EProp())):
+        for name, rule in (("bptt", BPTT()), ("eprop", EProp()), ("autograd", EProp(online=False))):
             times[name] = best(lambda r=rule, n=net, x=x, y=y: gradient(r, n, x, y), repeats,
                                warmup=lambda r=rule, n=net, x=x, y=y: gradient(r, n, x[:5], y))
         mem = {}
@@ -109,7 +112,8 @@ def main() -> None:
                                  check=True, capture_output=True, text=True, env={**os.environ, **MALLOC_ENV})
             mem[name] = json.loads(out.stdout)
         mb = 1 / 2 ** 20
-        print(f"{T:>5} {times['bptt']:>9.3f} {times['eprop']:>9.3f} {times['bptt'] / times['eprop']:>17.2f} "
+        print(f"{T:>5} {times['bptt']:>9.3f} {times['eprop']:>9.3f} {times['autograd']:>18.3f} "
+              f"{times['bptt'] / times['eprop']:>17.2f} "
               f"{mem['bptt']['peak'] * mb:>13.1f} {mem['eprop']['peak'] * mb:>15.1f} "
               f"{mem['bptt']['peak'] / max(mem['eprop']['peak'], 1):>16.2f} {mem['bptt']['counted'] * mb:>14.1f} "
               f"{mem['eprop']['counted'] * mb:>10.1f}")
