@@ -6,16 +6,16 @@ returns E = (1/T) Σ_t CE(y_t, target) averaged over the batch, so one torch opt
 the rule. All rules use the network's surrogate ψ.
 
 - :class:`BPTT`: autograd through the unrolled loop (exact transposes, the whole trajectory stored).
+- :class:`FeedbackAlignment` (Lillicrap et al., Nat. Commun. 7, 13276, 2016): BPTT with a fixed random matrix in
+  place of every weight transpose on the error's path (W_out, W_in above the first layer, W_rec).
+- :class:`DirectFeedbackAlignment` (Nøkland, NeurIPS 2016): the output error reaches every layer through a fixed
+  random B_l, no gradient crosses layers, and each layer runs exact BPTT in time (e-prop without its truncation).
 - :class:`EProp` (Bellec et al., Nat. Commun. 11, 3625, 2020): eligibility traces forward in time and a broadcast
   learning signal L_{j,t} = Σ_k B_{jk}(π_{k,t} − y*_k)/T, π_t = softmax(y_t). B = W_outᵀ (``"symmetric"``) or a
   fixed random matrix (``"random"``); layers below the top always get the output error through a fixed random B.
   Online (O(1) memory in T) or, as a reference, by autograd with z_{t−1} detached in the recurrent and reset terms.
 - :class:`LocalErrors` (DECOLLE, Kaiser et al., Front. Neurosci. 14, 424, 2020): each layer below the top has a
   fixed random leaky readout G_l and its own loss; no gradient crosses layers; e-prop within a layer.
-- :class:`FeedbackAlignment` (Lillicrap et al., Nat. Commun. 7, 13276, 2016): BPTT with a fixed random matrix in
-  place of every weight transpose on the error's path (W_out, W_in above the first layer, W_rec).
-- :class:`DirectFeedbackAlignment` (Nøkland, NeurIPS 2016): the output error reaches every layer through a fixed
-  random B_l, no gradient crosses layers, and each layer runs exact BPTT in time (e-prop without its truncation).
 
 The rules estimate ∂E/∂W for the matrices the step uses (W_in, W_rec ⊙ (1 − I), W_out, b) and pass the estimate on
 to whatever parameters produce them (the autapse mask, or a ``torch.nn.utils.parametrize`` parametrization such as
