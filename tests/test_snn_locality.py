@@ -126,6 +126,44 @@ def test_auc_bootstrap_and_parameter_matching():
                - m.count_parameters(RSNN(64, (100, 100), 10))) < 2 * h2 + 80
 
 
+def _attack_rows(acc: dict) -> pd.DataFrame:
+    """Synthetic attack rows: ``acc[(architecture, attack, source)]`` = robust accuracy at ε = 0.1 per replicate
+    (1.0 at ε = 0), so AUC = (1 + acc)/2."""
+    rows = []
+    for (arch, attack, source), values in acc.items():
+        for rep, a in enumerate(values):
+            for eps, v in ((0.0, 1.0), (0.1, a)):
+                rows.append({"kind": "attack", "study": "recurrence", "dataset": "digits", "encoding": "direct",
+                             "replicate": rep, "architecture": arch, "rule": "bptt", "attack": attack,
+                             "source": source, "eps": eps, "accuracy": v})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("recurrent_gain", "verdict"), [
+    ({"fgsm": 0.1}, "gradient masking"),  # FGSM says robust, PGD/Square/transfer do not
+    ({"fgsm": 0.1, "pgd": 0.1, "square": 0.1, "transfer-same": 0.1, "transfer-other": 0.1}, "robust"),
+    ({"pgd": 0.1, "square": 0.1, "transfer-same": 0.1}, "gradient masking"),  # transfer from the other net: no
+    ({"square": 0.1}, "no white-box gain"),
+    ({"pgd": -0.1}, "no white-box gain"),
+])
+def test_gradient_masking_verdicts(recurrent_gain, verdict):
+    """Spec §4: white-box (FGSM or PGD) "more robust" confirmed by transfer and Square is robustness; unconfirmed
+    it is gradient masking. Five replicates with small jitter, so the bootstrap CIs are tight around the gains."""
+    jitter = np.array([0.0, 0.01, -0.01, 0.005, -0.005])
+    acc = {}
+    for attack, source in (("fgsm", "white-box"), ("pgd", "white-box"), ("square", "white-box"),
+                           ("gn", "white-box"), ("pgd", "transfer-same"), ("pgd", "transfer-other")):
+        name = source if source != "white-box" else attack
+        acc[("feedforward", attack, source)] = 0.4 + jitter
+        acc[("recurrent", attack, source)] = 0.4 + recurrent_gain.get(name, 0.0) + jitter[::-1]
+    v = m.verdicts(_attack_rows(acc))
+    assert list(v.verdict) == [verdict]
+    gained = {k for k, g in recurrent_gain.items() if g > 0}
+    keys = [k for k in v.more_robust_under.iloc[0].split(", ") if k]  # e.g. "pgd white-box", "pgd transfer-same"
+    named = {k.split()[1] if "transfer" in k else k.split()[0] for k in keys}
+    assert named == gained
+
+
 @pytest.mark.parametrize(("overrides", "match"), [
     ({"rules": ("bptt", "hebb")}, "unknown rule"),
     ({"encodings": ("phase",)}, "unknown encoding"),

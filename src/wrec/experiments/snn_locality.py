@@ -135,8 +135,8 @@ class Config:
 
     def tasks(self) -> list[Config]:
         """One task per (study, dataset, encoding, replicate): ``recurrence`` with ``hidden_sizes`` (attacked on
-        digits, ``attack_encodings``) and, unless ``locality_hidden_sizes`` is empty, ``locality`` with those layers (clean
-        accuracy and CKA only: local errors differ from e-prop only with two or more layers)."""
+        digits, ``attack_encodings``) and, unless ``locality_hidden_sizes`` is empty, ``locality`` with those
+        layers (clean accuracy and CKA only: local errors differ from e-prop only with two or more layers)."""
         out = []
         studies = STUDIES if self.locality_hidden_sizes else STUDIES[:1]
         for study in studies:
@@ -557,31 +557,39 @@ def delta_rec(results: pd.DataFrame, baseline: str = "feedforward") -> pd.DataFr
 
 
 def verdicts(results: pd.DataFrame, baseline: str = "feedforward") -> pd.DataFrame:
-    """Per (encoding, rule): does white-box PGD say "recurrent more robust" (CI above 0), and do transfer PGD and
-    Square agree? White-box yes but transfer or Square no: ``gradient masking``; all yes: ``robust``; else
-    ``no white-box gain``."""
+    """Per (encoding, rule), spec §4's test: a white-box gradient attack (FGSM or PGD) says "recurrent more robust"
+    (Δ_rec's CI above 0); do PGD transferred from the independent nets (same and other architecture) and the
+    gradient-free Square attack agree (their CIs above 0 too)? White-box yes and all of them yes: ``robust``;
+    white-box yes but any of them no: ``gradient masking`` (robustness that only the surrogate's gradient sees);
+    no white-box gain: ``no white-box gain``. ``more_robust_under`` / ``less_robust_under`` list the attacks whose
+    CI lies above / below 0."""
     d = delta_rec(results, baseline)
     if d.empty:
         return pd.DataFrame()
     rows = []
     for (encoding, rule), g in d.groupby(["encoding", "rule"]):
-        def above(attack: str, source: str, g=g) -> bool | None:
+        def sign(attack: str, source: str, g=g) -> int | None:
             m = g[(g.attack == attack) & (g.source == source)]
-            return None if m.empty or not np.isfinite(m.ci_low.iloc[0]) else bool(m.ci_low.iloc[0] > 0)
+            if m.empty or not np.isfinite(m.ci_low.iloc[0]):
+                return None
+            return 1 if m.ci_low.iloc[0] > 0 else -1 if m.ci_high.iloc[0] < 0 else 0
 
-        white = above("pgd", "white-box")
-        checks = [v for v in (above("pgd", "transfer-same"), above("pgd", "transfer-other"),
-                              above("square", "white-box")) if v is not None]
-        if white is None:
+        signs = {f"{a} {s}": sign(a, s) for a, s in itertools.product(ATTACKS, ("white-box",))}
+        signs |= {f"pgd {s}": sign("pgd", s) for s in ("transfer-same", "transfer-other")}
+        white = [signs.get(f"{a} white-box") for a in ("fgsm", "pgd")]
+        checks = [signs.get(k) for k in ("pgd transfer-same", "pgd transfer-other", "square white-box")]
+        checks = [c for c in checks if c is not None]
+        if all(w is None for w in white):
             verdict = "undetermined (fewer than 2 replicates)"
-        elif not white:
+        elif 1 not in white:
             verdict = "no white-box gain"
-        elif checks and all(checks):
+        elif checks and all(c == 1 for c in checks):
             verdict = "robust"
         else:
             verdict = "gradient masking"
-        rows.append({"encoding": encoding, "rule": rule, "baseline": baseline, "white_box_pgd_gain": white,
-                     "verdict": verdict})
+        rows.append({"encoding": encoding, "rule": rule, "baseline": baseline, "verdict": verdict,
+                     "more_robust_under": ", ".join(k for k, v in signs.items() if v == 1),
+                     "less_robust_under": ", ".join(k for k, v in signs.items() if v == -1)})
     return pd.DataFrame(rows)
 
 
