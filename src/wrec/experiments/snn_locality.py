@@ -658,8 +658,9 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
-    """(a) robust accuracy vs ε per attack (white-box and transfer), recurrent vs feed-forward, mean over
-    replicates; (b) Δ_rec with 95 % CIs per attack and rule; (c) CKA between rules vs epoch."""
+    """(a) robust accuracy vs ε per attack (white-box and transfer) and encoding, per architecture: mean over rules
+    and replicates, the band spanning the rules' means; (b) Δ_rec with 95 % CIs per attack and rule; (c) CKA
+    between rules vs epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -674,20 +675,23 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     att = results[results.kind == "attack"]
     styles = {"feedforward": "--", "recurrent": "-", "feedforward-matched": ":"}
     colors = dict(zip(RULES, plt.get_cmap("tab10").colors, strict=False))
+    arch_colors = {"feedforward": "0.35", "recurrent": "tab:red", "feedforward-matched": "tab:blue"}
     with plt.rc_context(STYLE):
         if not att.empty:
             panels = [(a, "white-box") for a in ATTACKS if a in set(att.attack)] + [
                 ("pgd", s) for s in ("transfer-same", "transfer-other") if s in set(att.source)]
             encodings = [e for e in ENCODINGS if e in set(att.encoding)]
             fig, axes = plt.subplots(len(encodings), len(panels), figsize=(2.6 * len(panels), 2.6 * len(encodings)),
-                                     sharey=True, squeeze=False)
+                                     sharey=True, squeeze=False, layout="constrained")
             for row, encoding in zip(axes, encodings, strict=True):
                 for ax, (attack, source) in zip(row, panels, strict=True):
                     sub = att[(att.attack == attack) & (att.source == source) & (att.encoding == encoding)]
-                    for (arch, rule), g in sub.groupby(["architecture", "rule"]):
-                        m = g.groupby("eps").accuracy.mean()
-                        ax.plot(m.index, m.values, styles.get(arch, "-"), color=colors.get(rule), lw=1,
-                                label=f"{rule}, {arch}")
+                    for arch, g in sub.groupby("architecture"):  # mean over rules and replicates, band: the rules
+                        per_rule = g.pivot_table(index="eps", columns="rule", values="accuracy")
+                        line, = ax.plot(per_rule.index, per_rule.mean(axis=1), styles.get(arch, "-"),
+                                        color=arch_colors.get(arch), lw=1.2, label=arch)
+                        ax.fill_between(per_rule.index, per_rule.min(axis=1), per_rule.max(axis=1),
+                                        color=line.get_color(), alpha=0.15, lw=0)
                     ax.set_title(f"{attack} ({source}), {encoding}", fontsize=8)
                     ax.set_xlabel("ε")
                 row[0].set_ylabel("accuracy")
