@@ -151,3 +151,16 @@ def _valid(shift: int, T: int) -> np.ndarray:
     """Rows of np.roll(…, shift) that did not wrap around."""
     t = np.arange(T)
     return (t - shift >= 0) & (t - shift < T)
+
+
+def test_timing_templates_carry_the_class_in_spike_times_only():
+    """``kind="timing"``: one spike per channel per template, so every class has the same count in every channel
+    (a count readout is at chance); the times differ between classes."""
+    tpl = pattern_templates(classes=10, channels=64, T=50, seed=0, kind="timing")
+    assert tpl.shape == (10, 50, 64) and (tpl.sum(axis=1) == 1).all()
+    times = tpl.argmax(axis=1)  # (K, C)
+    assert len({tuple(t) for t in times}) == 10
+    clean = spike_patterns(20, seed=1, jitter=0, deletion=0.0, insertion=0.0, templates="timing")
+    assert (clean.x.sum(0) == 1).all()  # every sample: one spike in every channel
+    with pytest.raises(ValueError, match="kind must be one of"):
+        pattern_templates(kind="burst")

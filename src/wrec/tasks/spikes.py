@@ -124,15 +124,27 @@ class SpikePatterns:
     templates: Tensor
 
 
+TEMPLATES = ("poisson", "timing")
+
+
 def pattern_templates(classes: int = 10, channels: int = 64, T: int = 50, rate: float = 0.05,
-                      seed: int = 0) -> np.ndarray:
-    """K frozen Poisson templates: each bin spikes with probability ``rate``. Shape: ``(K, T, C)`` bool."""
+                      seed: int = 0, kind: str = "poisson") -> np.ndarray:
+    """K frozen templates. ``"poisson"``: each bin spikes with probability ``rate``. ``"timing"``: each channel
+    spikes exactly once, at a uniform random step (``rate`` unused): every class has the same spike count in every
+    channel, so only the timing carries the class. Shape: ``(K, T, C)`` bool."""
     _checks.integer(classes, "classes", low=2)
     _checks.integer(channels, "channels", low=1)
     _checks.integer(T, "T", low=1)
     _checks.real(rate, "rate", low=0.0, high=1.0)
+    if kind not in TEMPLATES:
+        raise ValueError(f"kind must be one of {TEMPLATES}, got {kind!r}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5A11]))
-    return rng.random((classes, T, channels)) < rate
+    if kind == "poisson":
+        return rng.random((classes, T, channels)) < rate
+    out = np.zeros((classes, T, channels), dtype=bool)
+    k, c = np.meshgrid(np.arange(classes), np.arange(channels), indexing="ij")
+    out[k, rng.integers(0, T, (classes, channels)), c] = True
+    return out
 
 
 def spike_patterns(
@@ -147,27 +159,30 @@ def spike_patterns(
     deletion: float = 0.1,
     insertion: float = 0.01,
     template_seed: int = 0,
+    templates: str = "poisson",
 ) -> SpikePatterns:
     """``n`` noisy samples (classes balanced: sample i has class i mod K, then shuffled) of the frozen templates.
 
     Each template spike moves by a uniform integer in [−jitter, jitter] (dropped if it leaves [0, T)), is deleted
     with probability ``deletion``; then every bin gets a spike with probability ``insertion``; coinciding spikes
-    merge (binary output). Train and test sets share ``template_seed`` and differ in ``seed``.
+    merge (binary output). Train and test sets share ``template_seed`` and differ in ``seed``. ``templates``:
+    ``"poisson"`` or ``"timing"`` (one spike per channel: a task that counts cannot solve), see
+    :func:`pattern_templates`.
     """
     _checks.integer(n, "n", low=1)
     _checks.integer(jitter, "jitter", low=0)
     _checks.real(deletion, "deletion", low=0.0, high=1.0)
     _checks.real(insertion, "insertion", low=0.0, high=1.0)
-    templates = pattern_templates(classes, channels, T, rate, template_seed)
+    frozen = pattern_templates(classes, channels, T, rate, template_seed, templates)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xD47A]))
     y = rng.permutation(np.arange(n) % classes)
     x = np.zeros((n, T, channels), dtype=bool)
     for i, label in enumerate(y):
-        t, c = np.nonzero(templates[label])
+        t, c = np.nonzero(frozen[label])
         keep = rng.random(t.size) >= deletion
         t = t + rng.integers(-jitter, jitter + 1, t.size)
         keep &= (t >= 0) & (t < T)
         x[i, t[keep], c[keep]] = True
     x |= rng.random(x.shape) < insertion
     return SpikePatterns(torch.from_numpy(x.transpose(1, 0, 2).astype(np.float32)), torch.from_numpy(y),
-                         torch.from_numpy(templates.astype(np.float32)))
+                         torch.from_numpy(frozen.astype(np.float32)))
