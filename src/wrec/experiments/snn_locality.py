@@ -574,7 +574,7 @@ def verdicts(results: pd.DataFrame, baseline: str = "feedforward") -> pd.DataFra
                 return None
             return 1 if m.ci_low.iloc[0] > 0 else -1 if m.ci_high.iloc[0] < 0 else 0
 
-        signs = {f"{a} {s}": sign(a, s) for a, s in itertools.product(ATTACKS, ("white-box",))}
+        signs = {f"{a} white-box": sign(a, "white-box") for a in ATTACKS}
         signs |= {f"pgd {s}": sign("pgd", s) for s in ("transfer-same", "transfer-other")}
         white = [signs.get(f"{a} white-box") for a in ("fgsm", "pgd")]
         checks = [signs.get(k) for k in ("pgd transfer-same", "pgd transfer-other", "square white-box")]

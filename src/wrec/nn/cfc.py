@@ -190,7 +190,8 @@ def low_rank_sparse_(module: nn.Module, name: str, rank: int, sparsity: float = 
 
     W = getattr(module, name)
     if not isinstance(W, Tensor) or W.dim() != 2:
-        raise ValueError(f"{name} must be a 2-D weight of the module, got {type(W).__name__}")
+        got = f"shape {tuple(W.shape)}" if isinstance(W, Tensor) else type(W).__name__
+        raise ValueError(f"{name} must be a 2-D weight of the module, got {got}")
     rank = _check_rank(rank, min(W.shape), f"min{tuple(W.shape)} = {min(W.shape)}")
     if rank is None:
         raise ValueError("rank must be an int (use the plain weight for a dense one)")

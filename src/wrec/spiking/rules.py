@@ -120,10 +120,13 @@ class _Online:
         feedback, local = self._signals(net, net.weight_out)
         if not self.online:
             return _autograd_grads(net, x, target, feedback, local, truncate=self.truncate)
-        grads, loss = _online_grads(net, x, target, feedback, local)
-        with torch.enable_grad():  # on to the parameters behind the matrices (mask, parametrizations)
-            pairs = [(m, g) for m, g in zip(_matrices(net), grads, strict=True) if m.requires_grad]
-            torch.autograd.backward([m for m, _ in pairs], [g for _, g in pairs])
+        with torch.enable_grad():  # the matrices the step uses, built once and kept linked to their parameters
+            weights = [net.layer_weights(i) for i in range(net.num_layers)]
+        grads, loss = _online_grads(net, x, target, feedback, local, weights)
+        matrices = [w for pair in weights for w in pair if w is not None] + [net.weight_out, net.bias_out]
+        pairs = [(m, g) for m, g in zip(matrices, grads, strict=True) if m.requires_grad]
+        # on to the parameters behind the matrices (the autapse mask, parametrizations)
+        torch.autograd.backward([m for m, _ in pairs], [g for _, g in pairs])
         return loss
 
 
@@ -224,21 +227,13 @@ class LocalErrors(_Online):
         return f"LocalErrors(online={self.online}, seed={self.seed})"
 
 
-def _matrices(net: RSNN) -> list[Tensor]:
-    """The matrices the step uses, in the order of :func:`_online_grads`' gradients: per layer W_in and (recurrent)
-    W_rec ⊙ (1 − I), then W_out and b."""
-    out = []
-    for layer in range(net.num_layers):
-        w_in, w_rec = net.layer_weights(layer)
-        out += [w_in] if w_rec is None else [w_in, w_rec]
-    return [*out, net.weight_out, net.bias_out]
-
-
 @torch.no_grad()
-def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor],
-                  local: list[Tensor | None]) -> tuple[list[Tensor], Tensor]:
-    """One forward pass with eligibility traces; memory O(B·H·N) per layer, independent of T. Returns the
-    gradient estimates for :func:`_matrices` (W_rec's unmasked: the mask's backward zeroes the diagonal)."""
+def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor], local: list[Tensor | None],
+                  weights: list[tuple[Tensor, Tensor | None]]) -> tuple[list[Tensor], Tensor]:
+    """One forward pass with eligibility traces; memory O(B·H·N) per layer, independent of T. ``weights``: per
+    layer (W_in, W_rec ⊙ (1 − I) or None) as :meth:`RSNN.layer_weights` gives them. Returns the gradient
+    estimates for those matrices in order (W_rec's unmasked: the mask's backward zeroes the diagonal), then for
+    W_out and b."""
     T, B, _ = x.shape
     p = net.params
     alpha, kappa, rho, beta = p.alpha, p.kappa, p.rho, p.beta
@@ -246,7 +241,6 @@ def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor],
     sizes = (net.input_size, *net.hidden_sizes)
     onehot = F.one_hot(target, net.output_size).to(x.dtype)
     scale = 1.0 / (T * B)  # the loss averages over time and batch
-    weights = [net.layer_weights(i) for i in range(net.num_layers)]
     states = [initial_state(B, h, **dt) for h in net.hidden_sizes]
     psi_prev = [torch.zeros(B, h, **dt) for h in net.hidden_sizes]
     # per layer and per kind ("in": input x̄, "rec": recurrent ẑ): ε^v, ε^a, ē and the gradient
