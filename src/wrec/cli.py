@@ -18,7 +18,7 @@ import typer
 
 from wrec import sweep
 from wrec.experiments import EXPERIMENTS
-from wrec.store import Store
+from wrec.store import CorruptResult, Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="wrec: the recurrent weight, measured.")
 
@@ -84,9 +84,13 @@ def run_experiment(
 def show(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (e.g. runs/ipc-profile) or its results/ folder.")],
 ) -> None:
-    """Print the tidy table of every stored result of a run."""
+    """Print the tidy table of every stored result of a run (each verified: a corrupt one is an error)."""
     root = run_dir / "results" if (run_dir / "results").is_dir() else run_dir
-    table = Store(root).table()
+    try:
+        table = Store(root).table()
+    except CorruptResult as exc:  # never print a table that quietly lacks a task
+        typer.echo(f"{exc}\n`wrec run` again sets it aside and recomputes it.", err=True)
+        raise typer.Exit(1) from exc
     if table.empty:
         raise typer.BadParameter(f"no stored results (*.parquet) in {root}", param_hint="RUN_DIR")
     with pd.option_context("display.width", 160, "display.max_columns", 30, "display.max_rows", 60):

@@ -1,22 +1,58 @@
-"""The result store: one Parquet file per finished task, keyed by a hash of its config, written atomically.
+"""The result store: one Parquet file per finished task, keyed by a hash of its config, written atomically and
+verified on every read.
 
 A run directory holds ``<key>.parquet`` files. Each is written to a temporary name in the same directory
 (``.<key>.*.tmp``), flushed to disk and renamed into place (``os.replace`` is atomic), so a killed run never
 leaves a half-written result behind, only perhaps a temporary file that no reader looks at, and a rerun skips
-every task whose file exists. Read it back with ``Store(root).table()`` (pandas) or, equally, with DuckDB:
-``SELECT * FROM read_parquet('ROOT/*.parquet', union_by_name=true)``.
+every task whose file exists.
+
+A stored result cannot silently rot: every data page carries a CRC-32 (Parquet page checksums) and the file's
+key-value metadata carries ``wrec.sha256``, a SHA-256 of the table's content as Arrow reads it back (column names,
+types, values and the pandas metadata; see ``content_digest``). ``Store.load`` checks both and raises
+``CorruptResult`` naming the file and what failed, so a flipped bit anywhere in the file is either harmless (the
+data read back is exactly what was written) or an error, never different numbers. ``sweep.run`` sets such a file
+aside (``Store.set_aside``, never deleted) and recomputes it; ``Store.table`` (and ``wrec show``) raise instead of
+returning a table with a result missing.
+
+The files stay plain Parquet: read them with ``Store(root).table()`` (verified) or, unverified, with pandas or
+DuckDB: ``SELECT * FROM read_parquet('ROOT/*.parquet', union_by_name=true)`` (a set-aside file,
+``_<key>.parquet.corrupt-<time>``, is passed by both such globs and directory reads, which skip names starting
+with ``_``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
+import io
 import json
 import os
 import tempfile
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+#: The key, in a stored file's schema metadata, of its content digest (``content_digest``, hex).
+DIGEST_KEY = b"wrec.sha256"
+_DIGEST_VERSION = b"wrec result digest 1\n"  # changes only if the canonical form ever has to
+
+
+class CorruptResult(ValueError):
+    """A stored result that does not verify: unreadable Parquet, a page checksum error, a content digest that
+    does not match, or no digest at all (a file written without one cannot be told intact). ``path`` is the file,
+    ``reason`` what failed."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"stored result {path} is corrupt: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class CorruptResultWarning(UserWarning):
+    """A stored result failed verification and was set aside to be computed again."""
 
 
 def config_key(config: object) -> str:
@@ -40,34 +76,130 @@ class Store:
         return self.path(key).exists()
 
     def keys(self) -> list[str]:
-        """The keys of every finished result, sorted (temporary files are not results)."""
+        """The keys of every stored result, sorted (temporary and set-aside files are not results)."""
         return sorted(p.name.removesuffix(".parquet") for p in self.root.glob("*.parquet"))
 
     def load(self, key: str) -> pd.DataFrame:
-        return pd.read_parquet(self.path(key))
+        """The stored result of ``key``, verified: ``CorruptResult`` unless its page checksums and its content
+        digest both hold (``FileNotFoundError`` when there is none)."""
+        path = self.path(key)
+        data = path.read_bytes()
+        _verified_table(path, data)
+        return pd.read_parquet(io.BytesIO(data))  # the bytes just verified, converted exactly as pandas does
 
     def save(self, key: str, frame: pd.DataFrame) -> Path:
-        """Write ``frame`` durably: temporary file, fsync, atomic rename."""
+        """Write ``frame`` durably, with page checksums and its content digest: temporary file, fsync, atomic
+        rename. The digest is taken of the table as Parquet reads it back (a round trip may change an Arrow
+        type, e.g. a list's item name), and the bytes are verified before they are renamed into place."""
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        digest = content_digest(pq.read_table(pa.BufferReader(_parquet_bytes(table))))
+        metadata = {**(table.schema.metadata or {}), DIGEST_KEY: digest.encode()}
+        data = _parquet_bytes(table.replace_schema_metadata(metadata))
+        path = self.path(key)
+        _verified_table(path, data)  # a digest that would not verify is a bug here, not corruption on disk later
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                frame.to_parquet(fh, index=False)
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, self.path(key))
+            os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         _fsync_dir(self.root)  # make the rename itself durable
-        return self.path(key)
+        return path
+
+    def set_aside(self, key: str) -> Path:
+        """Rename the stored result of ``key`` to ``_<key>.parquet.corrupt-<UTC time>`` and return the new path.
+        It is no longer a result but stays for inspection: ``keys``, ``in`` and ``*.parquet`` globs skip it (it does
+        not end in ``.parquet``), and so do Arrow's and pandas' directory reads (they skip names starting with
+        ``_``)."""
+        path = self.path(key)
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        aside = path.with_name(f"_{path.name}.corrupt-{stamp}")
+        n = 0
+        while aside.exists():  # (two set-asides within a microsecond): never replace an earlier one
+            n += 1
+            aside = path.with_name(f"_{path.name}.corrupt-{stamp}-{n}")
+        os.rename(path, aside)
+        _fsync_dir(self.root)
+        return aside
 
     def table(self) -> pd.DataFrame:
-        """Every finished result in the directory, concatenated into one tidy table."""
+        """Every stored result in the directory, verified, concatenated into one tidy table.
+
+        A result that does not verify raises ``CorruptResult`` (naming the file) rather than being skipped: a
+        table quietly missing a task would bias whatever is computed from it. Rerunning the sweep sets the file
+        aside and recomputes it."""
         keys = self.keys()
         if not keys:
             return pd.DataFrame()
         return pd.concat([self.load(k) for k in keys], ignore_index=True)
+
+
+def content_digest(table: pa.Table) -> str:
+    """SHA-256 (hex) of a canonical text of ``table``, independent of the library versions that wrote it.
+
+    Hashed, each framed by its length: the schema metadata except ``DIGEST_KEY`` (sorted by key; pandas' own
+    metadata is there), then per column its name, Arrow type string, nullability and field metadata, and its
+    values as JSON of ``to_pylist()`` (floats as their shortest exact ``repr``, so NaN, ±inf and -0.0 are kept
+    apart; dates and times in ISO 8601; bytes in hex). Meant for results tables (up to some thousand rows).
+    """
+    h = hashlib.sha256(_DIGEST_VERSION)
+
+    def add(chunk: bytes) -> None:
+        h.update(len(chunk).to_bytes(8, "little"))
+        h.update(chunk)
+
+    metadata = sorted((k, v) for k, v in (table.schema.metadata or {}).items() if k != DIGEST_KEY)
+    add(str(len(metadata)).encode())
+    for k, v in metadata:
+        add(k)
+        add(v)
+    for field, column in zip(table.schema, table.columns, strict=True):
+        field_metadata = sorted((k.hex(), v.hex()) for k, v in (field.metadata or {}).items())
+        add(json.dumps([field.name, str(field.type), field.nullable, field_metadata]).encode())
+        add(json.dumps(column.to_pylist(), default=_value_text).encode())
+    return h.hexdigest()
+
+
+def _value_text(value: object) -> str:
+    """The canonical text of a value JSON has no form for."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes:" + bytes(value).hex()
+    if isinstance(value, datetime.timedelta):  # (pandas' Timedelta adds nanoseconds)
+        parts = (value.days, value.seconds, value.microseconds, getattr(value, "nanoseconds", 0))
+        return "duration:" + ",".join(map(str, parts))
+    if isinstance(value, (datetime.date, datetime.time)):  # (and datetime, pandas' Timestamp); the type says which
+        return "temporal:" + value.isoformat()
+    return f"{type(value).__name__}:{value!r}"
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, write_page_checksum=True)
+    return sink.getvalue()
+
+
+def _verified_table(path: Path, data: bytes) -> pa.Table:
+    """The Arrow table in ``data`` (the bytes of ``path``) if its page checksums and content digest hold."""
+    try:
+        table = pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
+        stored = (table.schema.metadata or {}).get(DIGEST_KEY)
+        if stored is None:
+            raise CorruptResult(path, f"no checksum (no {DIGEST_KEY.decode()} in its metadata): it was written "
+                                      "without one, so whether it is intact cannot be told")
+        digest = content_digest(table)
+    except CorruptResult:
+        raise
+    except Exception as exc:  # any failure to parse these bytes is a damaged file
+        raise CorruptResult(path, f"unreadable Parquet ({type(exc).__name__}: {exc})") from exc
+    if stored != digest.encode():
+        shown = stored.decode("ascii", errors="replace")
+        raise CorruptResult(path, f"content digest mismatch (stored {shown[:16]}…, computed {digest[:16]}…)")
+    return table
 
 
 def _fsync_dir(path: Path) -> None:
