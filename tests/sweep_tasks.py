@@ -54,6 +54,16 @@ def marks_task_dir(p: Point) -> pd.DataFrame:
     return measure(p)
 
 
+def reports_task_dir(p: Point) -> pd.DataFrame:
+    """The task's ``task_dir()`` as it is at its start and after ``p.sleep`` seconds (while other tasks start), and
+    its ``task_context()`` key, as strings."""
+    before = sweep.task_dir()
+    time.sleep(p.sleep)
+    context = sweep.task_context()
+    return pd.DataFrame({"before": [str(before)], "after": [str(sweep.task_dir())],
+                         "context_key": [None if context is None else context.key]})
+
+
 def dies_once(p: Point, *, victim: int, marker: str) -> pd.DataFrame:
     """``measure``, except that task ``victim`` SIGKILLs its own worker process the first time it runs."""
     if p.i == victim:

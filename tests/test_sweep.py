@@ -6,10 +6,12 @@ import dataclasses
 import functools
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ import pytest
 import sweep_tasks
 from sweep_tasks import Point, grid
 from wrec import sweep
-from wrec.store import Store, config_key
+from wrec.store import CorruptResultWarning, Store, config_key
 
 TESTS = Path(__file__).parent
 
@@ -252,6 +254,73 @@ def test_task_dir_keeps_partial_state_until_the_result_is_stored(tmp_path):
     assert not seen[0].exists() and len(seen) == 2  # removed by the next run, without running the task
     assert sweep.task_dir() is None
     assert sweep.run(lambda c: pd.DataFrame({"d": [str(sweep.task_dir())]}), [Task(2)])["d"].tolist() == ["None"]
+
+
+def _damage(store: Store, key: str) -> bytes:
+    """Flip one byte of the stored result of ``key`` (the first after the magic number that verification
+    catches) and return the damaged bytes."""
+    path, good = store.path(key), store.path(key).read_bytes()
+    for position in range(4, len(good)):
+        bad = bytearray(good)
+        bad[position] ^= 0xFF
+        path.write_bytes(bytes(bad))
+        try:
+            store.load(key)
+        except ValueError:
+            return bytes(bad)
+    raise AssertionError("no flip was caught")  # pragma: no cover
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "no checksum"])
+def test_a_corrupt_stored_result_is_set_aside_and_recomputed(tmp_path, damage):
+    """A stored result that fails verification is renamed aside (kept, not deleted), with a warning naming the
+    file and the reason, and computed again: the table is the clean one and nothing else is recomputed."""
+    store, configs = Store(tmp_path), grid(3)
+    clean = sweep.run(sweep_tasks.measure, configs, store=store)
+    key = config_key(configs[1])
+    path = store.path(key)
+    if damage == "no checksum":  # a result written before results carried a digest
+        store.load(key).to_parquet(path, index=False)
+        bad, reason = path.read_bytes(), "no checksum"
+    else:
+        bad, reason = _damage(store, key), "unreadable Parquet|content digest mismatch"
+    calls = []
+    with pytest.warns(CorruptResultWarning, match=rf"{re.escape(str(path))} is corrupt: ({reason}).*set aside"):
+        again = sweep.run(lambda p: calls.append(p.i) or sweep_tasks.measure(p), configs, store=store)
+    assert calls == [1]
+    pd.testing.assert_frame_equal(again, clean)
+    kept = list(tmp_path.glob(f"_{path.name}.corrupt-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == bad
+    assert store.keys() == sorted(config_key(c) for c in configs)
+    pd.testing.assert_frame_equal(sweep.run(sweep_tasks.measure, configs, store=store), clean)  # and no warning
+
+
+def _own_folders(table: pd.DataFrame, root: Path) -> None:
+    """Each task saw its own folder and key, at its start and after the other tasks had started."""
+    own = [str(root / sweep.PARTIAL / k) for k in table["key"]]
+    assert table["before"].tolist() == own
+    assert table["after"].tolist() == own, "a task saw another task's folder"
+    assert table["context_key"].tolist() == table["key"].tolist()
+
+
+def test_tasks_sharing_a_process_each_see_their_own_task_dir(tmp_path):
+    """Four tasks at once on four threads of one process: each task's ``task_dir()`` stays its own while the
+    others start (a value shared by the threads would be the last task's)."""
+    configs = grid(8, sleep=0.2)
+    with ThreadPoolExecutor(4) as pool:
+        table = sweep.run(sweep_tasks.reports_task_dir, configs, executor=pool, store=Store(tmp_path))
+    _own_folders(table, tmp_path)
+    assert sweep.task_dir() is None and sweep.task_context() is None
+
+
+def test_tasks_on_the_threads_of_a_dask_worker_each_see_their_own_task_dir(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    configs = grid(8, sleep=0.2)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=4, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        table = sweep.run(sweep_tasks.reports_task_dir, configs, executor=client.get_executor(),
+                          store=Store(tmp_path))
+    _own_folders(table, tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -195,7 +195,8 @@ def _verified_table(path: Path, data: bytes) -> pa.Table:
     except CorruptResult:
         raise
     except Exception as exc:  # any failure to parse these bytes is a damaged file
-        raise CorruptResult(path, f"unreadable Parquet ({type(exc).__name__}: {exc})") from exc
+        message = " ".join(str(exc).split())  # (Arrow's messages may span lines)
+        raise CorruptResult(path, f"unreadable Parquet ({type(exc).__name__}: {message})") from exc
     if stored != digest.encode():
         shown = stored.decode("ascii", errors="replace")
         raise CorruptResult(path, f"content digest mismatch (stored {shown[:16]}…, computed {digest[:16]}…)")

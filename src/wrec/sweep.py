@@ -2,7 +2,8 @@
 
 ``run(fn, configs, store=...)`` evaluates ``fn(config) -> DataFrame`` for every config not already in the
 store, writes each result the moment it finishes, and returns the results of exactly these configs in
-config order. An interrupted sweep resumes without recomputing or losing anything finished. A long task can
+config order. An interrupted sweep resumes without recomputing or losing anything finished; a stored result
+that no longer verifies (``store.CorruptResult``) is set aside, with a warning, and computed again. A long task can
 also keep durable partial state (``checkpoint`` files) in ``task_dir()``, so that it resumes mid-way; the folder
 is removed once the task's result is stored.
 
@@ -15,6 +16,7 @@ task's own coordinates (``task_rng``), never from the order or the worker it ran
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import multiprocessing
@@ -24,6 +26,7 @@ import shutil
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -33,38 +36,57 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from wrec.store import Store, config_key
+from wrec.store import CorruptResult, CorruptResultWarning, Store, config_key
 
 C = TypeVar("C")
 
 #: Environment of the process-pool workers: one BLAS/OpenMP thread each (unless the user set these).
 BLAS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 PARTIAL = ".partial"  # under the store's root: one folder of partial state per running task
-_task_dir: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskContext:
+    """What a running sweep task is told about itself: its ``key`` (``store.config_key`` of its config) and
+    ``folder``, where it may keep durable partial state (``<store>/.partial/<key>``; None without a store)."""
+
+    key: str
+    folder: Path | None
+
+
+# Set for the duration of each task call, in the context of the thread running it: tasks that share a process
+# (a thread pool, a Dask worker's threads) each see their own, which a module global could not give them.
+_context: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("wrec_sweep_task", default=None)
+
+
+def task_context() -> TaskContext | None:
+    """The ``TaskContext`` of the sweep task running in this thread; None outside a sweep task. A thread that the
+    task starts itself sees it only when run in a copy of the task's context (``contextvars.copy_context()``)."""
+    return _context.get()
 
 
 def task_dir() -> Path | None:
     """The folder where the running sweep task may keep durable partial state (e.g. ``wrec.checkpoint`` files),
-    ``<store>/.partial/<key>``; None outside a sweep task or when the sweep has no store. It survives an
-    interrupted run (so the rerun of the task resumes from it) and is removed once the task's result is stored.
-    On a cluster it must be on a file system the workers share."""
-    return _task_dir
+    ``<store>/.partial/<key>``, i.e. ``task_context().folder``; None outside a sweep task or when the sweep has no
+    store. It survives an interrupted run (so the rerun of the task resumes from it) and is removed once the
+    task's result is stored. On a cluster it must be on a file system the workers share."""
+    context = _context.get()
+    return None if context is None else context.folder
 
 
 @dataclasses.dataclass(frozen=True)
 class _Task:
-    """``fn`` with ``task_dir()`` set while it runs (picklable, so it travels to pool and Dask workers)."""
+    """``fn`` with its ``TaskContext`` set while it runs (picklable, so it travels to pool and Dask workers)."""
 
     fn: Callable
     partial: Path | None
 
     def __call__(self, key: str, config: object) -> pd.DataFrame:
-        global _task_dir
-        previous, _task_dir = _task_dir, None if self.partial is None else self.partial / key
+        token = _context.set(TaskContext(key, None if self.partial is None else self.partial / key))
         try:
             return self.fn(config)
         finally:
-            _task_dir = previous
+            _context.reset(token)
 
 
 def run(
@@ -81,7 +103,10 @@ def run(
 
     Each result gets the config's scalar fields as columns (when ``fn`` did not add them) and its key in
     ``key``. With a ``store``, every result is written by this process the moment its task finishes, and the
-    returned rows are the stored ones, so a fresh run, a resumed run and any executor give the same table.
+    returned rows are the stored ones, so a fresh run, a resumed run and any executor give the same table. A
+    stored result that fails verification (``store.CorruptResult``: damaged, or written without a checksum) is
+    renamed aside (``Store.set_aside``, never deleted) and recomputed, with a ``store.CorruptResultWarning``
+    naming the file and what failed.
 
     ``executor``: any ``concurrent.futures.Executor`` (it is used, not shut down). Otherwise ``workers == 1``
     runs in this process and ``workers > 1`` in a spawned process pool whose workers use one BLAS thread.
@@ -110,9 +135,14 @@ def run(
         if key in results or key in todo:
             continue
         if store is not None and key in store:
-            results[key] = store.load(key)
-        else:
-            todo[key] = config
+            try:
+                results[key] = store.load(key)
+                continue
+            except CorruptResult as exc:
+                aside = store.set_aside(key)
+                warnings.warn(f"{exc}; set aside as {aside.name}, computing it again", CorruptResultWarning,
+                              stacklevel=2)
+        todo[key] = config
 
     task = _Task(fn, None if store is None else store.root / PARTIAL)
     if task.partial is not None and task.partial.is_dir():  # an interrupt between storing and removing its folder
