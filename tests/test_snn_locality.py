@@ -1,6 +1,7 @@
 """snn-locality experiment: attack oracles (spec §5.6), the measures (CKA, AUC, bootstrap, parameter matching),
 bad configs, a non-finite loss, and a smoke run of the whole pipeline."""
 
+import dataclasses
 import importlib.util
 import math
 
@@ -300,3 +301,30 @@ def test_an_interrupted_task_resumes_after_its_finished_trainings(tmp_path, monk
     n_trainings = len(m.ARCHITECTURES) * len(task.rules)
     assert len(calls) == n_trainings - 2  # the two finished trainings were not redone
     pd.testing.assert_frame_equal(resumed, whole, check_dtype=False)
+
+
+def test_a_saved_training_is_resumed_only_by_its_own_task(tmp_path):
+    """A finished training kept in the task folder records whose it is: the same task loads it (weights, rows,
+    spike counts); another task's, or one with no owner, is trained again rather than resumed."""
+    from wrec import checkpoint
+
+    task = m.Config.smoke().tasks()[1]
+    other = dataclasses.replace(task, replicate=task.replicate + 1)
+
+    def fn(config):
+        net = m._build(config, "recurrent", 64, torch.Generator().manual_seed(0))
+        m._save_trained(config, net, "recurrent", "bptt", [{"epoch": 0, "accuracy": 0.5}], [np.arange(3.0)])
+        fresh = m._build(config, "recurrent", 64, torch.Generator().manual_seed(1))
+        rows, history = m._load_trained(config, fresh, "recurrent", "bptt")
+        same = all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), fresh.state_dict().values(),
+                                                     strict=True))
+        foreign = m._load_trained(other, fresh, "recurrent", "bptt")
+        path = sweep.task_dir() / "trained-recurrent-bptt.npz"
+        arrays, meta = checkpoint.load(path)
+        checkpoint.save(path, arrays, {k: v for k, v in meta.items() if k != "run"})  # as written before owners
+        ownerless = m._load_trained(config, fresh, "recurrent", "bptt")
+        own = same and rows == [{"epoch": 0, "accuracy": 0.5}] and history[0].tolist() == [0.0, 1.0, 2.0]
+        return pd.DataFrame({"own": [own], "foreign": [foreign is None], "ownerless": [ownerless is None]})
+
+    out = sweep.run(fn, [task], store=Store(tmp_path))
+    assert out[["own", "foreign", "ownerless"]].all(axis=None)

@@ -400,7 +400,7 @@ def evaluate(config: Config) -> pd.DataFrame:
                 if init_state is None:
                     init_state = {k: v.clone() for k, v in net.state_dict().items()}
                 net.load_state_dict(init_state)
-            saved = _load_trained(net, arch, rule)
+            saved = _load_trained(config, net, arch, rule)
             if saved is not None:  # trained before this task was interrupted
                 rows.extend(saved[0])
                 reps[rule] = saved[1]
@@ -419,7 +419,7 @@ def evaluate(config: Config) -> pd.DataFrame:
 
             _train(config, net, "bptt" if independent else rule, data, (*coords, arch, rule), on_epoch)
             nets[(arch, rule)] = net
-            _save_trained(net, arch, rule, rows[first_row:], history)
+            _save_trained(config, net, arch, rule, rows[first_row:], history)
         trained = [r for r in config.rules if r in reps]
         for epoch in range(config.epochs + 1):
             for i, ra in enumerate(trained):
@@ -438,7 +438,13 @@ def _trained_path(arch: str, rule: str) -> Path | None:
     return None if folder is None else folder / f"trained-{arch}-{rule}.npz"
 
 
-def _save_trained(net: RSNN, arch: str, rule: str, rows: list[dict], history: list[np.ndarray]) -> None:
+def _trained_owner(config: Config, arch: str, rule: str) -> str:
+    """Whose training a saved file is: the fingerprint of the task's config and the (architecture, rule)."""
+    return checkpoint.fingerprint(config, arch, rule)
+
+
+def _save_trained(config: Config, net: RSNN, arch: str, rule: str, rows: list[dict],
+                  history: list[np.ndarray]) -> None:
     """Keep one finished training of a sweep task durably (weights, its rows, its per-epoch spike counts), so an
     interrupted task resumes after its last finished (architecture, rule) instead of from scratch."""
     path = _trained_path(arch, rule)
@@ -446,15 +452,17 @@ def _save_trained(net: RSNN, arch: str, rule: str, rows: list[dict], history: li
         return
     arrays = {f"state.{k}": v.detach().cpu().numpy() for k, v in net.state_dict().items()}
     arrays |= {f"history.{i}": np.asarray(h) for i, h in enumerate(history)}
-    checkpoint.save(path, arrays, {"rows": rows, "epochs": len(history)})
+    checkpoint.save(path, arrays, {"rows": rows, "epochs": len(history), "run": _trained_owner(config, arch, rule)})
 
 
-def _load_trained(net: RSNN, arch: str, rule: str) -> tuple[list[dict], list[np.ndarray]] | None:
-    """The rows and spike counts of a training saved by ``_save_trained``, its weights loaded into ``net``."""
+def _load_trained(config: Config, net: RSNN, arch: str, rule: str) -> tuple[list[dict], list[np.ndarray]] | None:
+    """The rows and spike counts of a training saved by ``_save_trained`` for this very task, its weights loaded
+    into ``net``; None when there is none, or the file is another task's (or has no owner): that one is trained
+    again and overwritten."""
     import torch
 
     saved = checkpoint.load(_trained_path(arch, rule))
-    if saved is None:
+    if saved is None or saved[1].get("run") != _trained_owner(config, arch, rule):
         return None
     arrays, meta = saved
     net.load_state_dict({k.removeprefix("state."): torch.from_numpy(v) for k, v in arrays.items()
