@@ -1,6 +1,6 @@
 """Spiking networks trained by rules of varying locality, with and without explicit recurrence: clean accuracy,
-representational similarity, and robustness to gradient and non-gradient attacks (spec snn-locality; Lin, Lu, Bal
-& Sengupta, arXiv 2402.01782; counter-evidence Yin et al., arXiv 2403.16674).
+representational similarity, and robustness to gradient and non-gradient attacks (Lin, Lu, Bal & Sengupta,
+arXiv 2402.01782; counter-evidence Yin et al., arXiv 2403.16674).
 
 One sweep task is one (study, dataset, encoding, replicate); the ``recurrence`` study uses ``hidden_sizes``
 (default one layer of 100) and is attacked, the ``locality`` study uses ``locality_hidden_sizes`` (default
@@ -147,7 +147,7 @@ class Config:
                         out.append(replace(self, datasets=(dataset,), encodings=(enc if enc != "spikes" else
                                                                                  self.encodings[0],), replicate=r,
                                            study=study))
-        # digits with direct coding first (the attacked comparison and the spec's accuracy targets): an interrupted
+        # digits with direct coding first (the attacked comparison and the clean-accuracy targets): an interrupted
         # full run has its headline results first; the order does not change any task's numbers
         return sorted(out, key=lambda t: (t.datasets[0], t.encodings[0]) != ("digits", "direct"))
 
@@ -338,7 +338,8 @@ def pixel_classifier(net: RSNN, steps: int, encoding: str = "direct", noise: Ten
 
 
 def make_attack(name: str, model: nn.Module, eps: float, *, square_queries: int = 500):
-    """The torchattacks 3.5.1 attack of spec §4 at L∞ budget (or Gaussian std) ``eps``."""
+    """A torchattacks 3.5.1 attack on the analog intensities at L∞ budget (or Gaussian std) ``eps``: FGSM, PGD
+    (10 steps of ε/4, random start), Square (margin loss, score-based black box) or GN (Gaussian noise)."""
     import torchattacks
 
     _checks.real(eps, "eps", low=0.0, high=1.0)
@@ -565,12 +566,12 @@ def delta_rec(results: pd.DataFrame, baseline: str = "feedforward") -> pd.DataFr
 
 
 def verdicts(results: pd.DataFrame, baseline: str = "feedforward") -> pd.DataFrame:
-    """Per (encoding, rule), spec §4's test: a white-box gradient attack (FGSM or PGD) says "recurrent more robust"
-    (Δ_rec's CI above 0); do PGD transferred from the independent nets (same and other architecture) and the
-    gradient-free Square attack agree (their CIs above 0 too)? White-box yes and all of them yes: ``robust``;
-    white-box yes but any of them no: ``gradient masking`` (robustness that only the surrogate's gradient sees);
-    no white-box gain: ``no white-box gain``. ``more_robust_under`` / ``less_robust_under`` list the attacks whose
-    CI lies above / below 0."""
+    """Per (encoding, rule), the gradient-masking test: a white-box gradient attack (FGSM or PGD) says
+    "recurrent more robust" (Δ_rec's CI above 0); do PGD transferred from the independent nets (same and other
+    architecture) and the gradient-free Square attack agree (their CIs above 0 too)? White-box yes and all of them
+    yes: ``robust``; white-box yes but any of them no: ``gradient masking`` (robustness that only the surrogate's
+    gradient sees); no white-box gain: ``no white-box gain``. ``more_robust_under`` / ``less_robust_under`` list
+    the attacks whose CI lies above / below 0."""
     d = delta_rec(results, baseline)
     if d.empty:
         return pd.DataFrame()
@@ -629,9 +630,10 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def targets(results: pd.DataFrame) -> pd.DataFrame:
-    """Spec §4, per study: clean accuracy ≥ 0.93 (BPTT, e-prop) and ≥ 0.85 (local) on digits (direct), per
-    architecture; the ordering BPTT ≥ e-prop ≥ random e-prop ≥ local (recurrent nets) within 1 point on digits, or
-    strictly on the spike patterns (one row each); CKA(BPTT, e-prop) > CKA(BPTT, untrained) at the last epoch.
+    """The reproduction targets, per study: clean accuracy ≥ 0.93 (BPTT, e-prop) and ≥ 0.85 (local) on digits
+    (direct), per architecture; the ordering BPTT ≥ e-prop ≥ random e-prop ≥ local (recurrent nets) within 1 point
+    on digits, or strictly on the spike patterns (one row each); CKA(BPTT, e-prop) > CKA(BPTT, untrained) at the
+    last epoch.
     Δ_rec is reported by ``delta_rec``/``verdicts`` (no sign is gated)."""
     rows = []
     final = _final_clean(results)
@@ -643,7 +645,7 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
                 acc = float(g.accuracy.mean())
                 rows.append({"target": f"{study}: clean accuracy, digits direct, {arch}, {rule} (mean of {len(g)})",
                              "measured": acc, "tolerance": f">= {bounds[rule]}", "held": acc >= bounds[rule]})
-        order = [r for r in RULES[:4] if r in set(fs.rule)]  # the spec's ordering (FA/DFA are not ranked)
+        order = [r for r in RULES[:4] if r in set(fs.rule)]  # BPTT ≥ e-prop ≥ random e-prop ≥ local; FA/DFA unranked
         for dataset, slack in (("digits", 0.01), ("patterns", 0.0)):
             sub = fs[(fs.dataset == dataset) & (fs.architecture == "recurrent")]
             if len(order) < 2 or sub.empty:
