@@ -1,58 +1,54 @@
 """Spiking networks. Spike coding networks (NumPy): the model (scn), local learning rules (learning), measures
 (metrics), and the convex-optimisation view (qp). Recurrent (A)LIF networks trained by rules of varying locality
-(torch, the ``[snn]`` extra): the network (rsnn) and the rules (rules), imported on first use."""
+(torch, the ``[snn]`` extra): the network (rsnn) and the rules (rules).
 
-import importlib
+Every name loads from its submodule on first use, so importing this package imports neither SciPy's optimisation
+and signal modules nor torch.
+"""
 
-from wrec.spiking import learning, metrics, qp
-from wrec.spiking.learning import (
-    AutoencoderLearning,
-    LDSLearning,
-    LDSTest,
-    LDSTrace,
-    LearningTrace,
-    autonomous_error,
-    autonomous_test,
-    effective_dynamics,
-    learn_autoencoder,
-    learn_lds,
-    slow_update,
-)
-from wrec.spiking.qp import (
-    ConvexLearning,
-    ConvexTrace,
-    convex_fit_update,
-    fit_convex,
-    is_feasible,
-    rates_qp,
-    readout_qp,
-    spiking_readout,
-)
-from wrec.spiking.scn import (
-    SCNParams,
-    SCNRun,
-    SCNState,
-    SCNWeights,
-    coding_loss,
-    initial_state,
-    input_current,
-    optimal_weights,
-    simulate,
-    step,
-)
+from typing import TYPE_CHECKING
+
+from wrec._lazy import attach
+
+_EXPORTS = {
+    **dict.fromkeys(["AutoencoderLearning", "LDSLearning", "LDSTest", "LDSTrace", "LearningTrace", "autonomous_error",
+                     "autonomous_test", "effective_dynamics", "learn_autoencoder", "learn_lds", "slow_update"],
+                    "learning"),
+    **dict.fromkeys(["ConvexLearning", "ConvexTrace", "convex_fit_update", "fit_convex", "is_feasible", "rates_qp",
+                     "readout_qp", "spiking_readout"], "qp"),
+    **dict.fromkeys(["SCNParams", "SCNRun", "SCNState", "SCNWeights", "coding_loss", "initial_state", "input_current",
+                     "optimal_weights", "simulate", "step"], "scn"),
+    # torch
+    **dict.fromkeys(["RSNN", "LIFParameters", "LIFState", "lif_step", "rsnn_loss", "spike", "surrogate_derivative",
+                     "TriangleSpike", "FastSigmoidSpike", "ATanSpike", "FeedbackLinear"], "rsnn"),
+    **dict.fromkeys(["BPTT", "EProp", "LocalErrors", "FeedbackAlignment", "DirectFeedbackAlignment", "make_rule"],
+                    "rules"),
+}
 
 __all__ = [
+    "BPTT",
+    "RSNN",
+    "ATanSpike",
     "AutoencoderLearning",
     "ConvexLearning",
     "ConvexTrace",
+    "DirectFeedbackAlignment",
+    "EProp",
+    "FastSigmoidSpike",
+    "FeedbackAlignment",
+    "FeedbackLinear",
     "LDSLearning",
     "LDSTest",
     "LDSTrace",
+    "LIFParameters",
+    "LIFState",
     "LearningTrace",
+    "LocalErrors",
     "SCNParams",
     "SCNRun",
     "SCNState",
     "SCNWeights",
+    "TriangleSpike",
     "autonomous_error",
     "autonomous_test",
     "coding_loss",
@@ -65,27 +61,76 @@ __all__ = [
     "learn_autoencoder",
     "learn_lds",
     "learning",
+    "lif_step",
+    "make_rule",
     "metrics",
     "optimal_weights",
     "qp",
     "rates_qp",
     "readout_qp",
+    "rsnn",
+    "rsnn_loss",
+    "rules",
     "simulate",
     "slow_update",
+    "spike",
     "spiking_readout",
     "step",
+    "surrogate_derivative",
 ]
 
-_TORCH = {"RSNN": "rsnn", "LIFParameters": "rsnn", "LIFState": "rsnn", "lif_step": "rsnn", "rsnn_loss": "rsnn",
-          "spike": "rsnn", "surrogate_derivative": "rsnn", "TriangleSpike": "rsnn", "FastSigmoidSpike": "rsnn",
-          "ATanSpike": "rsnn", "FeedbackLinear": "rsnn", "BPTT": "rules", "EProp": "rules", "LocalErrors": "rules",
-          "FeedbackAlignment": "rules", "DirectFeedbackAlignment": "rules", "make_rule": "rules"}
-__all__ += [*_TORCH, "rsnn", "rules"]
+__getattr__, __dir__ = attach(globals(), _EXPORTS, submodules=["learning", "metrics", "qp", "rsnn", "rules", "scn"])
 
+if TYPE_CHECKING:
+    from wrec.spiking import learning, metrics, qp, rsnn, rules
+    from wrec.spiking.learning import (
+        AutoencoderLearning,
+        LDSLearning,
+        LDSTest,
+        LDSTrace,
+        LearningTrace,
+        autonomous_error,
+        autonomous_test,
+        effective_dynamics,
+        learn_autoencoder,
+        learn_lds,
+        slow_update,
+    )
+    from wrec.spiking.qp import (
+        ConvexLearning,
+        ConvexTrace,
+        convex_fit_update,
+        fit_convex,
+        is_feasible,
+        rates_qp,
+        readout_qp,
+        spiking_readout,
+    )
+    from wrec.spiking.rsnn import (
+        RSNN,
+        ATanSpike,
+        FastSigmoidSpike,
+        FeedbackLinear,
+        LIFParameters,
+        LIFState,
+        TriangleSpike,
+        lif_step,
+        rsnn_loss,
+        spike,
+        surrogate_derivative,
+    )
+    from wrec.spiking.rules import BPTT, DirectFeedbackAlignment, EProp, FeedbackAlignment, LocalErrors, make_rule
+    from wrec.spiking.scn import (
+        SCNParams,
+        SCNRun,
+        SCNState,
+        SCNWeights,
+        coding_loss,
+        initial_state,
+        input_current,
+        optimal_weights,
+        simulate,
+        step,
+    )
 
-def __getattr__(name: str) -> object:  # torch is optional: the recurrent spiking networks load on first use
-    if name in _TORCH:
-        return getattr(importlib.import_module(f"wrec.spiking.{_TORCH[name]}"), name)
-    if name in ("rsnn", "rules"):
-        return importlib.import_module(f"wrec.spiking.{name}")
-    raise AttributeError(f"module 'wrec.spiking' has no attribute {name!r}")
+del TYPE_CHECKING, attach

@@ -1,4 +1,5 @@
-"""Measures of spike coding networks (spec-coding §2 "Measures"; Brendel et al., PLoS CB 2020).
+"""Measures of spike coding networks, as used by Brendel et al. (PLoS CB 2020) to follow learning: decoding
+error, weight alignment, rates, ISI variability and E/I balance.
 
 Spike trains are given as index arrays, as ``wrec.spiking.simulate`` returns them: spike s happens at time
 ``times[s]`` (steps or seconds) in neuron ``neurons[s]`` (and trial ``trials[s]`` when there are several).
@@ -7,7 +8,6 @@ Spike trains are given as index arrays, as ``wrec.spiking.simulate`` returns the
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 from wrec import _checks
 from wrec.spiking.scn import SCNRun, SCNWeights
@@ -171,6 +171,8 @@ def ei_currents(weights: SCNWeights, c: Array, run: SCNRun, tau: float = 5e-3) -
         r_prev = np.vstack([np.zeros((1, weights.n)), run.r[:-1]])  # the step uses r from the previous step
         exc += dt * (r_prev @ pos(weights.slow).T)
         inh += dt * (r_prev @ neg(weights.slow).T)
+    from scipy.signal import lfilter  # here, not at import: scipy.signal alone takes ~0.5 s to load
+
     a = np.exp(-dt / tau)
     return lfilter([1.0], [1.0, -a], exc, axis=0), lfilter([1.0], [1.0, -a], inh, axis=0)
 

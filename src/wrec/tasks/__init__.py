@@ -1,20 +1,49 @@
-"""Data: input streams and tasks."""
+"""Data: input streams and tasks.
 
-import importlib
+Every name loads from its submodule on first use: SciPy's signal and special functions with the streams that need
+them, torch and scikit-learn (the ``[snn]`` extra) with the spike data, gymnasium with :mod:`wrec.tasks.control`.
+"""
 
-from wrec.tasks.adding import CONSTANT_PREDICTOR_MSE, adding_problem
-from wrec.tasks.inputs import gaussian_input, uniform_input
-from wrec.tasks.memory import MEMORIES, apply_memory, linear_functional, memory_kernel
-from wrec.tasks.signals import leaky_integral, linear_response, smoothed_white_noise
+from typing import TYPE_CHECKING
 
-__all__ = ["CONSTANT_PREDICTOR_MSE", "MEMORIES", "adding_problem", "apply_memory", "gaussian_input", "leaky_integral",
-           "linear_functional", "linear_response", "memory_kernel", "smoothed_white_noise", "uniform_input"]
+from wrec._lazy import attach
 
-_SPIKES = ("SpikePatterns", "Split", "digits", "encode", "pattern_templates", "spike_patterns")
-__all__ += [*_SPIKES]
+_EXPORTS = {
+    "CONSTANT_PREDICTOR_MSE": "adding", "adding_problem": "adding",
+    "gaussian_input": "inputs", "uniform_input": "inputs",
+    **dict.fromkeys(["MEMORIES", "apply_memory", "linear_functional", "memory_kernel"], "memory"),
+    **dict.fromkeys(["leaky_integral", "linear_response", "smoothed_white_noise"], "signals"),
+    **dict.fromkeys(["SpikePatterns", "Split", "digits", "encode", "pattern_templates", "spike_patterns"], "spikes"),
+}
 
+__all__ = [
+    "CONSTANT_PREDICTOR_MSE",
+    "MEMORIES",
+    "SpikePatterns",
+    "Split",
+    "adding_problem",
+    "apply_memory",
+    "digits",
+    "encode",
+    "gaussian_input",
+    "leaky_integral",
+    "linear_functional",
+    "linear_response",
+    "memory_kernel",
+    "pattern_templates",
+    "smoothed_white_noise",
+    "spike_patterns",
+    "uniform_input",
+]
 
-def __getattr__(name: str) -> object:  # spike data needs torch and scikit-learn (the [snn] extra): loaded on use
-    if name in _SPIKES:
-        return getattr(importlib.import_module("wrec.tasks.spikes"), name)
-    raise AttributeError(f"module 'wrec.tasks' has no attribute {name!r}")
+__getattr__, __dir__ = attach(globals(), _EXPORTS,
+                              submodules=["adding", "control", "inputs", "memory", "signals", "spikes"])
+
+if TYPE_CHECKING:
+    from wrec.tasks.adding import CONSTANT_PREDICTOR_MSE, adding_problem
+    from wrec.tasks.inputs import gaussian_input, uniform_input
+    from wrec.tasks.memory import MEMORIES, apply_memory, linear_functional, memory_kernel
+    from wrec.tasks.signals import leaky_integral, linear_response, smoothed_white_noise
+    from wrec.tasks.spikes import SpikePatterns, Split, digits, encode, pattern_templates, spike_patterns
+
+del TYPE_CHECKING, attach

@@ -1,4 +1,5 @@
-"""Smooth multi-dimensional input signals for spike coding networks (spec-coding §2, §3).
+"""Smooth multi-dimensional input signals for spike coding networks (the inputs of Brendel et al. 2020 and of
+our reconstruction of Bourdoukan & Denève 2015).
 
 c = a · (g_σ * ξ), ξ ~ N(0, 1) white noise per dimension, g_σ a unit-sum Gaussian kernel of s.d. σ steps
 (zero-padded "same" convolution, as in Brendel et al. 2020's code), regenerated in independent blocks;
@@ -8,8 +9,6 @@ x is its leaky integral x_{t+1} = (1 − λdt) x_t + dt c_t.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
-from scipy.signal import lfilter
 
 from wrec import _checks
 from wrec._checks import Seed
@@ -29,10 +28,13 @@ def smoothed_white_noise(
 
     Each block is an independent draw, convolved on its own with zero padding (so c sags toward 0 within
     ~2·width of each block edge, as in the authors' code); ``block=None`` is one long convolution (the test
-    input of spec §2). Defaults are spec §2's: width 30 steps, amplitude 2000, blocks of 1000 steps.
+    input for the decoding error). Defaults are the authors' (Brendel et al. 2020): width 30 steps, amplitude
+    2000, blocks of 1000 steps.
 
     Shape: (length, dim), or (batch, length, dim).
     """
+    from scipy.ndimage import gaussian_filter1d
+
     length = _checks.integer(length, "length", low=1)
     dim = _checks.integer(dim, "dim", low=1)
     width = _checks.real(width, "width", low=0.0, low_open=True)
@@ -62,6 +64,8 @@ def leaky_integral(c: np.ndarray, leak: float, dt: float, x0: np.ndarray | None 
     x = np.zeros(c.shape[:-2] + c.shape[-1:]) if x0 is None else np.array(_checks.array(x0, "x0"), dtype=float)
     if np.broadcast_shapes(x.shape, c.shape[:-2] + c.shape[-1:]) != c.shape[:-2] + c.shape[-1:]:
         raise ValueError(f"x0 must have shape {c.shape[-1:]} or {c.shape[:-2] + c.shape[-1:]}, got {x.shape}")
+    from scipy.signal import lfilter  # here, not at import: scipy.signal alone takes ~0.5 s to load
+
     zi = a * np.broadcast_to(x, c.shape[:-2] + c.shape[-1:])[..., None, :]  # lfilter's state: a·x_0
     return lfilter([dt], [1.0, -a], c, axis=-2, zi=zi)[0]
 
@@ -69,8 +73,8 @@ def leaky_integral(c: np.ndarray, leak: float, dt: float, x0: np.ndarray | None 
 def linear_response(c: np.ndarray, A: np.ndarray, dt: float, x0: np.ndarray | None = None) -> np.ndarray:
     """x_{t+1} = x_t + dt (A x_t + c_t) from x_0 = x0 (0 by default), the Euler integral of ẋ = A x + c.
 
-    The teacher of spec §3 (a linear dynamical system driven by c). Like ``leaky_integral`` (A = −λI) the
-    result is aligned with ``wrec.spiking.simulate``'s traces: x[t] is the state after c[t].
+    The teacher of ``wrec.spiking.learn_lds`` (a linear dynamical system driven by c). Like ``leaky_integral``
+    (A = −λI) the result is aligned with ``wrec.spiking.simulate``'s traces: x[t] is the state after c[t].
 
     Shape: c (T, J) or (B, T, J); A (J, J); x0 (J,) or (B, J) → x like c.
     """
