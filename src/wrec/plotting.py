@@ -1,21 +1,44 @@
-"""Figures (matplotlib only here; the core never imports this module). One style for every experiment."""
+"""Figures (matplotlib only here; the core never imports this module). One style for every experiment.
+
+Figures are ``matplotlib.figure.Figure`` objects made by :func:`subplots`, not pyplot figures: no backend is
+selected and no global figure list grows, so plotting neither changes the caller's matplotlib setup nor needs a
+display, and there is nothing to close. ``savefig`` renders PNG/PDF/SVG with matplotlib's own canvases.
+"""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 STYLE = {
     "figure.dpi": 150, "savefig.bbox": "tight", "font.size": 9, "axes.spines.top": False,
     "axes.spines.right": False, "legend.frameon": False,
 }
-DEGREE_COLORS = plt.get_cmap("viridis")
+DEGREE_COLORS = matplotlib.colormaps["viridis"]
+
+_FIGURE_KEYS = ("figsize", "dpi", "layout")
+
+
+def style() -> AbstractContextManager:
+    """The one style (``STYLE``) for the figures made and saved inside this context."""
+    return matplotlib.rc_context(STYLE)
+
+
+def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
+    """``matplotlib.pyplot.subplots`` without pyplot: a standalone ``Figure`` and its axes.
+
+    ``figsize``, ``dpi`` and ``layout`` go to the ``Figure``; every other keyword (``sharex``, ``sharey``,
+    ``squeeze``, ``height_ratios``, ...) to ``Figure.subplots``.
+    """
+    fig = Figure(**{k: kwargs.pop(k) for k in _FIGURE_KEYS if k in kwargs})
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def capacity_profile(
@@ -38,8 +61,8 @@ def capacity_profile(
     x = by_degree.index.to_numpy(dtype=float)
     width = 0.8 * (np.min(np.diff(x)) if x.size > 1 else 1.0)
     degrees = list(by_degree.columns)
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    with style():
+        fig, ax = subplots(figsize=(6.0, 3.4))
         bottom = np.zeros_like(x)
         for i, d in enumerate(degrees):
             values = by_degree[d].to_numpy(dtype=float)
@@ -63,7 +86,6 @@ def capacity_profile(
         ax.set_ylim(0, 1.08 * max(float(np.nanmax(bottom)), float(rank.max())))
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
         fig.savefig(path)
-        plt.close(fig)
     return path
 
 
@@ -77,10 +99,10 @@ def readout_scaling(curves: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     panels = list(curves.groupby(["n", "gain", "input_scale"]))
-    with plt.rc_context(STYLE):
+    with style():
         cols = min(4, len(panels))
         rows = -(-len(panels) // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False)
+        fig, axes = subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False)
         for ax in axes.flat[len(panels):]:
             ax.set_visible(False)
         for ax, ((n, g, sigma), data) in zip(axes.flat, panels, strict=False):
@@ -98,12 +120,11 @@ def readout_scaling(curves: pd.DataFrame, path: str | Path) -> Path:
             ax.set_ylabel("memory capacity MC(L), raw")
             ax.set_title(f"N = {n}, g = {g}, σ = {sigma}")
         handles, labels = axes[0, 0].get_legend_handles_labels()
-        handles += [plt.Line2D([], [], color="k", ls="--"), plt.Line2D([], [], color="k", ls=":")]
+        handles += [Line2D([], [], color="k", ls="--"), Line2D([], [], color="k", ls=":")]
         labels += ["theory (correlations)", "no correlations: L·MC₁"]
         axes[0, cols - 1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
         fig.tight_layout()
         fig.savefig(path)
-        plt.close(fig)
     return path
 
 
@@ -112,8 +133,8 @@ def sublinearity(points: pd.DataFrame, path: str | Path) -> Path:
     correlation ⟨r²⟩, one marker per reservoir and seed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    with style():
+        fig, ax = subplots(figsize=(4.6, 3.4))
         for kind, p in points.groupby("kind"):
             ax.scatter(p.mean_r2, p.L_half / p.n, s=14, color=KIND_COLORS.get(kind, "k"), label=kind, alpha=0.8)
         ax.set_xscale("log")
@@ -122,7 +143,6 @@ def sublinearity(points: pd.DataFrame, path: str | Path) -> Path:
         ax.set_ylabel("L½ / N  (MC(L) ≤ L/2 from here)")
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
         fig.savefig(path)
-        plt.close(fig)
     return path
 
 
@@ -141,23 +161,23 @@ def learning_curves(results: pd.DataFrame, measures: tuple[str, ...], path: str 
     shown = [m for m in measures if m in _MEASURE_LABELS]
     positive = results.step[results.step > 0]
     linthresh = float(positive.min()) if len(positive) else 1.0
-    with plt.rc_context(STYLE):
+    with style():
         cols = min(3, len(shown))
         rows = -(-len(shown) // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False)
+        fig, axes = subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False)
         for ax in axes.flat[len(shown):]:
             ax.set_visible(False)
         for ax, name in zip(axes.flat, shown, strict=False):
             label, scale = _MEASURE_LABELS[name]
-            for column, style, tag in ((name, "-", "learned"), (f"{name}_ideal", "--", "ideal network")):
+            for column, line, tag in ((name, "-", "learned"), (f"{name}_ideal", "--", "ideal network")):
                 if column not in results:
                     continue
                 for _, rep in results.groupby("replicate"):
                     rep = rep.sort_values("step")
-                    ax.plot(rep.step, rep[column], ls=style, color="C0" if style == "-" else "C1", lw=0.6,
+                    ax.plot(rep.step, rep[column], ls=line, color="C0" if line == "-" else "C1", lw=0.6,
                             alpha=0.4)
                 mean = results.groupby("step")[column].mean()
-                ax.plot(mean.index, mean.to_numpy(), ls=style, color="C0" if style == "-" else "C1", lw=1.6,
+                ax.plot(mean.index, mean.to_numpy(), ls=line, color="C0" if line == "-" else "C1", lw=1.6,
                         marker="o", ms=2.5, label=tag)
             ax.set_xscale("symlog", linthresh=linthresh)
             decades = np.arange(np.ceil(np.log10(linthresh)), np.floor(np.log10(max(results.step.max(), 1))) + 1)
@@ -168,7 +188,6 @@ def learning_curves(results: pd.DataFrame, measures: tuple[str, ...], path: str 
         axes.flat[0].legend(*axes.flat[1].get_legend_handles_labels(), fontsize=7)
         fig.tight_layout()
         fig.savefig(path)
-        plt.close(fig)
     return path
 
 
@@ -177,8 +196,8 @@ def weights_before_after(before: tuple, after: tuple, path: str | Path) -> Path:
     (step, F (N, J), Ω (N, N)). The line is the least-squares fit Ω ≈ s(−FFᵀ) through the origin."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, 2, figsize=(6.6, 3.0))
+    with style():
+        fig, axes = subplots(1, 2, figsize=(6.6, 3.0))
         for ax, (step, F, fast) in zip(axes, (before, after), strict=True):
             off = ~np.eye(fast.shape[0], dtype=bool)
             target, omega = (-F @ F.T)[off], fast[off]
@@ -192,7 +211,6 @@ def weights_before_after(before: tuple, after: tuple, path: str | Path) -> Path:
             ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(path)
-        plt.close(fig)
     return path
 
 
@@ -204,8 +222,8 @@ def spike_raster(times: np.ndarray, neurons: np.ndarray, x: np.ndarray, xhat: np
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     t = np.arange(x.shape[0]) * dt
-    with plt.rc_context(STYLE):
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 4.2), sharex=True, height_ratios=(1, 1.2))
+    with style():
+        fig, (top, bottom) = subplots(2, 1, figsize=(6.4, 4.2), sharex=True, height_ratios=(1, 1.2))
         top.scatter(times, neurons, s=2, marker="|", color="k", lw=0.6)
         top.set_ylabel("neuron")
         top.set_title(title)
@@ -217,5 +235,4 @@ def spike_raster(times: np.ndarray, neurons: np.ndarray, x: np.ndarray, xhat: np
         bottom.legend(ncols=2 * x.shape[1], fontsize=7)
         fig.tight_layout()
         fig.savefig(path)
-        plt.close(fig)
     return path

@@ -1,20 +1,20 @@
 """Low-rank × sparse recurrence and robustness in closed loop (Tumma, Lechner, Loo, Hasani & Rus, ICLR 2024).
 
-Spec cfc-lowrank §4–§5, Pendulum-v1 (CartPole-v1 with ``env``). Expert data (:mod:`wrec.tasks.control`; Pendulum:
-energy shaping + LQR): ``episodes`` × ``steps``, executed action = expert + N(0, 0.5²) clipped (CartPole: the
-other action with probability ``flip_prob``), label = the clean expert action, on the batched environments that
-equal gymnasium's step exactly (tests/test_control.py). Behaviour cloning of a recurrent policy that sees positions
-only (Pendulum cos θ, sin θ; CartPole x, θ): u = 2·tanh(w·h_t + b) with MSE (CartPole: two logits, cross-entropy),
-Adam, windows of ``window`` steps after a ``burn_in`` with the loss masked. Cells: CfC with W_rec = (P Qᵀ) ⊙ M at
-rank r = H/d and sparsity s (d = 1 is the dense full-rank matrix, ``rank=None``), and dense torch LSTM, GRU and tanh
-RNN baselines. One sweep task per (cell, d, s, replicate); each replicate redraws the data, the init and the masks
-(``sweep.task_rng``).
+The paper's closed-loop test (it used Seaquest and HalfCheetah) at CPU size, on Pendulum-v1 (CartPole-v1 with ``env``).
+Expert data (:mod:`wrec.tasks.control`; Pendulum: energy shaping + LQR): ``episodes`` × ``steps``, executed action =
+expert + N(0, 0.5²) clipped (CartPole: the other action with probability ``flip_prob``), label = the clean expert
+action, on the batched environments that equal gymnasium's step exactly (tests/test_control.py). Behaviour cloning of a
+recurrent policy that sees positions only (Pendulum cos θ, sin θ; CartPole x, θ): u = 2·tanh(w·h_t + b) with MSE
+(CartPole: two logits, cross-entropy), Adam, windows of ``window`` steps after a ``burn_in`` with the loss masked.
+Cells: CfC with W_rec = (P Qᵀ) ⊙ M at rank r = H/d and sparsity s (d = 1 is the dense full-rank matrix, ``rank=None``),
+and dense torch LSTM, GRU and tanh RNN baselines. One sweep task per (cell, d, s, replicate); each replicate redraws the
+data, the init and the masks (``sweep.task_rng``).
 
 Closed-loop evaluation: ``eval_episodes`` episodes per condition (reset seeds disjoint from the training data),
-conditions nominal and the spec's shifts; R̂ = (R − R_zero)/(R_oracle − R_zero) with R_zero the zero-torque
-(CartPole: always-left) return and R_oracle the retuned expert's, in the same condition and on the same initial
-states and noise. D = R̂_nominal − mean over shifts of R̂; the validation shifts (observation noise) choose the best
-low-rank sparse CfC, the others (gravity, mass, length, force, delay) report it: H1 — its D is smaller than dense
+conditions nominal and the shifts of :mod:`wrec.tasks.control`; R̂ = (R − R_zero)/(R_oracle − R_zero) with R_zero the
+zero-torque (CartPole: always-left) return and R_oracle the retuned expert's, in the same condition and on the same
+initial states and noise. D = R̂_nominal − mean over shifts of R̂; the validation shifts (observation noise) choose the
+best low-rank sparse CfC, the others (gravity, mass, length, force, delay) report it: H1 — its D is smaller than dense
 CfC's; H2 — smaller than LSTM's and GRU's; each a paired difference over replicates with a 95 % bootstrap CI.
 """
 
@@ -29,10 +29,11 @@ import pandas as pd
 
 from wrec import _checks, sweep
 from wrec.experiments._stats import bootstrap_ci
+from wrec.experiments._torch import torch_threads
 
 BASELINES = ("LSTM", "GRU", "RNN")
 CELLS = ("CfC", *BASELINES)
-VALIDATION = ("obs_noise",)  # shift kinds that choose the best low-rank sparse CfC (spec §5)
+VALIDATION = ("obs_noise",)  # shift kinds that choose the best low-rank sparse CfC
 
 
 def _default_variants() -> tuple[tuple[str, int, float], ...]:
@@ -172,7 +173,7 @@ def build_policy(config: Config, generator):
     if cell == "CfC":
         rnn = CfC(n_in, H, batch_first=True, mode=config.mode, rank=None if d == 1 else H // d, sparsity=s,
                   generator=generator)
-    elif d != 1 or s != 0:  # the option of spec §5: the same (r, s) structure on each W_hh gate block
+    elif d != 1 or s != 0:  # an option: the same (r, s) structure on each W_hh gate block
         rnn = getattr(lowrank, f"LowRankSparse{cell}")(n_in, H, batch_first=True, rank=None if d == 1 else H // d,
                                                        sparsity=s, generator=generator)
     else:
@@ -282,14 +283,19 @@ def _top5_share(hidden: np.ndarray) -> float:
 
 def evaluate(config: Config) -> pd.DataFrame:
     """One task: data, training, spectra before/after, closed loop under every condition. Tidy rows, one per
-    condition, with the task's constants (parameter counts, spectra, final loss, PCA share) repeated."""
+    condition, with the task's constants (parameter counts, spectra, final loss, PCA share) repeated. Runs with
+    one torch thread and restores the caller's thread count afterwards."""
+    if config.variant is None or config.replicate is None:
+        raise ValueError("evaluate runs one task: use config.tasks()")
+    with torch_threads(1):  # one thread per task: two threads on a busy 2-core machine ran ~10x slower
+        return _evaluate(config)
+
+
+def _evaluate(config: Config) -> pd.DataFrame:
     import torch
 
     from wrec.tasks.control import expert, rollout, zero_policy
 
-    if config.variant is None or config.replicate is None:
-        raise ValueError("evaluate runs one task: use config.tasks()")
-    torch.set_num_threads(1)  # one thread per task: two threads on a busy 2-core machine ran ~10x slower
     start = time.perf_counter()
     cell, d, s = config.variant
     rep = config.replicate
@@ -382,7 +388,7 @@ def _paired(per: pd.DataFrame, a: str, b: str, column: str) -> np.ndarray:
 
 
 def targets(results: pd.DataFrame) -> pd.DataFrame:
-    """H1 and H2 of spec §5: paired D differences (reference − best low-rank sparse CfC) on the report shifts,
+    """H1 and H2 (module docstring): paired D differences (reference − best low-rank sparse CfC) on the report shifts,
     95 % bootstrap CIs over replicates; 'reproduced' if the CI excludes 0 on the positive side."""
     per = degradation(results)
     sparse = per[(per.cell == "CfC") & ~((per.d == 1) & (per.sparsity == 0))]
@@ -409,19 +415,16 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     (c) ρ and ‖W_rec‖₂ (mean over blocks) before and after training per variant."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from wrec.plotting import STYLE
+    from wrec.plotting import style, subplots
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = table(results)
     conds = list(dict.fromkeys(results.condition))
     variants = list(summary.variant)
-    cmap = plt.get_cmap("tab10")
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    cmap = matplotlib.colormaps["tab10"]
+    with style():
+        fig, ax = subplots(figsize=(7.5, 3.4))
         width = 0.8 / max(len(variants), 1)
         for i, v in enumerate(variants):
             row = summary[summary.variant == v].iloc[0]
@@ -433,10 +436,9 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_ylabel("normalised return R̂ (1 = retuned expert, 0 = zero torque)")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         fig.savefig(path)
-        plt.close(fig)
 
         second = path.with_name(path.stem + "-degradation.png")
-        fig, ax = plt.subplots(figsize=(5.5, 3.2))
+        fig, ax = subplots(figsize=(5.5, 3.2))
         y = np.arange(len(variants))
         ax.errorbar(summary.D, y, xerr=[summary.D - summary.D_ci_low, summary.D_ci_high - summary.D], fmt="o",
                     color="k", capsize=3)
@@ -447,10 +449,9 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.axvline(0.0, color="k", lw=0.6, ls=":")
         ax.set_xlabel("degradation D = R̂_nominal − mean R̂ under shift (95 % bootstrap CI)")
         fig.savefig(second)
-        plt.close(fig)
 
         third = path.with_name(path.stem + "-spectra.png")
-        fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2), sharey=True)
+        fig, axes = subplots(1, 2, figsize=(8.0, 3.2), sharey=True)
         for ax, q, name in ((axes[0], "rho", "spectral radius ρ"), (axes[1], "norm", "‖W_rec‖₂")):
             ax.plot(summary[f"{q}_init"], y, "o", mfc="none", color="tab:gray", label="init")
             ax.plot(summary[f"{q}_final"], y, "o", color="tab:red", label="trained")
@@ -460,5 +461,4 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         axes[0].set_yticks(y, variants)
         axes[0].legend()
         fig.savefig(third)
-        plt.close(fig)
     return [path, second, third]

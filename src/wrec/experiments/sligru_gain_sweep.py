@@ -1,6 +1,6 @@
 """Li-GRU state blow-up versus SLi-GRU scale invariance over the recurrent gain (Moumen & Parcollet, ICASSP 2023).
 
-Spec E1, forward only: U = g·Q with Q ∈ ℝ^{2H×H} having orthonormal columns, drive w_t ~ N(0, I) standing for
+Forward only: U = g·Q with Q ∈ ℝ^{2H×H} having orthonormal columns, drive w_t ~ N(0, I) standing for
 NORM(W x)_t, h₀ = 0, ReLU candidate, no dropout; H = 128, B = 8, T = 500, g ∈ {0.5, 1, 2, 4, 8}, 5 seeds. The
 Li-GRU's state is unbounded (a large h raises the one-step gain η = (max|h|/4)‖U_z‖ + ‖U_h‖, which lets h grow
 further); the SLi-GRU's LN(U h) = LN(Q h) makes its whole trajectory the same at every g up to the LN's eps
@@ -140,7 +140,8 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def targets(results: pd.DataFrame) -> pd.DataFrame:
-    """Spec E1 targets, each in at least 4 of 5 seeds (at least 80 % of the replicates run)."""
+    """Targets: Li-GRU finite for g ≤ 1 and non-finite for g ≥ 4; SLi-GRU trajectories equal across g within
+    1e-3 relative. Each must hold in at least 4 of 5 seeds (at least 80 % of the replicates run)."""
     reps = sorted(results.replicate.unique())
     need = int(np.ceil(0.8 * len(reps)))
     li = results[results.cell == "LiGRU"]
@@ -169,18 +170,15 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     (b) max over units of |h_t| against t for the first replicate, one line per gain, both cells."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from wrec.plotting import STYLE
+    from wrec.plotting import style, subplots
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     colors = {"LiGRU": "crimson", "SLiGRU": "tab:blue"}
     finite_max = results.loc[np.isfinite(results.max_abs_h), "max_abs_h"].max()
     ceiling = 10 ** np.ceil(np.log10(max(finite_max, 1.0)) + 1)
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    with style():
+        fig, ax = subplots(figsize=(4.6, 3.2))
         for cell, frame in results.groupby("cell"):
             med = frame.groupby("gain").max_abs_h.median()
             ok = frame[frame.finite.astype(bool)]
@@ -196,10 +194,9 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_ylabel("max |h_t| over t")
         ax.legend()
         fig.savefig(path)
-        plt.close(fig)
         first = results[results.replicate == results.replicate.min()]
-        fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0), sharey=True)
-        cmap = plt.get_cmap("viridis")
+        fig, axes = subplots(1, 2, figsize=(8.0, 3.0), sharey=True)
+        cmap = matplotlib.colormaps["viridis"]
         gains = sorted(first.gain.unique())
         for ax, cell in zip(axes, CELLS, strict=True):
             for i, g in enumerate(gains):
@@ -214,5 +211,4 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         axes[1].legend()
         second = path.with_name(path.stem + "-trajectories.png")
         fig.savefig(second)
-        plt.close(fig)
     return [path, second]

@@ -1,11 +1,11 @@
 """StableSSM curse of memory: without reparameterisation, fitting long memory drives the eigenvalues to the edge.
 
-Wang & Li, "StableSSM" (ICML 2024), spec stablessm §4 E1. The minimal linear SSM h_t = λ ⊙ h_{t−1} + U x_t,
-y_t = C h_t, λ_n = exp(f(w_n)) (``wrec.nn.LinearDiagonalSSM``) is trained (Adam, float64) on a linear functional
-with exponential or polynomial memory, for each width m and reparameterisation f. Then every parameter is perturbed,
-θ → θ + β·n/‖n‖_∞ with n Gaussian, and the worst test MSE over repeats, E_m(β), is recorded with the stability
-margin min_n −f(w_n) and max_n λ_n. With f = "direct" and polynomial memory the margin shrinks as m grows and a
-small β pushes a λ past 1 (E explodes); the stable f keep E(β) small at every m.
+Wang & Li, "StableSSM" (ICML 2024), the curse of memory as a perturbation test. The minimal linear SSM
+h_t = λ ⊙ h_{t−1} + U x_t, y_t = C h_t, λ_n = exp(f(w_n)) (``wrec.nn.LinearDiagonalSSM``) is trained (Adam, float64) on
+a linear functional with exponential or polynomial memory, for each width m and reparameterisation f. Then every
+parameter is perturbed, θ → θ + β·n/‖n‖_∞ with n Gaussian, and the worst test MSE over repeats, E_m(β), is recorded with
+the stability margin min_n −f(w_n) and max_n λ_n. With f = "direct" and polynomial memory the margin shrinks as m grows
+and a small β pushes a λ past 1 (E explodes); the stable f keep E(β) small at every m.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class TrainingDiverged(RuntimeError):
 class Config:
     """A grid of (memory × reparameterisation × replicate) tasks, each training every width in turn.
 
-    Defaults are spec E1: m ∈ {8, 16, 32, 64}, four f, ρ ∈ {exp, pol}, Adam lr 1e-2, 1500 steps, batch 128,
+    Defaults: m ∈ {8, 16, 32, 64}, four f, ρ ∈ {exp, pol}, Adam lr 1e-2, 1500 steps, batch 128,
     4000 train / 1000 test sequences of T = 100, A₀ log-uniform in [0.01, 1], 3 seeds, 3 perturbation repeats.
     ``match_loss``: train each wider model only until its training loss reaches the previous width's final loss
     (the reference's protocol, so widths are compared at equal accuracy).
@@ -92,7 +92,8 @@ class Config:
 
     @classmethod
     def quick(cls, **overrides) -> Config:
-        """m ∈ {8, 32} (the spec's probe widths), every f, both memories, 3 seeds: a few minutes on 2 cores."""
+        """m ∈ {8, 32} (where the targets' reference values were measured), every f, both memories, 3 seeds: a
+        few minutes on 2 cores."""
         return cls(**{"widths": (8, 32), **overrides})
 
     @classmethod
@@ -239,7 +240,8 @@ def _one(config: Config, memory: str, reparam: str, rep: int, data) -> pd.DataFr
         previous = train_loss
         errors = {"all": perturbation_errors(model, data, config.betas, config.repeats,
                                              task_rng(config.seed, "perturb", memory, reparam, width, rep)),
-                  # a diagnostic beside the spec's protocol: how much of E(β) is the eigenvalues' doing
+                  # a diagnostic beside the protocol (which perturbs every parameter): how much of E(β) is the
+                  # eigenvalues' doing
                   "recurrent": perturbation_errors(model, data, config.betas, config.repeats,
                                                    task_rng(config.seed, "perturb-w", memory, reparam, width, rep),
                                                    only="parametrizations.w.original")}
@@ -286,13 +288,13 @@ def _per_seed(results: pd.DataFrame, memory: str, beta: float | None, column: st
 
 
 def _held(flags: np.ndarray) -> bool:
-    """A cell counts if it holds in at least 2 of 3 seeds (spec), i.e. in ≥ 2/3 of the seeds run."""
+    """A cell counts if it holds in at least 2 of 3 seeds, i.e. in ≥ 2/3 of the seeds run."""
     flags = np.asarray(flags, bool)
     return bool(flags.size) and flags.sum() >= math.ceil(2 * flags.size / 3)
 
 
 def targets(results: pd.DataFrame) -> pd.DataFrame:
-    """Spec E1 targets: measured values per seed, tolerance, and whether each held in ≥ 2 of 3 seeds."""
+    """The curse-of-memory targets: measured values per seed, tolerance, and whether each held in ≥ 2 of 3 seeds."""
     out = []
 
     def fmt(values) -> str:
@@ -350,7 +352,9 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
 def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     """(a) E(β) per f (panels) and width (colours): polynomial memory (solid), exponential (dashed), and polynomial
     with only w perturbed (dotted); (b) stability margin versus width per f."""
-    from wrec.plotting import STYLE, plt
+    import matplotlib
+
+    from wrec.plotting import style, subplots
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -358,20 +362,20 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     ok = both[both["perturbed"] == "all"]
     reparams = [f for f in REPARAMS if f in set(ok["reparam"])]
     widths = sorted(ok["width"].unique())
-    colors = plt.get_cmap("viridis")
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(reparams), figsize=(3.0 * len(reparams), 3.0), sharey=True, squeeze=False)
+    colors = matplotlib.colormaps["viridis"]
+    with style():
+        fig, axes = subplots(1, len(reparams), figsize=(3.0 * len(reparams), 3.0), sharey=True, squeeze=False)
         for ax, f in zip(axes[0], reparams, strict=True):
             for i, m in enumerate(widths):
-                for memory, style, protocol in (("pol", "-", "all"), ("exp", "--", "all"), ("pol", ":", "recurrent")):
+                for memory, fmt, protocol in (("pol", "-", "all"), ("exp", "--", "all"), ("pol", ":", "recurrent")):
                     sel = both[(both.reparam == f) & (both.width == m) & (both.memory == memory) & (both.beta > 0)
                                & (both.perturbed == protocol)]
                     if sel.empty:
                         continue
                     curve = sel.groupby("beta")["error"].median()
                     y = np.clip(curve.to_numpy(), None, 1e30)
-                    ax.plot(curve.index, y, style, color=colors(i / max(len(widths) - 1, 1)),
-                            label=f"m={m}" if style == "-" else None)
+                    ax.plot(curve.index, y, fmt, color=colors(i / max(len(widths) - 1, 1)),
+                            label=f"m={m}" if fmt == "-" else None)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(f"f = {f}")
@@ -380,22 +384,20 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         axes[0, -1].legend(title="pol (solid), exp (dashed);\npol, w alone perturbed (dotted)", fontsize=7,
                            title_fontsize=7)
         fig.savefig(path)
-        plt.close(fig)
         second = path.with_name(path.stem + "-margin.png")
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        fig, ax = subplots(figsize=(4.5, 3.2))
         first = ok[ok.beta == 0.0]
         for k, f in enumerate(reparams):
-            for memory, style in (("pol", "o-"), ("exp", "s--")):
+            for memory, fmt in (("pol", "o-"), ("exp", "s--")):
                 sel = first[(first.reparam == f) & (first.memory == memory)]
                 if sel.empty:
                     continue
                 curve = sel.groupby("width")["margin"].median()
-                ax.plot(curve.index, curve.to_numpy(), style, color=f"C{k}", label=f"{f}, {memory}")
+                ax.plot(curve.index, curve.to_numpy(), fmt, color=f"C{k}", label=f"{f}, {memory}")
         ax.set_xscale("log", base=2)
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.set_xlabel("width m")
         ax.set_ylabel("stability margin min −f(w)")
         ax.legend(fontsize=7, ncol=2)
         fig.savefig(second)
-        plt.close(fig)
     return [path, second]

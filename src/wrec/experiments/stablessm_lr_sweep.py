@@ -1,6 +1,7 @@
 """StableSSM learning-rate sweep: stable reparameterisations train at learning rates where "direct" fails.
 
-Wang & Li, "StableSSM" (ICML 2024), spec stablessm §4 E2 (and E3 with ``model="block"``). The minimal linear SSM
+Wang & Li, "StableSSM" (ICML 2024): optimisation stability (and, with ``model="block"``, the same on the full
+block). The minimal linear SSM
 (m = 16, float64, Adam) or one StableSSM block (width 64, d_state 64, AdamW with weight decay 0.01 and a cosine
 schedule, float32) is trained on the polynomial-memory linear functional at each learning rate and for each
 reparameterisation f. Recorded: the final test MSE (inf when training produced a non-finite loss: reported, never
@@ -32,8 +33,8 @@ BLOCK_LRS = (5e-1, 5e-2, 5e-3, 5e-4)
 class Config:
     """A grid of (f × learning rate × replicate) tasks, one training each.
 
-    Defaults are spec E2: pol memory, m = 16, lr ∈ {1e-3, 1e-2, 1e-1, 1}, 600 steps, batch 128, 3 seeds.
-    ``model="block"`` is spec E3: one StableSSM block (``width`` channels, ``d_state``), a linear decoder,
+    Defaults (the minimal model): pol memory, m = 16, lr ∈ {1e-3, 1e-2, 1e-1, 1}, 600 steps, batch 128, 3 seeds.
+    ``model="block"``: one StableSSM block (``width`` channels, ``d_state``), a linear decoder,
     AdamW (``weight_decay``) with a cosine schedule, lr ∈ {5e-1, 5e-2, 5e-3, 5e-4} (``Config.block()``);
     ``ssm_lr_tags`` gives the SSM parameters (w, log Δ) lr min(1e-3, lr) and no weight decay, as the reference
     tags them (its LF training ignores the tags, hence off by default).
@@ -81,12 +82,12 @@ class Config:
 
     @classmethod
     def quick(cls, **overrides) -> Config:
-        """The full E2 grid (it is small): every f × 4 learning rates × 3 seeds, 600 steps."""
+        """The full default grid (it is small): every f × 4 learning rates × 3 seeds, 600 steps."""
         return cls(**overrides)
 
     @classmethod
     def block(cls, **overrides) -> Config:
-        """Spec E3: one StableSSM block (width 64, d_state 64) on the LF task, AdamW + cosine, 4 learning rates."""
+        """One StableSSM block (width 64, d_state 64) on the LF task, AdamW + cosine, 4 learning rates."""
         return cls(**{"model": "block", "lrs": BLOCK_LRS, "width": 64, "steps": 600, **overrides})
 
     @classmethod
@@ -102,7 +103,7 @@ class Config:
 
 
 def _block_regressor(config: Config, reparam: str, seed: np.random.Generator):
-    """StableSSM block (batch_first) + a linear decoder to one output, for the LF task (spec E3)."""
+    """StableSSM block (batch_first) + a linear decoder to one output, for the LF task."""
     import torch
     from torch import nn
 
@@ -254,7 +255,7 @@ def _held(flags) -> bool:
 
 
 def targets(results: pd.DataFrame) -> pd.DataFrame:
-    """Spec E2 targets (E3 shares their shape: reported for the block model with its own learning rates)."""
+    """The minimal model's targets (the block model reports the same ones at its own learning rates)."""
     final = _final(results)
     out = []
 
@@ -300,7 +301,7 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
 def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     """(a) Test MSE versus learning rate per f (median and range over seeds; failures drawn at the top);
     (b) gradient-over-weight spread log10(q90/q10) over training at each learning rate."""
-    from wrec.plotting import STYLE, plt
+    from wrec.plotting import style, subplots
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,8 +309,8 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     reparams = [f for f in REPARAMS if f in set(final["reparam"])]
     finite = final["test_mse"].replace(np.inf, np.nan)
     ceiling = 10 * max(float(np.nanmax(finite)) if finite.notna().any() else 1.0, 1.0)
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    with style():
+        fig, ax = subplots(figsize=(4.8, 3.4))
         for f in reparams:
             sel = final[final.reparam == f].copy()
             sel["shown"] = sel["test_mse"].where(np.isfinite(sel["test_mse"]), ceiling)
@@ -325,10 +326,9 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_ylabel("test MSE (median, range over seeds)")
         ax.legend(title="f")
         fig.savefig(path)
-        plt.close(fig)
         second = path.with_name(path.stem + "-spread.png")
         lrs = sorted(results["lr"].unique())
-        fig, axes = plt.subplots(1, len(lrs), figsize=(2.8 * len(lrs), 2.9), sharey=True, squeeze=False)
+        fig, axes = subplots(1, len(lrs), figsize=(2.8 * len(lrs), 2.9), sharey=True, squeeze=False)
         for ax, lr in zip(axes[0], lrs, strict=True):
             for f in reparams:
                 sel = results[(results.reparam == f) & (results.lr == lr)]
@@ -339,5 +339,4 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         axes[0, 0].set_ylabel("log10(q90/q10) of |∂L/∂w|/|w|")
         axes[0, -1].legend(fontsize=7)
         fig.savefig(second)
-        plt.close(fig)
     return [path, second]
