@@ -337,9 +337,15 @@ def test_repr():
 
 
 def test_eta_bound():
-    m = _model(LiGRU, 3, 4, num_layers=2, bidirectional=True)
-    out, _ = m(_randn(10, 2, 3, seed=1))
-    eta = eta_bound(m)
+    m = _model(LiGRU, 3, 4, num_layers=2, bidirectional=True).eval()  # train mode updates BatchNorm's statistics
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    out, _, max_abs_h = m(_randn(10, 2, 3, seed=1), return_max_abs_h=True)
+    assert max_abs_h.shape == (2, 2) and not max_abs_h.requires_grad
+    assert max_abs_h[1, 1].item() == out[..., 4:].abs().max().item()
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in state.items())  # forward is pure (eval mode)
+    out2, _ = m(_randn(10, 2, 3, seed=1))
+    assert torch.equal(out, out2)
+    eta = eta_bound(m, max_abs_h)
     assert eta.shape == (2, 2)
     U = m.weight_hh_l1_reverse.detach().numpy()
     max_h = out[..., 4:].abs().max().item()  # last layer, reverse half
@@ -348,10 +354,13 @@ def test_eta_bound():
     eta2 = eta_bound(m, max_abs_h=2.0)
     U0 = m.weight_hh_l0.detach().numpy()
     assert abs(eta2[0, 0].item() - (0.5 * np.linalg.norm(U0[4:], 2) + np.linalg.norm(U0[:4], 2))) < 1e-12
-    with pytest.raises(ValueError, match="max_abs_h"):
-        eta_bound(m, max_abs_h=float("nan"))
+    assert torch.isinf(eta_bound(m, float("inf"))).all()  # an overflowed forward pass
+    with pytest.raises(ValueError, match="max_abs_h must be >= 0"):
+        eta_bound(m, max_abs_h=-1.0)
+    with pytest.raises(ValueError, match=r"shape \(2, 2\)"):
+        eta_bound(m, max_abs_h=torch.ones(4))
     with pytest.raises(TypeError, match="LiGRU or SLiGRU"):
-        eta_bound(nn.GRU(3, 4))
+        eta_bound(nn.GRU(3, 4), 1.0)
 
 
 # --- torch.compile -----------------------------------------------------------------------------------------------

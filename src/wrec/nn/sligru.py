@@ -97,7 +97,7 @@ def _loop(params: LiGRUParams, w: Tensor, h0: Tensor, mask: Tensor | None, stabi
 
 
 class _FusedLightGRU(torch.autograd.Function):
-    """The whole-sequence recurrence with a hand-written backward through time (spec §4).
+    """The whole-sequence recurrence with a hand-written backward through time (``backend="fused"``).
 
     Backward, from dh (the output's gradient plus the carry from t+1):
     dz = dh ⊙ (h_{t−1} − h̃) ⊙ z(1−z); da = dh ⊙ (1−z) ⊙ m ⊙ φ′(a); dg = [da, dz];
@@ -254,9 +254,6 @@ class _LightGRU(nn.Module):
                     self.register_parameter(f"ln_weight{sfx}", nn.Parameter(torch.empty(H2, **factory)))
                     self.register_parameter(f"ln_bias{sfx}",
                                             nn.Parameter(torch.empty(H2, **factory)) if bias else None)
-        # max|h| of the last forward pass per (layer, direction), for eta_bound(); not part of the state_dict
-        self.register_buffer("last_max_abs_h", torch.zeros(num_layers * opts.num_directions, **factory),
-                             persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -298,22 +295,29 @@ class _LightGRU(nn.Module):
             s += f", backend={self.backend!r}"
         return s
 
-    def forward(self, input: Tensor, hx: Tensor | None = None, *,
-                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, input: Tensor, hx: Tensor | None = None, *, generator: torch.Generator | None = None,
+                return_max_abs_h: bool = False) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
         """Run the stack as ``torch.nn.GRU.forward`` does.
 
         ``generator`` (optional, keyword only) draws the dropout masks (between layers and recurrent); None uses
-        torch's global RNG as nn.GRU does.
+        torch's global RNG as nn.GRU does. ``return_max_abs_h=True`` (keyword only) also returns max|h| over
+        time, batch and units per layer and direction (detached), the input of :func:`eta_bound`. The module
+        itself is not modified (apart from BatchNorm's running statistics in training mode, as in torch).
 
         Shape: input (T, B, F), (B, T, F) if batch_first, or unbatched (T, F); hx (D·num_layers, B, H) or
-        (D·num_layers, H) unbatched; returns output (T, B, D·H) in the input's layout and h_n like hx.
+        (D·num_layers, H) unbatched; returns output (T, B, D·H) in the input's layout and h_n like hx
+        (and max_abs_h (num_layers, D)).
         """
-        layer_fn = partial(self._layer, generator=generator)
-        return rnn_forward(self._opts, input, hx, layer_fn, training=self.training, dtype=self.weight_ih_l0.dtype,
-                           generator=generator, name=type(self).__name__)
+        peaks: list[Tensor] | None = [] if return_max_abs_h else None
+        layer_fn = partial(self._layer, generator=generator, peaks=peaks)
+        output, h_n = rnn_forward(self._opts, input, hx, layer_fn, training=self.training,
+                                  dtype=self.weight_ih_l0.dtype, generator=generator, name=type(self).__name__)
+        if peaks is None:
+            return output, h_n
+        return output, h_n, torch.stack(peaks).reshape(self.num_layers, self._opts.num_directions)
 
-    def _layer(self, layer: int, direction: int, x: Tensor, h0: Tensor,
-               generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    def _layer(self, layer: int, direction: int, x: Tensor, h0: Tensor, generator: torch.Generator | None,
+               peaks: list[Tensor] | None) -> tuple[Tensor, Tensor]:
         sfx = self._opts.suffix(layer, direction)
         T, B, _ = x.shape
         w = F.linear(x, getattr(self, f"weight_ih{sfx}"))  # (T, B, 2H)
@@ -341,8 +345,9 @@ class _LightGRU(nn.Module):
                                   ln_bias=params.ln_bias)
         else:
             out = _loop(params, w, h0, mask, self._stabilised)
-        with torch.no_grad():
-            self.last_max_abs_h[layer * self._opts.num_directions + direction] = out.abs().amax()
+        if peaks is not None:  # rnn_forward calls layer-major, then direction: the order of h_n
+            with torch.no_grad():
+                peaks.append(out.abs().amax())
         return out, out[-1]
 
 
@@ -393,26 +398,27 @@ class SLiGRU(_LightGRU):
                          dtype, nonlinearity, ff_normalization, recurrent_dropout, recurrent_affine, ln_eps, backend)
 
 
-def eta_bound(module: LiGRU | SLiGRU, max_abs_h: float | Tensor | None = None) -> Tensor:
+def eta_bound(module: LiGRU | SLiGRU, max_abs_h: float | Tensor) -> Tensor:
     """η = (max|h|/4)·‖U_z‖₂ + ‖U_h‖₂ per layer and direction: a bound on the one-step Jacobian of the Li-GRU.
 
     U_h, U_z are the candidate and gate blocks of U. η > 1 allows (it does not prove) growth of gradients; it
-    is loose (it exceeded 1 for both cells in every probe). For SLi-GRU the LN's Jacobian is not included: read
-    it as a monitor of ‖U‖ and max|h|, as the reference code does. ``max_abs_h`` None takes max|h| per layer and
-    direction from the module's last forward pass.
+    is loose (it exceeded 1 for both cells in every run we measured). For SLi-GRU the LN's Jacobian is not
+    included: read it as a monitor of ‖U‖ and max|h|, as the reference code does.
+    ``max_abs_h``: one value for every layer, or the per-layer, per-direction values a forward pass returns with
+    ``return_max_abs_h=True``. A forward pass that overflowed (inf or NaN) gives an inf or NaN η.
 
-    Shape: returns (num_layers, D).
+    Shape: max_abs_h () or (num_layers, D); returns (num_layers, D).
     """
     if not isinstance(module, _LightGRU):
         raise TypeError(f"module must be a LiGRU or SLiGRU, got {type(module).__name__}")
     D, H = module._opts.num_directions, module.hidden_size
-    if max_abs_h is None:
-        m = module.last_max_abs_h.detach().reshape(module.num_layers, D)
-    else:
-        m = torch.as_tensor(max_abs_h, dtype=module.weight_hh_l0.dtype)
-        if not torch.all(torch.isfinite(m)) or torch.any(m < 0):
-            raise ValueError(f"max_abs_h must be finite and >= 0, got {max_abs_h!r}")
-        m = m.expand(module.num_layers, D)
+    m = torch.as_tensor(max_abs_h, dtype=module.weight_hh_l0.dtype).detach()
+    if m.shape not in ((), (module.num_layers, D)):
+        raise ValueError(f"max_abs_h must be a number or have shape ({module.num_layers}, {D}), got "
+                         f"{tuple(m.shape)}")
+    if torch.any(m < 0):
+        raise ValueError(f"max_abs_h must be >= 0, got {max_abs_h!r}")
+    m = m.expand(module.num_layers, D)
     eta = torch.empty(module.num_layers, D, dtype=module.weight_hh_l0.dtype)
     with torch.no_grad():
         for layer in range(module.num_layers):
