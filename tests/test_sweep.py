@@ -316,8 +316,9 @@ def test_tasks_sharing_a_process_each_see_their_own_task_dir(tmp_path):
 def test_tasks_on_the_threads_of_a_dask_worker_each_see_their_own_task_dir(tmp_path):
     distributed = pytest.importorskip("distributed")
     configs = grid(8, sleep=0.2)
+    # one worker, four threads, in this process; its HTTP server on a free port (the module's other cluster may run)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=4, processes=False,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
         table = sweep.run(sweep_tasks.reports_task_dir, configs, executor=client.get_executor(),
                           store=Store(tmp_path))
     _own_folders(table, tmp_path)
