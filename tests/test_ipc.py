@@ -17,10 +17,11 @@ def kubota():
     return W, w_in, kubota_input(110_000, seed=0)
 
 
-def kubota_ipc(kubota, rho, max_delay):
+def kubota_ipc(kubota, rho, max_delay, standardize=False):
+    """Kubota's convention: the rank rule on the states as they are (``standardize=False``)."""
     W, w_in, u = kubota
     X = run(ESN(W, w_in=w_in, input_scale=0.1, recurrent_scale=rho), u, washout=10_000)
-    return ipc(X, u[10_000:], max_delay=max_delay)
+    return ipc(X, u[10_000:], max_delay=max_delay, standardize=standardize)
 
 
 @pytest.mark.slow
@@ -32,6 +33,17 @@ def test_kubota_rho_0_1_total_equals_rank_and_published_values(kubota):
     assert res.by_degree[1] == pytest.approx(c1, abs=0.15)
     assert res.by_degree[3] == pytest.approx(c3, abs=0.6)
     assert res.by_degree[2] < 0.05
+    assert res.spurious < 0.01 and not res.warnings
+
+
+@pytest.mark.slow
+def test_kubota_rho_0_1_standardised_states_resolve_more_directions_and_fill_them(kubota):
+    # Kubota's rule keeps σ_i > 10⁻⁷·σ_1 on the raw states; at ρ = 0.1 the neurons' amplitudes span 10³, and
+    # with each neuron scaled to unit norm 7 more directions are resolved. They carry real capacity: the total
+    # is still the rank.
+    res = kubota_ipc(kubota, 0.1, {1: 60, 2: 20, 3: 20}, standardize=True)
+    assert res.rank == 23
+    assert res.total == pytest.approx(23.0, abs=0.1)
 
 
 @pytest.mark.slow
@@ -113,8 +125,11 @@ def test_result_bookkeeping(small_esn):
     assert len(t) == 9 + (9 + 36)
     assert set(t.columns) >= {"degree", "parts", "degrees", "delays", "capacity", "threshold", "kept", "adjusted"}
     assert ((t.capacity >= 0) & (t.capacity <= 1)).all()
-    np.testing.assert_allclose(res.by_degree.to_numpy(), t.capacity.where(t.kept, 0).groupby(t.degree).sum())
+    np.testing.assert_allclose(res.by_degree.to_numpy(), t.adjusted.where(t.kept, 0).groupby(t.degree).sum())
+    np.testing.assert_allclose(res.summary["thresholded"], t.capacity.where(t.kept, 0).groupby(t.degree).sum())
     np.testing.assert_allclose(res.summary["raw"].to_numpy(), t.groupby("degree").capacity.sum())
+    np.testing.assert_allclose(t.adjusted, (t.capacity - t.null) / (1 - t.null))
+    assert (t.kept == (t.capacity > t.threshold * t.null * (res.n_samples - 1) / res.rank)).all()
     assert res.summary["floor"].tolist() == pytest.approx([9 * 50 / (4500 - 8 - 1), 45 * 50 / (4500 - 8 - 1)])
     assert res.n_samples == 4500 - 8
     assert res.total <= res.rank + 1e-9

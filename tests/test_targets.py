@@ -53,9 +53,10 @@ def test_build_and_project_agree_with_direct_products():
     t = np.arange(offset, 300)
     np.testing.assert_allclose(Z[:, i], basis[d0, t - k0] * basis[d1, t - k1])
     A = rng.standard_normal((300 - offset, 3))
-    G, sq = targets.project(basis, s.degrees, s.delays, offset, A)
+    B = rng.uniform(0, 1, (300 - offset, 2))
+    G, S = targets.project(basis, s.degrees, s.delays, offset, A, B)
     np.testing.assert_allclose(G, Z.T @ A, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(sq, (Z**2).sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(S, (Z**2).T @ B, rtol=1e-12)
 
 
 def test_max_delays_normalisation_and_errors():

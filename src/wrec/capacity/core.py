@@ -2,7 +2,18 @@
 
 C(z) = zᵀX(XᵀX)⁺Xᵀz / zᵀz = ‖U_rᵀ z‖² / ‖z‖²  (X, z centred; U_r the left singular vectors kept by the rank
 rule): the in-sample R² of the least-squares readout with intercept (Dambre et al., Sci. Rep. 2012).
-One SVD of X, then one GEMM U_rᵀZ per block of targets; never XᵀX or its inverse (spec §2).
+One SVD of X, then one GEMM U_rᵀZ per block of targets; never XᵀX or its inverse, whose rounding errors
+(the square of the condition number) reach 10⁻³ per target on rank-deficient states.
+
+The state columns are standardised first (``standardize=True``): R² does not depend on a column's scale, so
+neither may the rank rule, and a neuron of amplitude 10⁻⁸ counts as much as one of amplitude 10⁸.
+
+A target unrelated to the states still gets Ĉ > 0: with h_t = ‖U_r[t]‖² the leverage of row t (Σ_t h_t = r),
+E[Ĉ] = Σ_t h_t σ_t² / Σ_t σ_t² · (1 + O(1/T)) for a target with E[z_t | X] = 0 and variance σ_t², which is
+r/(T − 1) for homoscedastic targets (the mean of the Beta(r/2, (T−1−r)/2) null) and more when the target's
+variance rises where the states are extreme (products of inputs the states remember: ≈ 10 % more for the
+degree-3 targets of an ESN). ``null`` estimates it per target from the target itself,
+e(z) = T/(T−1) · Σ_t h_t z̃_t² / ‖z̃‖² (z̃ centred), and the bias-corrected capacity is (Ĉ − e)/(1 − e).
 """
 
 from __future__ import annotations
@@ -18,13 +29,16 @@ from wrec import _checks
 RankRule = str | float
 _EPS = np.finfo(np.float64).eps
 BLOCK_ELEMENTS = 1 << 24  # target-block size in float64 elements (128 MiB): memory stays bounded
+GROWTH_LIMIT = 1e3  # states whose RMS rises block after block by more than this have no echo-state property
+GROWTH_BLOCKS = 10
 
 
 def kept_rank(singular_values: np.ndarray, n_columns: int, rank: RankRule = "kubota") -> int:
     """Number of singular values kept.
 
-    ``"kubota"`` (default): σ_i² > σ_1² · L · ε₆₄ (reproduces the published ranks of Kubota et al. 2021);
-    ``"numpy"``: σ_i > σ_1 · max(T, L) · ε (``numpy.linalg.matrix_rank``); a float: σ_i > rtol · σ_1.
+    ``"kubota"`` (default): σ_i² > σ_1² · L · ε₆₄ (on unstandardised states it reproduces the published ranks of
+    Kubota et al. 2021); ``"numpy"``: σ_i > σ_1 · max(T, L) · ε (``numpy.linalg.matrix_rank``); a float:
+    σ_i > rtol · σ_1.
     """
     s = singular_values
     if s.size == 0 or s[0] == 0.0:
@@ -40,16 +54,63 @@ def kept_rank(singular_values: np.ndarray, n_columns: int, rank: RankRule = "kub
     raise ValueError(f"rank must be 'kubota', 'numpy' or a relative tolerance in (0, 1], got {rank!r}")
 
 
+def check_bounded(states: np.ndarray) -> None:
+    """Raise if the states grow without bound: their RMS rises from each tenth of the rows to the next, by more
+    than ``GROWTH_LIMIT`` in all. Such a network has lost the echo-state property and has no capacity."""
+    T = states.shape[0]
+    if T < 2 * GROWTH_BLOCKS:
+        return
+    top = float(np.max(np.abs(states)))
+    if top == 0.0:
+        return
+    rms = np.array([np.sqrt(np.mean(np.square(b / top))) for b in np.array_split(states, GROWTH_BLOCKS)])
+    if rms[0] > 0.0 and np.all(np.diff(rms) > 0.0) and rms[-1] > GROWTH_LIMIT * rms[0]:
+        raise ValueError(
+            f"states grow without bound: their RMS rises from every tenth of the rows to the next, ×{rms[-1] / rms[0]:.3g} "
+            "in all. The network has lost the echo-state property (its state does not forget its start), so "
+            "capacities are not defined: lower the spectral radius (gain) or the input scale, or check the simulation")
+
+
+def centred_states(states: object, *, standardize: bool = True) -> np.ndarray:
+    """The states (T, L) as a float64 copy with each column centred (and scaled to unit norm if ``standardize``).
+
+    A column constant up to rounding (‖x − x̄‖ ≤ 10·√T·ε·max|x|) is set to exactly 0: it carries nothing, and
+    scaling its rounding errors up would invent a direction.
+    """
+    X = _checks.array(states, "states", ndim=2)
+    T, L = X.shape
+    if L == 0:
+        raise ValueError("states has no columns (neurons)")
+    check_bounded(X)
+    Xc = X - X.mean(axis=0)
+    norms = np.linalg.norm(Xc, axis=0)
+    constant = norms <= 10.0 * np.sqrt(T) * _EPS * np.max(np.abs(X), axis=0)
+    Xc[:, constant] = 0.0
+    if standardize:
+        Xc[:, ~constant] /= norms[~constant]
+    return Xc
+
+
 @dataclass(frozen=True, eq=False)
 class _Basis:
-    """An orthonormal basis (T, k) of the centred state columns (abstract: the projection bookkeeping)."""
+    """An orthonormal basis (T, k) of the centred state columns (abstract: the projection bookkeeping).
+
+    Subclasses define ``rank`` (r, or one r(L) per readout size), ``n_samples`` (T) and ``leverage`` (T, w):
+    the row leverages h_t of each basis whose capacities they report (w = 1, or one column per readout size).
+    """
 
     basis: np.ndarray
 
     @cached_property
     def augmented(self) -> np.ndarray:
-        """[basis, 1] (T, k + 1), C-ordered, for the one-GEMM projection."""
-        return np.hstack([self.basis, np.ones((self.basis.shape[0], 1))])
+        """A = [basis, 1, leverage] (T, k + 1 + w), C-ordered: ZᵀA gives every projection in one GEMM."""
+        T = self.basis.shape[0]
+        return np.hstack([self.basis, np.ones((T, 1)), self.leverage])
+
+    @cached_property
+    def squared(self) -> np.ndarray:
+        """B = [leverage, 1] (T, w + 1): (Z∘Z)ᵀB gives Σ_t h_t z_t² and ‖z‖² in one GEMM."""
+        return np.hstack([self.leverage, np.ones((self.basis.shape[0], 1))])
 
     @cached_property
     def _column_sums(self) -> np.ndarray:
@@ -57,7 +118,7 @@ class _Basis:
         return self.basis.sum(axis=0)
 
     def _centred(self, G: np.ndarray, sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(basisᵀ(z − z̄) (m, k), ‖z − z̄‖² (m,)) from G = Zᵀ[basis, 1] and sq = ‖z‖²: the mean removed exactly."""
+        """(basisᵀ(z − z̄) (m, k), ‖z − z̄‖² (m,)) from G = ZᵀA and sq = ‖z‖²: the mean removed exactly."""
         T, k = self.basis.shape
         zbar = G[:, k] / T
         proj = G[:, :k] - zbar[:, None] * self._column_sums[None, :]
@@ -66,17 +127,26 @@ class _Basis:
             raise ValueError("a target has zero variance on the evaluated rows; a constant has no capacity")
         return proj, denom
 
-    # subclasses define ``rank`` (r, or one r(L) per readout size) and ``n_samples`` (T)
+    def null(self, G: np.ndarray, S: np.ndarray) -> np.ndarray:
+        """e(z) = T/(T−1) · Σ_t h_t (z_t − z̄)² / ‖z − z̄‖² for G = ZᵀA, S = (Z∘Z)ᵀB: the expected capacity of
+        each target were it unrelated to the states (module docstring). Shape (m,) or (m, n_readouts)."""
+        T, k = self.basis.shape
+        w = self.leverage.shape[1]
+        zbar = G[:, k] / T
+        hz2 = S[:, :w] - 2.0 * zbar[:, None] * G[:, k + 1 : k + 1 + w] + (zbar * zbar)[:, None] * self.rank
+        out = T / (T - 1) * hz2 / (S[:, w] - T * zbar * zbar)[:, None]
+        return np.clip(out[:, 0] if np.ndim(self.rank) == 0 else out, 0.0, 1.0)
+
     @property
     def floor(self) -> float | np.ndarray:
-        """E[C] of one target independent of the states: r/(T − 1) (exact for Gaussian z, spec §2)."""
+        """E[C] of one homoscedastic target independent of the states: r/(T − 1) (exact for Gaussian z)."""
         return self.rank / (self.n_samples - 1)
 
-    def adjusted(self, values: np.ndarray) -> np.ndarray:
-        """Finite-sample bias correction Ĉ_adj = 1 − (1 − Ĉ)(T − 1)/(T − 1 − r), unbiased for E[Ĉ]
-        (values (m,), or (m, n_readouts) against one r(L) per column)."""
-        T, r = self.n_samples, self.rank
-        return 1.0 - (1.0 - values) * (T - 1) / (T - 1 - r)
+    def adjusted(self, values: np.ndarray, null: np.ndarray | float | None = None) -> np.ndarray:
+        """Bias-corrected capacities (Ĉ − e)/(1 − e), unbiased for E[Ĉ] when e is the null mean; e defaults to
+        r/(T − 1) (then 1 − (1 − Ĉ)(T − 1)/(T − 1 − r), the adjusted R²). values (m,) or (m, n_readouts)."""
+        e = self.floor if null is None else null
+        return (values - e) / (1.0 - e)
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,16 +157,22 @@ class Decomposition(_Basis):
     rank: int
     n_samples: int
 
-    def capacities(self, Z: np.ndarray) -> np.ndarray:
-        """C(z_j) for each column of Z (T, m). Returns (m,) values in [0, 1].
+    @cached_property
+    def leverage(self) -> np.ndarray:
+        """h_t = ‖U_r[t]‖², shape (T, 1); Σ_t h_t = r."""
+        return np.einsum("tr,tr->t", self.basis, self.basis)[:, None]
 
-        One GEMM Zᵀ[U_r, 1] gives U_rᵀz and Σz, then ``from_projections``. Targets whose mean dwarfs their
-        spread lose precision in ‖z‖² − T z̄²: centre such columns first (``capacities`` does).
+    def capacities(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(C(z_j), e(z_j)) for each column of Z (T, m): capacities in [0, 1] and their null means, each (m,).
+
+        Targets whose mean dwarfs their spread lose precision in ‖z‖² − T z̄²: centre such columns first
+        (``capacities`` does).
         """
-        return self.from_projections(Z.T @ self.augmented, np.einsum("tj,tj->j", Z, Z))
+        G, S = Z.T @ self.augmented, (Z * Z).T @ self.squared
+        return self.from_projections(G, S[:, -1]), self.null(G, S)
 
     def from_projections(self, G: np.ndarray, sq: np.ndarray) -> np.ndarray:
-        """Capacities from G = Zᵀ[U_r, 1] (m, r + 1) and sq = ‖z_j‖² (m,), accumulated in any row order.
+        """Capacities from G = ZᵀA (m, ≥ r + 1) and sq = ‖z_j‖² (m,), accumulated in any row order.
 
         C = ‖U_rᵀ(z − z̄)‖² / (‖z‖² − T z̄²): the mean is removed exactly, so Z never needs centring or copying.
         """
@@ -113,13 +189,11 @@ class Decomposition(_Basis):
         return proj
 
 
-def decompose(states: np.ndarray, *, rank: RankRule = "kubota") -> Decomposition:
-    """SVD of the column-centred states (T, L) in float64, truncated by the rank rule (see ``kept_rank``)."""
-    X = _checks.array(states, "states", ndim=2)
-    T, L = X.shape
-    if L == 0:
-        raise ValueError("states has no columns (neurons)")
-    Xc = X - X.mean(axis=0)
+def decompose(states: np.ndarray, *, rank: RankRule = "kubota", standardize: bool = True) -> Decomposition:
+    """SVD of the centred (by default standardised, see ``centred_states``) states (T, L) in float64, truncated
+    by the rank rule (see ``kept_rank``)."""
+    Xc = centred_states(states, standardize=standardize)
+    T, L = Xc.shape
     U, s, _ = scipy.linalg.svd(Xc, full_matrices=False, check_finite=False, lapack_driver="gesdd")
     r = kept_rank(s, L, rank)
     if T <= r + 1:
@@ -133,10 +207,11 @@ class NestedDecomposition(_Basis):
     """Capacities for a grid of nested readouts (the first L state columns, for every L in ``readouts``).
 
     With the unpivoted Householder QR X = QR of the centred states, the first L columns of Q span the first L
-    neurons, so C_L(z) = Σ_{i≤L} (q_iᵀz)²/‖z‖²: cumulative sums of one projection (spec §7). Where the prefix is
-    numerically rank-deficient (|R_ii| < 100·√(L ε)·max|R_ii| for some i ≤ L) that L falls back to the SVD of
-    R[:L, :L] (the singular values of the first L columns) with the rank rule, still from the same projection.
-    ``rank`` and the results have one entry per readout size.
+    neurons, so C_L(z) = Σ_{i≤L} (q_iᵀz)²/‖z‖²: cumulative sums of one projection. Where the prefix is
+    numerically rank-deficient (|R_ii| ≤ 100·√(L ε)·max|R_ii| for some i ≤ L; with standardised columns |R_ii|
+    is the distance of column i from the span of the columns before it, in units of its own norm) that L falls
+    back to the SVD of R[:L, :L] (the singular values of the first L columns) with the rank rule, still from the
+    same projection. ``rank`` and the results have one entry per readout size.
     """
 
     readouts: np.ndarray
@@ -144,8 +219,18 @@ class NestedDecomposition(_Basis):
     n_samples: int
     fallback: dict[int, np.ndarray]
 
+    @cached_property
+    def leverage(self) -> np.ndarray:
+        """h_t(L) of the basis each readout size uses, shape (T, n_readouts); column sums r(L)."""
+        cumulative = np.cumsum(self.basis * self.basis, axis=1)
+        H = cumulative[:, self.readouts - 1]
+        for i, directions in self.fallback.items():
+            B = self.basis[:, : directions.shape[0]] @ directions
+            H[:, i] = np.einsum("tr,tr->t", B, B)
+        return np.ascontiguousarray(H)
+
     def from_projections(self, G: np.ndarray, sq: np.ndarray) -> np.ndarray:
-        """Capacities (m, n_readouts) from G = Zᵀ[Q, 1] (m, N + 1) and sq = ‖z_j‖² (m,)."""
+        """Capacities (m, n_readouts) from G = ZᵀA (m, ≥ N + 1) and sq = ‖z_j‖² (m,)."""
         proj, denom = self._centred(G, sq)
         out = np.cumsum(proj * proj, axis=1)[:, self.readouts - 1]
         for i, directions in self.fallback.items():
@@ -155,8 +240,11 @@ class NestedDecomposition(_Basis):
         return np.clip(out, 0.0, 1.0)
 
 
-def nested_decompose(states: np.ndarray, readouts, *, rank: RankRule = "kubota") -> NestedDecomposition:
-    """QR of the centred states (T, N) for nested readouts of sizes ``readouts`` (ints in 1..N, any order).
+def nested_decompose(
+    states: np.ndarray, readouts, *, rank: RankRule = "kubota", standardize: bool = True
+) -> NestedDecomposition:
+    """QR of the centred (by default standardised) states (T, N) for nested readouts of sizes ``readouts``
+    (ints in 1..N, any order).
 
     The columns are taken in the order given: reorder them first for a random readout order.
     """
@@ -167,13 +255,14 @@ def nested_decompose(states: np.ndarray, readouts, *, rank: RankRule = "kubota")
         raise ValueError(f"readouts must be a non-empty 1-D sequence of ints, got {readouts!r}")
     if Ls.min() < 1 or Ls.max() > N:
         raise ValueError(f"readouts must lie in 1..N = {N} (the number of state columns), got {Ls.min()}..{Ls.max()}")
-    Xc = X - X.mean(axis=0)
+    Xc = centred_states(X, standardize=standardize)
     Q, R = scipy.linalg.qr(Xc, mode="economic", check_finite=False)
     d = np.abs(np.diag(R))
     ranks = np.empty(Ls.size, dtype=np.int64)
     fallback = {}
     for i, L in enumerate(Ls.tolist()):
-        if np.all(d[:L] >= 100.0 * np.sqrt(L * _EPS) * d[:L].max()):
+        top = d[:L].max()
+        if top > 0.0 and np.all(d[:L] > 100.0 * np.sqrt(L * _EPS) * top):
             ranks[i] = L
             continue
         U, s, _ = np.linalg.svd(R[:L, :L])
@@ -192,14 +281,23 @@ def _centred(Z: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Capacities:
-    """Capacities of a set of targets: ``values`` (m,), the state rank r and the sample count T."""
+    """Capacities of a set of targets: raw ``values`` (m,), their null means ``null`` (m,) (the capacity each
+    target would show were it unrelated to the states), the state rank r and the sample count T."""
 
     values: np.ndarray
+    null: np.ndarray
     rank: int
     n_samples: int
 
+    @property
+    def adjusted(self) -> np.ndarray:
+        """Bias-corrected capacities (Ĉ − e)/(1 − e)."""
+        return (self.values - self.null) / (1.0 - self.null)
 
-def capacities(states: np.ndarray, targets: np.ndarray, *, rank: RankRule = "kubota") -> Capacities:
+
+def capacities(
+    states: np.ndarray, targets: np.ndarray, *, rank: RankRule = "kubota", standardize: bool = True
+) -> Capacities:
     """Capacity of each target column against any state matrix (wrec's, another library's, a recording).
 
     Shapes: states (T, L), targets (T,) or (T, m), aligned row by row. Processed in blocks of columns so that
@@ -210,8 +308,8 @@ def capacities(states: np.ndarray, targets: np.ndarray, *, rank: RankRule = "kub
     Z = Z[:, None] if Z.ndim == 1 else Z
     if Z.shape[0] != X.shape[0]:
         raise ValueError(f"targets has {Z.shape[0]} rows but states has {X.shape[0]}; they must be aligned")
-    dec = decompose(X, rank=rank)
+    dec = decompose(X, rank=rank, standardize=standardize)
     step = max(1, BLOCK_ELEMENTS // X.shape[0])
-    values = np.concatenate([dec.capacities(_centred(Z[:, i : i + step]))
-                             for i in range(0, Z.shape[1], step)])
-    return Capacities(values=values, rank=dec.rank, n_samples=dec.n_samples)
+    blocks = [dec.capacities(_centred(Z[:, i : i + step])) for i in range(0, Z.shape[1], step)]
+    return Capacities(values=np.concatenate([b[0] for b in blocks]), null=np.concatenate([b[1] for b in blocks]),
+                      rank=dec.rank, n_samples=dec.n_samples)

@@ -6,7 +6,8 @@ system with T, delays → ∞ the total over all degrees equals the rank r of th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,18 +17,40 @@ from wrec import _checks
 from wrec.capacity import targets as _targets
 from wrec.capacity.basis import orthonormal
 from wrec.capacity.core import Decomposition, NestedDecomposition, RankRule, decompose
-from wrec.capacity.thresholds import Surrogate, Threshold, as_threshold
+from wrec.capacity.thresholds import (
+    MAX_SPURIOUS,
+    NoThreshold,
+    Surrogate,
+    Threshold,
+    as_threshold,
+    expected_spurious,
+)
 
-TARGET_BLOCK = 2048  # targets projected together (G is TARGET_BLOCK × (r + 1))
+TARGET_BLOCK = 2048  # targets projected together (G is TARGET_BLOCK × (r + 2))
+SPURIOUS_WARNING = 0.5  # expected spurious total (capacity units) above which a result warns
+
+
+class CapacityWarning(UserWarning):
+    """A capacity result that breaks an invariant (total above the rank) or rests on many chance capacities."""
 
 
 @dataclass(frozen=True, eq=False)
 class _Evaluated:
-    """Capacities of one target shape: raw values (m,) and the shape's threshold (or (m, n_readouts), (n_readouts,))."""
+    """Capacities of one target shape, each (m,) or (m, n_readouts) against one r(L) per readout size.
+
+    values: raw Ĉ; null: each target's null mean e(z); threshold: the shape's threshold θ (or (n_readouts,));
+    kept: Ĉ > θ·λ, λ = e(z)(T−1)/r; counted: what each target adds to a sum (its bias-corrected capacity if
+    kept, else 0; the raw Ĉ without a threshold); spurious: the expected share of ``counted`` of targets
+    unrelated to the states (float or (n_readouts,)).
+    """
 
     tset: _targets.TargetSet
     values: np.ndarray
+    null: np.ndarray
     threshold: float | np.ndarray
+    kept: np.ndarray
+    counted: np.ndarray
+    spurious: float | np.ndarray
 
 
 def aligned(states: object, u: object, offset: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,22 +75,67 @@ def evaluate(
     """Capacities of every target up to the given per-degree delays, from one decomposition of the states.
 
     ``dec`` decomposes the state rows t ≥ offset = max delay (``decompose(X[offset:])``, or
-    ``nested_decompose`` for a grid of readout sizes: then values and thresholds get a trailing readout axis).
+    ``nested_decompose`` for a grid of readout sizes: then every array gets a trailing readout axis).
     Targets are generated and projected in blocks of ``TARGET_BLOCK`` columns, chunk by chunk of rows, so the
     target matrix is never held whole.
     """
     offset = max(max_delay.values())
     sets = [ts for d, k in max_delay.items() for ts in _targets.delay_sets(d, k)]
-    thr = threshold.thresholds(dec, basis, [ts.parts for ts in sets], offset)
+    thr = threshold.thresholds(dec, basis, sets, offset)
+    raw = isinstance(threshold, NoThreshold)
+    e0 = np.asarray(dec.floor, dtype=float)
     out = []
     for ts, t in zip(sets, thr, strict=True):
         values = np.empty((len(ts), *np.shape(dec.rank)))
+        null = np.empty_like(values)
         for start in range(0, len(ts), TARGET_BLOCK):
             stop = min(start + TARGET_BLOCK, len(ts))
-            G, sq = _targets.project(basis, ts.degrees[start:stop], ts.delays[start:stop], offset, dec.augmented)
-            values[start:stop] = dec.from_projections(G, sq)
-        out.append(_Evaluated(ts, values, t))
+            G, S = _targets.project(basis, ts.degrees[start:stop], ts.delays[start:stop], offset, dec.augmented,
+                                    dec.squared)
+            values[start:stop] = dec.from_projections(G, S[:, -1])
+            null[start:stop] = dec.null(G, S)
+        if raw:
+            kept, counted, spurious = np.ones(values.shape, bool), values, len(ts) * e0
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                kept = (e0 > 0) & (values * e0 > t * null)  # Ĉ > θ·λ without dividing by a zero rank
+            counted = np.where(kept, dec.adjusted(values, null), 0.0)
+            spurious = expected_spurious(dec, len(ts), t)
+        out.append(_Evaluated(ts, values, null, t, kept, counted, spurious))
     return out
+
+
+def sampling_variance(counted: np.ndarray, n_samples: int) -> np.ndarray:
+    """Σ_j 4 c_j (1 − c_j)² / T: the variance of a sum of in-sample R² values c_j from T samples (each R² has
+    asymptotic variance 4c(1 − c)²/T), errors taken as independent. Sums over the first axis."""
+    c = np.clip(counted, 0.0, 1.0)
+    return np.sum(4.0 * c * (1.0 - c) ** 2, axis=0) / n_samples
+
+
+def diagnose(total: float, rank: int, spurious: float, variance: float, n_targets: int, n_samples: int) -> list[str]:
+    """What is wrong with a thresholded capacity total, if anything, and what to change (one message each).
+
+    The total may exceed the rank by the chance capacity the threshold allows (``MAX_SPURIOUS``) plus three
+    standard errors of the sum (``sampling_variance``); beyond that it is an artefact of the finite sample.
+    """
+    found = []
+    allowance = MAX_SPURIOUS + 3.0 * float(np.sqrt(variance))
+    if total > rank + allowance:
+        found.append(
+            f"the total capacity {total:.4g} exceeds the rank r = {rank} of the states, its ceiling, by more than "
+            f"its sampling error ({allowance:.2g}): finite-sample error dominates at T = {n_samples} for "
+            f"{n_targets} targets. Use more time steps, fewer targets (a smaller max_delay) or a stricter threshold")
+    if spurious > SPURIOUS_WARNING:
+        found.append(
+            f"targets unrelated to the states are expected to add {spurious:.3g} to the total ({n_targets} "
+            f"targets at T = {n_samples}): use more time steps, fewer targets (a smaller max_delay) or a "
+            "smaller max_spurious of the threshold")
+    return found
+
+
+def warn(messages: Sequence[str]) -> None:
+    for message in messages:
+        warnings.warn(message, CapacityWarning, stacklevel=3)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,12 +143,16 @@ class IPC:
     """IPC profile of a state matrix.
 
     Attributes:
-        table: one row per target (degree, parts, degrees, delays, capacity, threshold, kept).
-        by_degree: thresholded capacity per degree (pandas Series indexed by degree).
-        total: Σ_d by_degree, to compare with ``rank``.
+        table: one row per target: degree, parts, degrees, delays, capacity (raw Ĉ), null (its null mean e),
+            adjusted ((Ĉ − e)/(1 − e)), threshold (the shape's θ), kept (Ĉ > θ·e(T−1)/r).
+        by_degree: per degree, the sum of the bias-corrected capacities of the kept targets (pandas Series).
+        total: Σ_d by_degree, at most ``rank`` (a ``CapacityWarning`` says when not).
         rank: rank r of the centred states (the ceiling of the total).
         n_samples: rows T used (after dropping the first max-delay rows).
-        summary: per degree: n_targets, raw sum, thresholded sum, adjusted sum, floor n_targets·r/(T−1).
+        spurious: the expected part of ``total`` due to targets unrelated to the states.
+        summary: per degree: n_targets, raw (Σ Ĉ), thresholded (Σ Ĉ over kept targets: Kubota et al.'s
+            convention), adjusted (Σ over all targets), floor n_targets·r/(T−1), spurious, capacity.
+        warnings: the invariant checks that failed, each with what to change (also issued as warnings).
     """
 
     table: pd.DataFrame
@@ -88,8 +160,9 @@ class IPC:
     total: float
     rank: int
     n_samples: int
+    spurious: float
     summary: pd.DataFrame
-
+    warnings: tuple[str, ...] = ()
 
 
 def ipc(
@@ -101,6 +174,7 @@ def ipc(
     basis: str = "legendre",
     threshold: Threshold | None = Surrogate(),
     rank: RankRule = "kubota",
+    standardize: bool = True,
 ) -> IPC:
     """Information processing capacity by degree of any state matrix driven by a scalar i.i.d. input.
 
@@ -113,14 +187,24 @@ def ipc(
         max_delay: largest delay k (inclusive), one int for all degrees or ``{degree: max_delay}``
             (then only the listed degrees are evaluated). Targets use rows t ≥ max(max_delay).
         basis: ``"legendre"`` (u ~ U[−1, 1]), ``"hermite"`` (u ~ N(0, 1)) or ``"gram_schmidt"`` (empirical).
-        threshold: ``Surrogate()`` (default), ``ChiSquare()``, or None for raw capacities.
+        threshold: ``Surrogate()`` (default) or ``ChiSquare()``: a target counts, with its bias-corrected
+            capacity (Ĉ − e)/(1 − e), when it passes the larger of the per-shape null and a family-wise bound
+            that keeps the expected spurious total below ``max_spurious`` (``wrec.capacity.thresholds``).
+            None: every target counts with its raw Ĉ (no threshold, no correction).
         rank: rank rule of the state decomposition (see ``wrec.capacity.core.kept_rank``).
+        standardize: scale each state column to unit norm first (default), so that capacities and the rank do
+            not depend on a column's scale. ``False`` with ``rank="kubota"`` reproduces the ranks Kubota et al.
+            (2021) publish (their rule drops directions below 10⁻⁷ of the largest, whatever the neurons' scales).
+
+    The basis must match the input's distribution (``wrec.capacity.basis.orthonormal`` checks it); a
+    ``CapacityWarning`` says when the total exceeds the rank or chance capacities are expected to weigh.
     """
     delays = _targets.max_delays(max_degree, max_delay)
     X, u = aligned(states, u, max(delays.values()))
     values = orthonormal(u, max(delays), basis)
-    dec = decompose(X[max(delays.values()):], rank=rank)
-    evaluated = evaluate(dec, values, delays, as_threshold(threshold))
+    dec = decompose(X[max(delays.values()):], rank=rank, standardize=standardize)
+    threshold = as_threshold(threshold)
+    evaluated = evaluate(dec, values, delays, threshold)
     table = pd.concat([
         pd.DataFrame({
             "degree": e.tset.degree,
@@ -128,19 +212,28 @@ def ipc(
             "degrees": _targets.labels(e.tset.degrees),
             "delays": _targets.labels(e.tset.delays),
             "capacity": e.values,
+            "null": e.null,
+            "adjusted": dec.adjusted(e.values, e.null),
             "threshold": float(e.threshold),
-            "kept": e.values > e.threshold,
+            "kept": e.kept,
         }) for e in evaluated], ignore_index=True)
-    table["adjusted"] = dec.adjusted(table["capacity"].to_numpy())
-    kept_values = table["capacity"].where(table["kept"], 0.0)
-    grouped = table.assign(thresholded=kept_values).groupby("degree")
+    counted = np.concatenate([e.counted for e in evaluated])
+    grouped = table.assign(thresholded=table["capacity"].where(table["kept"], 0.0), counted=counted).groupby("degree")
+    spurious = pd.Series([float(e.spurious) for e in evaluated], index=[e.tset.degree for e in evaluated])
     summary = pd.DataFrame({
         "n_targets": grouped.size(),
         "raw": grouped["capacity"].sum(),
         "thresholded": grouped["thresholded"].sum(),
         "adjusted": grouped["adjusted"].sum(),
         "floor": grouped.size() * dec.floor,
+        "spurious": spurious.groupby(level=0).sum(),
+        "capacity": grouped["counted"].sum(),
     })
-    by_degree = summary["thresholded"].rename("capacity")
-    return IPC(table=table, by_degree=by_degree, total=float(by_degree.sum()), rank=dec.rank,
-               n_samples=dec.n_samples, summary=summary)
+    by_degree = summary["capacity"].rename("capacity")
+    total = float(by_degree.sum())
+    variance = float(sampling_variance(counted, dec.n_samples))
+    found = () if isinstance(threshold, NoThreshold) else tuple(
+        diagnose(total, dec.rank, float(summary["spurious"].sum()), variance, len(table), dec.n_samples))
+    warn(found)
+    return IPC(table=table, by_degree=by_degree, total=total, rank=dec.rank, n_samples=dec.n_samples,
+               spurious=float(summary["spurious"].sum()), summary=summary, warnings=found)

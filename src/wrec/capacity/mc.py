@@ -1,4 +1,9 @@
-"""Linear memory capacity (Jaeger 2001): m_k = C(u_{t−k}), MC = Σ_{k=0}^{K} m_k ≤ r."""
+"""Linear memory capacity (Jaeger 2001): m_k = C(u_{t−k}), MC = Σ_{k=0}^{K} m_k ≤ r.
+
+Delays start at k = 0: X[t] is the state right after u[t], so m_0 is the capacity to report the current input.
+ReservoirPy's ``memory_capacity`` (and Jaeger's original sum) start at k = 1; ``MemoryCapacity.total_from(1)``
+gives that sum for comparisons.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ import numpy as np
 
 from wrec import _checks
 from wrec.capacity.core import RankRule, decompose
-from wrec.capacity.ipc import aligned, evaluate
-from wrec.capacity.thresholds import Surrogate, Threshold, as_threshold
+from wrec.capacity.ipc import aligned, diagnose, evaluate, sampling_variance, warn
+from wrec.capacity.thresholds import NoThreshold, Surrogate, Threshold, as_threshold
 
 
 @dataclass(frozen=True, eq=False)
@@ -17,15 +22,18 @@ class MemoryCapacity:
     """Memory curve of a state matrix.
 
     Attributes:
-        per_delay: m_k for k = 0..max_delay after thresholding (values below threshold set to 0). Shape (K+1,).
-        raw: m_k before thresholding. Shape (K+1,).
-        kept: whether each m_k passed the threshold. Shape (K+1,).
+        per_delay: m_k for k = 0..max_delay: the bias-corrected capacity (m̂_k − e_k)/(1 − e_k) where m̂_k passed
+            the threshold, else 0 (the raw m̂_k when ``threshold=None``). Shape (K+1,).
+        raw: m̂_k, the in-sample R², before thresholding. Shape (K+1,).
+        kept: whether each m̂_k passed the threshold. Shape (K+1,).
         total: Σ_k per_delay (the MC).
         raw_total: Σ_k raw.
-        adjusted_total: Σ_k of the bias-corrected 1 − (1 − m_k)(T−1)/(T−1−r), unbiased for Σ_k m_k.
-        threshold: the threshold applied (0 without thresholding).
+        adjusted_total: Σ_k of the bias-corrected (m̂_k − e_k)/(1 − e_k) over every delay.
+        threshold: the threshold θ applied (0 without thresholding).
         floor: (K+1)·r/(T−1), the expected raw sum over K+1 delays that carry no memory at all.
+        spurious: the expected part of ``total`` due to delays that carry no memory.
         rank: rank r of the centred states; n_samples: rows T used.
+        warnings: the invariant checks that failed (also issued as ``CapacityWarning``).
     """
 
     per_delay: np.ndarray
@@ -36,8 +44,15 @@ class MemoryCapacity:
     adjusted_total: float
     threshold: float
     floor: float
+    spurious: float
     rank: int
     n_samples: int
+    warnings: tuple[str, ...] = ()
+
+    def total_from(self, first_delay: int) -> float:
+        """Σ_{k ≥ first_delay} m_k: ``total_from(1)`` is the sum ReservoirPy and Jaeger (2001) report."""
+        first_delay = _checks.integer(first_delay, "first_delay", low=0, high=self.per_delay.size - 1)
+        return float(self.per_delay[first_delay:].sum())
 
 
 def memory_capacity(
@@ -48,13 +63,14 @@ def memory_capacity(
     readout: int | np.ndarray | None = None,
     threshold: Threshold | None = Surrogate(),
     rank: RankRule = "kubota",
+    standardize: bool = True,
 ) -> MemoryCapacity:
     """Memory curve m_k = C(u_{t−k}) of any state matrix, k = 0..max_delay, on the rows t ≥ max_delay.
 
     Shapes: states (T, N), u (T,), aligned (``X[t]`` is the state right after ``u[t]``). Any input
     distribution: the capacity of u_{t−k} does not depend on an affine map of u. ``readout``: all neurons
     (None), the first L (an int) or these neuron indices; for a whole grid of L at once (one QR) use
-    ``capacity_by_readout(..., max_degree=1)``.
+    ``capacity_by_readout(..., max_degree=1)``. ``threshold``, ``rank`` and ``standardize`` as in ``ipc``.
     """
     max_delay = _checks.integer(max_delay, "max_delay", low=0)
     X, u = aligned(states, u, max_delay)
@@ -63,11 +79,16 @@ def memory_capacity(
     if sd == 0.0:
         raise ValueError("u is constant; memory of an input with no variance is undefined")
     basis = np.vstack([np.ones_like(u), (u - u.mean()) / sd])
-    dec = decompose(X[max_delay:], rank=rank)
-    (e,) = evaluate(dec, basis, {1: max_delay}, as_threshold(threshold))
-    kept = e.values > e.threshold
-    per_delay = np.where(kept, e.values, 0.0)
+    dec = decompose(X[max_delay:], rank=rank, standardize=standardize)
+    threshold = as_threshold(threshold)
+    (e,) = evaluate(dec, basis, {1: max_delay}, threshold)
+    total = float(e.counted.sum())
+    found = () if isinstance(threshold, NoThreshold) else tuple(
+        diagnose(total, dec.rank, float(e.spurious), float(sampling_variance(e.counted, dec.n_samples)),
+                 e.values.size, dec.n_samples))
+    warn(found)
     return MemoryCapacity(
-        per_delay=per_delay, raw=e.values, kept=kept, total=float(per_delay.sum()),
-        raw_total=float(e.values.sum()), adjusted_total=float(dec.adjusted(e.values).sum()),
-        threshold=float(e.threshold), floor=(max_delay + 1) * dec.floor, rank=dec.rank, n_samples=dec.n_samples)
+        per_delay=e.counted, raw=e.values, kept=e.kept, total=total, raw_total=float(e.values.sum()),
+        adjusted_total=float(dec.adjusted(e.values, e.null).sum()), threshold=float(e.threshold),
+        floor=(max_delay + 1) * dec.floor, spurious=float(e.spurious), rank=dec.rank, n_samples=dec.n_samples,
+        warnings=found)

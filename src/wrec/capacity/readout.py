@@ -17,8 +17,8 @@ from wrec._checks import Seed
 from wrec.capacity import targets as _targets
 from wrec.capacity.basis import orthonormal
 from wrec.capacity.core import RankRule, nested_decompose
-from wrec.capacity.ipc import aligned, evaluate
-from wrec.capacity.thresholds import Surrogate, Threshold, as_threshold
+from wrec.capacity.ipc import aligned, diagnose, evaluate, sampling_variance, warn
+from wrec.capacity.thresholds import NoThreshold, Surrogate, Threshold, as_threshold
 
 
 @dataclass(frozen=True, eq=False)
@@ -26,12 +26,15 @@ class ReadoutProfile:
     """Capacity by degree for each readout size L.
 
     Attributes:
-        table: one row per (L, degree): capacity (thresholded sum), raw, adjusted, floor, n_targets, rank.
+        table: one row per (L, degree): capacity (sum of the bias-corrected capacities of the kept targets),
+            raw, adjusted, floor, spurious, n_targets, rank.
         order: the neuron order; readout L uses ``order[:L]``.
+        warnings: the invariant checks that failed, per L (also issued as ``CapacityWarning``).
     """
 
     table: pd.DataFrame
     order: np.ndarray
+    warnings: tuple[str, ...] = ()
 
     @property
     def by_degree(self) -> pd.DataFrame:
@@ -76,11 +79,13 @@ def capacity_by_readout(
     basis: str = "legendre",
     threshold: Threshold | None = Surrogate(),
     rank: RankRule = "kubota",
+    standardize: bool = True,
 ) -> ReadoutProfile:
     """MC and IPC by degree for readouts of the first L neurons of ``order``, for every L in ``readouts``.
 
     Same conventions as ``ipc`` (aligned states (T, N) and u (T,), inclusive ``max_delay``, thresholds per
-    target shape — here per L, since the null distribution depends on r(L)). ``max_degree=1`` gives MC(L).
+    target shape — here per L, since the null distribution depends on r(L); the same bias correction, the same
+    ``CapacityWarning`` for each L whose total exceeds r(L)). ``max_degree=1`` gives MC(L).
     """
     delays = _targets.max_delays(max_degree, max_delay)
     offset = max(delays.values())
@@ -89,17 +94,29 @@ def capacity_by_readout(
     Ls = np.unique(np.asarray(readouts))
     if Ls.size and Ls.max() > idx.size:
         raise ValueError(f"readouts must be <= the number of neurons in order ({idx.size}), got {Ls.max()}")
-    dec = nested_decompose(X[offset:, idx], Ls, rank=rank)
-    evaluated = evaluate(dec, orthonormal(u, max(delays), basis), delays, as_threshold(threshold))
+    dec = nested_decompose(X[offset:, idx], Ls, rank=rank, standardize=standardize)
+    threshold = as_threshold(threshold)
+    evaluated = evaluate(dec, orthonormal(u, max(delays), basis), delays, threshold)
     frames = []
     for degree in delays:
         group = [e for e in evaluated if e.tset.degree == degree]
         values = np.concatenate([e.values for e in group])  # (m, n_readouts)
-        kept = np.concatenate([e.values > e.threshold for e in group])
+        null = np.concatenate([e.null for e in group])
         frames.append(pd.DataFrame({
-            "L": dec.readouts, "degree": degree, "capacity": np.where(kept, values, 0.0).sum(axis=0),
-            "raw": values.sum(axis=0), "adjusted": dec.adjusted(values).sum(axis=0),
-            "floor": values.shape[0] * dec.floor, "n_targets": values.shape[0], "rank": dec.rank,
+            "L": dec.readouts, "degree": degree,
+            "capacity": np.concatenate([e.counted for e in group]).sum(axis=0),
+            "raw": values.sum(axis=0), "adjusted": dec.adjusted(values, null).sum(axis=0),
+            "floor": values.shape[0] * dec.floor, "spurious": np.sum([e.spurious for e in group], axis=0),
+            "n_targets": values.shape[0], "rank": dec.rank,
+            "variance": sampling_variance(np.concatenate([e.counted for e in group]), dec.n_samples),
         }))
     table = pd.concat(frames, ignore_index=True).sort_values(["L", "degree"], ignore_index=True)
-    return ReadoutProfile(table=table, order=idx)
+    found = []
+    if not isinstance(threshold, NoThreshold):
+        for L, rows in table.groupby("L"):
+            found += [f"L = {L}: {m}" for m in diagnose(
+                float(rows.capacity.sum()), int(rows["rank"].iloc[0]), float(rows.spurious.sum()),
+                float(rows.variance.sum()), int(rows.n_targets.sum()), dec.n_samples)]
+    warn(found)
+    table = table.drop(columns="variance")
+    return ReadoutProfile(table=table, order=idx, warnings=tuple(found))

@@ -120,14 +120,15 @@ CHUNK_ELEMENTS = 1 << 20  # target values per row chunk (8 MiB): a chunk and its
 
 
 def project(
-    basis: np.ndarray, degrees: np.ndarray, delays: np.ndarray, offset: int, A: np.ndarray
+    basis: np.ndarray, degrees: np.ndarray, delays: np.ndarray, offset: int, A: np.ndarray, B: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """ZᵀA and ‖z_j‖² for the targets z_j,t = Π_f P_{degrees[j, f]}(u_{t − delays[j, f]}), t = offset..T−1.
+    """ZᵀA and (Z∘Z)ᵀB for the targets z_j,t = Π_f P_{degrees[j, f]}(u_{t − delays[j, f]}), t = offset..T−1.
 
-    ``A`` (T − offset, p) is row-aligned with the targets (e.g. [U_r, 1]). Z is never formed: it is generated
-    chunk by chunk of rows by vectorised gathers from a sliding-window view of the basis, and each chunk is
-    multiplied at once, so memory and speed do not depend on holding target columns of length T.
-    Shapes: degrees, delays (m, n_factors) -> G (m, p), sq (m,).
+    ``A`` (T − offset, p) and ``B`` (T − offset, q) are row-aligned with the targets (e.g. A = [U_r, 1, h] and
+    B = [h, 1]: projections, Σz, Σ h z, Σ h z² and ‖z‖²). Z is never formed: it is generated chunk by chunk of
+    rows by vectorised gathers from a sliding-window view of the basis, and each chunk is multiplied at once,
+    so memory and speed do not depend on holding target columns of length T.
+    Shapes: degrees, delays (m, n_factors) -> (m, p), (m, q).
     """
     T = basis.shape[1]
     rows = T - offset
@@ -135,7 +136,7 @@ def project(
     starts = offset - delays
     m = degrees.shape[0]
     G = np.zeros((m, A.shape[1]))
-    sq = np.zeros(m)
+    S = np.zeros((m, B.shape[1]))
     chunk = max(64, CHUNK_ELEMENTS // max(m, 1))
     for t0 in range(0, rows, chunk):
         t1 = min(t0 + chunk, rows)
@@ -143,5 +144,6 @@ def project(
         for f in range(1, degrees.shape[1]):
             Zt *= windows[degrees[:, f], starts[:, f], t0:t1]
         G += Zt @ A[t0:t1]
-        sq += np.einsum("jt,jt->j", Zt, Zt)
-    return G, sq
+        Zt *= Zt
+        S += Zt @ B[t0:t1]
+    return G, S

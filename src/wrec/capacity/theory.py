@@ -291,14 +291,15 @@ def population_spectrum(
         values = np.vstack([np.ones_like(u), (u - u.mean()) / sd])
     else:
         values = orthonormal(u, top, basis)
-    dec = decompose(X[offset:], rank=rank)
+    dec = decompose(X[offset:], rank=rank, standardize=False)  # the covariance spectrum of the neurons as they are
     sets = [ts for d, k in delays.items() for ts in _targets.delay_sets(d, k)]
     blocks, frames = [], []
     for ts in sets:
         for start in range(0, len(ts), TARGET_BLOCK):
             stop = min(start + TARGET_BLOCK, len(ts))
-            G, sq = _targets.project(values, ts.degrees[start:stop], ts.delays[start:stop], offset, dec.augmented)
-            blocks.append(dec.loadings(G, sq))
+            G, S = _targets.project(values, ts.degrees[start:stop], ts.delays[start:stop], offset, dec.augmented,
+                                    dec.squared)
+            blocks.append(dec.loadings(G, S[:, -1]))
         frames.append(pd.DataFrame({"degree": ts.degree, "parts": ",".join(map(str, ts.parts)),
                                     "degrees": _targets.labels(ts.degrees), "delays": _targets.labels(ts.delays)}))
     loadings = np.vstack(blocks) if blocks else np.zeros((0, dec.rank))
@@ -466,7 +467,8 @@ def single_neuron_memory(states: np.ndarray, u: np.ndarray, max_delay: int) -> n
     values = np.vstack([np.ones_like(u), (u - u.mean()) / sd])
     ks = np.arange(max_delay + 1)[:, None]
     A = np.hstack([Xc, np.ones((Xc.shape[0], 1))])
-    G, sq = _targets.project(values, np.ones_like(ks), ks, max_delay, A)
+    G, S = _targets.project(values, np.ones_like(ks), ks, max_delay, A, np.ones((Xc.shape[0], 1)))
+    sq = S[:, 0]
     T = Xc.shape[0]
     zbar = G[:, -1] / T
     z_sq = sq - T * zbar * zbar  # ‖z − z̄‖²; Xc is centred so Xcᵀz = Xcᵀ(z − z̄)
