@@ -62,10 +62,13 @@ def run_experiment(
     summary = module.table(results)
     folder.mkdir(parents=True, exist_ok=True)
     summary.to_csv(folder / "table.csv", index=False)
+    import matplotlib
+
+    matplotlib.use("Agg")  # this command's own process: figures go to files (an experiment may plot with pyplot)
     figures = module.plot(results, folder / f"{experiment}.png")
     with pd.option_context("display.width", 250, "display.max_columns", 40, "display.float_format", "{:.3f}".format):
         typer.echo(summary.to_string(index=False))
-        if hasattr(module, "targets"):  # the spec's reproduction targets: measured value, tolerance, held or not
+        if hasattr(module, "targets"):  # reproduction targets: measured value, tolerance, held or not
             checks = module.targets(results)
             checks.to_csv(folder / "targets.csv", index=False)
             typer.echo(f"\nspec targets ({int(checks['held'].sum())} of {len(checks)} held):")
