@@ -4,7 +4,7 @@
     Surrogate thresholds): wall time of the whole ``ipc(...)`` table, and its cost per target against a loop
     of ``np.linalg.lstsq`` of the centred states against each centred target (R²) on the same rows. The loop
     is timed on a sample of ~30 targets spread over every target shape and extrapolated to the full target
-    count. Goal (spec §7): ratio ≥ 20.
+    count. Goal: ratio ≥ 20.
 (2) Memory capacity, N = 200, T = 2·10⁴, max_delay = 400: wrec ``run`` + ``memory_capacity`` against
     ``reservoirpy.observables.memory_capacity(Reservoir >> Ridge(ridge=1e-4), k_max=400)`` on the same
     reservoir (reservoirpy's W, Win) and the same input series (so the same T; its own train/test split).

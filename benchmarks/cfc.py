@@ -1,12 +1,12 @@
 """CfC training step on CPU: low-rank sparse (r = H/4, s = 0.8) against dense recurrence, wrec against ncps, and
 both against ``torch.nn.GRU`` (a native C++ kernel) of the same size.
 
-``CfC(H, H)`` one layer, 'default' mode, float32, input (T, B, H) with (B, T, H) = (32, 200, 64) (spec §8), loss
+``CfC(H, H)`` one layer, 'default' mode, float32, input (T, B, H) with (B, T, H) = (32, 200, 64), loss
 ``output.square().mean()``; one training step = forward + backward. ncps (when installed) is its ``CfCCell(H, H,
-backbone_layers=0)`` run over the same sequence in a Python loop (ncps's ``CfC`` wrapper squeezes the timespans
-wrongly for B ≠ H, spec §7.6). Every time is the minimum of ``--repeats`` runs after 2 warm-ups, all in this one
-process; ``ratio = baseline_time / wrec_time``. The structured cell computes W = (P Qᵀ) ⊙ M once per sequence,
-so its per-step cost is the dense one: the ratio measures that overhead, not a speed-up (a sparse kernel would
+backbone_layers=0)`` run over the same sequence in a Python loop (ncps's ``CfC`` wrapper squeezes the timespans to (B,),
+which broadcasts wrongly against (B, H) for B ≠ H). Every time is the minimum of ``--repeats`` runs after 2 warm-ups,
+all in this one process; ``ratio = baseline_time / wrec_time``. The structured cell computes W = (P Qᵀ) ⊙ M once per
+sequence, so its per-step cost is the dense one: the ratio measures that overhead, not a speed-up (a sparse kernel would
 not pay at H = 64). On a shared machine ``--threads 1`` gives steadier figures; the load average is printed.
 
     python benchmarks/cfc.py [--quick] [--repeats 5] [--threads 1]

@@ -1,7 +1,7 @@
 """Online e-prop against autograd BPTT on a recurrent LIF network: time and peak memory per gradient.
 
 One gradient (forward + backward or forward with traces) of ``RSNN(64, (100,), 10)`` on a batch of B = 64 digits
-(direct coding, float32) for T ∈ {25, 100, 400} (spec snn-locality §7). BPTT stores the trajectory, so its memory
+(direct coding, float32) for T ∈ {25, 100, 400}. BPTT stores the trajectory, so its memory
 grows with T; online e-prop keeps (B, H, N) eligibility traces, independent of T, and does more arithmetic per step.
 Also timed: e-prop's autograd form (the same gradient, tested to 1e-10; what ``wrec run snn-locality`` trains with),
 whose memory grows with T like BPTT's.

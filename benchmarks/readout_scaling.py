@@ -4,7 +4,7 @@ MC(L) of a tanh ESN (N = 1000, g = 0.9, σ = 0.5, T = 2·10⁴, delays 0..100, d
 readout sizes log-spaced from 1 to N: ``capacity_by_readout`` (one Householder QR, cumulative sums of one
 projection of targets and surrogates) against ``memory_capacity`` on the first L neurons for each L (one SVD and
 one projection per L). Both give the same raw numbers (checked).
-Goal (issue 4): ratio ≥ 10. ``ratio = baseline_time / wrec_time``, each the minimum of ``--repeats`` runs.
+Goal: ratio ≥ 10. ``ratio = baseline_time / wrec_time``, each the minimum of ``--repeats`` runs.
 Both a log-spaced grid (the experiment's) and an evenly spaced one are timed: re-solving costs Σ_L T·L², so
 the ratio depends on how many grid points lie near N (log grid: few, so at most ≈ 2.5 × SVD/QR cost).
 

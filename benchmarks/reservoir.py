@@ -8,7 +8,7 @@
 (b) 64 distinct sparse reservoirs (density 0.1, reservoirpy's default), same N and T: wrec with W = a list
     of 64 sparse matrices (one block-diagonal sparse product per step) against reservoirpy one at a time.
 
-Goals (spec §7): (a) ≥ 2.5·10⁵ reservoir-steps/s in float32 and ≥ 4× reservoirpy; (b) ≥ 1.5× reservoirpy.
+Goals: (a) ≥ 2.5·10⁵ reservoir-steps/s in float32 and ≥ 4× reservoirpy; (b) ≥ 1.5× reservoirpy.
 Every time is the minimum of ``--repeats`` runs after a warm-up on a short input, all in this one process;
 ``ratio = baseline_time / wrec_time``. The machine may be shared: the load average is printed; OpenBLAS's
 two threads stall when another process holds a core, so ``OPENBLAS_NUM_THREADS=1`` gives steadier figures there.

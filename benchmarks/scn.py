@@ -2,14 +2,14 @@
 
 Optimal autoencoder (no learning), N = 400 neurons, J = 3, random decoders of norm 0.1, μ = ν = 1e-3,
 λ = 10, dt = 1e-4, sequential spiking, smoothed white-noise input (width 200 steps, amplitude 3000; ~10 Hz), only
-spikes recorded. Goals (issue 5): ≥ 5× batched vs loop and ≥ 10⁷ neuron-steps/s for N = 400.
+spikes recorded. Goals: ≥ 5× batched vs loop and ≥ 10⁷ neuron-steps/s for N = 400.
 Every time is the minimum of ``--repeats`` runs after a warm-up on a short input, all in this one process;
 ``ratio = loop_time / batched_time``.
 
-Learning (spec §2 preset, N = 20, J = 2, ``"single"`` mode): ``learn_autoencoder``'s loop against the naive loop
-over the public pure functions (``scn.step`` + ``learning.autoencoder_update``, which validate every call and copy
-the weights at every spike), same numbers bit for bit; µs per learning step (spec reference: 10–15 µs). Learning
-is one trial at a time (the weights change at every spike); replicates run in parallel as sweep tasks.
+Learning (preset ``"brendel2020_fig2"``, N = 20, J = 2, ``"single"`` mode): ``learn_autoencoder``'s loop against the
+naive loop over the public pure functions (``scn.step`` + ``learning.autoencoder_update``, which validate every call and
+copy the weights at every spike), same numbers bit for bit; µs per learning step (a separate NumPy simulation: 10–15
+µs). Learning is one trial at a time (the weights change at every spike); replicates run in parallel as sweep tasks.
 
     python benchmarks/scn.py [--quick] [--repeats 3] [--batch 32] [--neurons 400]
 """
@@ -87,7 +87,7 @@ def learning(steps: int, repeats: int) -> None:
 
     np.testing.assert_array_equal(fast().weights.fast, naive().fast)  # the same learning, bit for bit
     t_fast, t_naive = best(fast, repeats), best(naive, repeats)
-    print(f"SCN learning (spec §2 preset, N = {rule.n}, {steps} steps): learn_autoencoder "
+    print(f"SCN learning (brendel2020_fig2 preset, N = {rule.n}, {steps} steps): learn_autoencoder "
           f"{1e6 * t_fast / steps:.1f} µs/step, naive public-API loop {1e6 * t_naive / steps:.1f} µs/step; "
           f"ratio = {t_naive / t_fast:.2f}")
 

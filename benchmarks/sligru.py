@@ -2,7 +2,7 @@
 (autograd over the pure step), and both against ``torch.nn.GRU`` (a native C++ kernel) of the same size.
 
 One layer, ``SLiGRU(H, H)`` with the default BatchNorm feed-forward normaliser, float32, input (T, B, H), loss
-``output.square().mean()``, at (B, T, H) = (16, 200, 256), (8, 500, 128), (32, 100, 512) (spec §4). Forward is
+``output.square().mean()``, at (B, T, H) = (16, 200, 256), (8, 500, 128), (32, 100, 512). Forward is
 timed with autograd on (the training forward), backward alone after an untimed forward, total = one forward +
 backward. Each time is the minimum of ``--repeats`` runs after 2 warm-ups, all in this one process;
 ``ratio = loop_time / fused_time``. ``--compile`` adds the loop with a ``torch.compile``d step (slow to

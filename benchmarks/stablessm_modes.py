@@ -3,7 +3,7 @@ prefix) modes, which compute the same map.
 
 One StableSSM layer, H = 64 channels, d_state N = 64 (32 complex modes), batch B = 16, float32, CPU, at
 L ∈ {100, 1000, 4000}; the loss is the sum of squared outputs. ``ratio = recurrent_time / mode_time``, all
-measured in this one process (minimum over ``--repeats`` after a warm-up). Goal (spec §7): conv ≥ 5× recurrent at
+measured in this one process (minimum over ``--repeats`` after a warm-up). Goal: conv ≥ 5× recurrent at
 L = 1000. ``--e1`` also times one seed of the curse-of-memory experiment at its default size (goal: < 5 min on
 2 cores). The machine may be shared: the load average is printed.
 
@@ -67,7 +67,7 @@ def main() -> None:
         start = time.perf_counter()
         for task in config.tasks():
             e1.evaluate(task)
-        print(f"E1 at default size, one seed ({len(config.tasks())} tasks, widths {config.widths}, "
+        print(f"Curse of memory at default size, one seed ({len(config.tasks())} tasks, widths {config.widths}, "
               f"{config.steps} steps), in this process: {time.perf_counter() - start:.0f} s (goal < 300 s)")
 
 

@@ -1,5 +1,5 @@
-"""Oracles of spec cfc-lowrank §7 (1–4, 6) for wrec.nn.cfc: exact rank and mask density, spectral laws at init,
-gradcheck, step == sequence and nn.GRU's shapes, the dense low-rank-sparse RNNs against torch's own, ncps."""
+"""Checks of wrec.nn.cfc (Tumma et al., ICLR 2024) against exact references: exact rank and mask density, spectral laws
+at init, gradcheck, step == sequence and nn.GRU's shapes, the dense low-rank-sparse RNNs against torch's own, ncps."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-# ------------------------------------------------------------------------------------------------- oracle 1
+# ------------------------------------------------------------------- exact rank, mask density, masked zeros
 
 
 @pytest.mark.parametrize("rank", [1, 4, 16])
@@ -99,7 +99,7 @@ def test_generator_reproduces_and_leaves_the_global_rng_alone():
         assert na == nb and torch.equal(pa, pb)
 
 
-# ------------------------------------------------------------------------------------------------- oracle 2
+# -------------------------------------------------------------------------- spectral laws at initialisation
 
 
 def _mean_spectra(n: int, rank: int, sparsity: float, init: str, draws: int = 5) -> tuple[float, float]:
@@ -116,8 +116,8 @@ def test_spectral_laws_at_initialisation(n):
     for s in (0.5, 0.8):
         rho, _ = _mean_spectra(n, n, s, "glorot")
         assert rho == pytest.approx(np.sqrt(1 - s) * rho_full, rel=tol), s
-    # orthogonal rank r: ρ ≈ √((r/n)(1 − s)). At r = n/16 = 4 or 8, s = 0, one draw's sd is 20–27 % of ρ (probe:
-    # 200 draws), so a mean of 5 cannot resolve ±15 %: 20 draws there (more draws, same tolerance)
+    # orthogonal rank r: ρ ≈ √((r/n)(1 − s)). At r = n/16 = 4 or 8, s = 0, one draw's sd is 20–27 % of ρ (measured
+    # over 200 draws), so a mean of 5 cannot resolve ±15 %: 20 draws there (more draws, same tolerance)
     for r in (n, n // 4, n // 16):
         for s in (0.0, 0.5, 0.8):
             rho, _ = _mean_spectra(n, r, s, "orthogonal", draws=20 if r == n // 16 else 5)
@@ -135,7 +135,7 @@ def test_spectral_laws_at_initialisation(n):
             assert spectra[0][1] > spectra[1][1] > spectra[2][1]
         rhos = [_mean_spectra(n, r, 0.5, init)[0] for r in (n, n // 4, n // 16)]
         assert rhos[0] > rhos[1] > rhos[2]
-    # the exception: masking a full-rank orthogonal matrix raises ‖·‖₂ above 1 (spec: 1.27 at s = 0.5)
+    # the exception: masking a full-rank orthogonal matrix raises ‖·‖₂ above 1 (1.27 at s = 0.5, mean of 5 draws)
     _, norm = _mean_spectra(n, n, 0.5, "orthogonal")
     assert norm > 1.0
     if n == 128:
@@ -143,7 +143,7 @@ def test_spectral_laws_at_initialisation(n):
         assert norm_full == pytest.approx(1.97, rel=tol)
 
 
-# ------------------------------------------------------------------------------------------------- oracle 3
+# ------------------------------------------------------------------------------------------------ gradcheck
 
 
 @pytest.mark.parametrize("mode", ["default", "no_gate", "pure"])
@@ -174,7 +174,7 @@ def test_gradcheck_sequence_through_time():
     assert torch.autograd.gradcheck(f, (x, *params))
 
 
-# ------------------------------------------------------------------------------------------------- oracle 4
+# ------------------------------------------------------------------------ step == sequence, nn.GRU's shapes
 
 
 @pytest.mark.parametrize("mode", ["default", "no_gate", "pure"])
@@ -333,7 +333,7 @@ def test_bad_forward_arguments():
         cell(torch.randn(2, 3), torch.zeros(2, 7))
 
 
-# ------------------------------------------------------------------------------------------------- oracle 6
+# ------------------------------------------------------------------------------------------- held out: ncps
 
 
 @pytest.mark.parametrize("mode", ["default", "no_gate", "pure"])

@@ -65,10 +65,10 @@ def test_same_task_same_numbers():
 def _fake(D_by_variant: dict[str, list[float]]) -> pd.DataFrame:
     """Results whose per-replicate D on the report shifts is given (R̂ nominal 1, validation R̂ = 1 − D − 0.01·i)."""
     rows = []
-    spec = {"CfC dense": ("CfC", 1, 0.0), "CfC r=H/4 s=0.5": ("CfC", 4, 0.5), "CfC r=H/4 s=0.8": ("CfC", 4, 0.8),
+    variants = {"CfC dense": ("CfC", 1, 0.0), "CfC r=H/4 s=0.5": ("CfC", 4, 0.5), "CfC r=H/4 s=0.8": ("CfC", 4, 0.8),
             "LSTM": ("LSTM", 1, 0.0), "GRU": ("GRU", 1, 0.0)}
     for i, (name, Ds) in enumerate(D_by_variant.items()):
-        cell, d, s = spec[name]
+        cell, d, s = variants[name]
         for rep, D in enumerate(Ds):
             for cond, role, r_hat in (("nominal", "nominal", 1.0), ("obs", "validation", 1.0 - 0.01 * i),
                                       ("g", "report", 1.0 - D)):

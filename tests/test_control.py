@@ -1,6 +1,6 @@
-"""Oracle 5 of spec cfc-lowrank §7 for wrec.tasks.control: the LQR gains solve the discrete Riccati equation, the
+"""wrec.tasks.control against exact references: the LQR gains solve the discrete Riccati equation, the
 linearisations are the environments' own Jacobians, the batched Pendulum step is gymnasium's step, the shift
-wrappers change what they say, and the experts reach the spec's probe returns."""
+wrappers change what they say, and the experts reach the returns an earlier run of them measured."""
 
 from __future__ import annotations
 
@@ -202,9 +202,9 @@ def test_observation_noise_has_the_stated_sd_and_leaves_the_state_alone():
     assert sd == pytest.approx(0.1, rel=0.1)  # 1200 draws: SE of the sd ≈ 2 %
 
 
-def test_pendulum_expert_returns_near_the_spec_probe():
-    """Spec probe (20 episodes): −138 ± 91 nominal; zero torque −1197; at g = 14 the nominal expert −734 and the
-    retuned one −176. Means of 20 episodes within 3 standard errors of the probe's mean (SE = 91/√20 ≈ 20)."""
+def test_pendulum_expert_returns_near_the_reference_run():
+    """An earlier run (20 episodes): −138 ± 91 nominal; zero torque −1197; at g = 14 the nominal expert −734 and the
+    retuned one −176. Means of 20 episodes within 3 standard errors of that run's mean (SE = 91/√20 ≈ 20)."""
     nominal = pendulum_rollout(expert("Pendulum-v1"), episodes=20, seed=11)["return"]
     assert abs(nominal.mean() - (-138)) < 3 * 91 / np.sqrt(20)
     zero = pendulum_rollout(control.zero_policy, episodes=20, seed=11)["return"]

@@ -1,4 +1,4 @@
-"""Local learning of F and Ω (wrec.spiking.learning, spec-coding §2): single-spike oracles, learning targets."""
+"""Local learning of F and Ω (wrec.spiking.learning; Brendel et al. 2020): single-spike updates, learning targets."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from wrec.tasks import smoothed_white_noise
 
 
 def hand_update(F, fast, k, V, r, x, eps_o, eps_f, alpha, beta, mu):
-    """Spec §2's rules written out element by element in float64 (independent of the vectorised code)."""
+    """Brendel et al. 2020's rules written out element by element in float64 (independent of the vectorised code)."""
     n, j = F.shape
     F_new = [[float(F[i, d]) for d in range(j)] for i in range(n)]
     O_new = [[float(fast[i, m]) for m in range(n)] for i in range(n)]
@@ -91,7 +91,7 @@ def test_initial_weights():
     si = initial_weights(AutoencoderLearning.preset("brendel2020_si"), 1)
     np.testing.assert_allclose(np.linalg.norm(si.F, axis=1), 0.8, rtol=0, atol=1e-14)
     np.testing.assert_array_equal(si.fast, -0.5 * np.eye(rule.n))
-    # a random Ω₀ is far from −F Fᵀ (spec: err_Ω ≈ 0.95 before learning)
+    # a random Ω₀ is far from −F Fᵀ (a separate simulation: err_Ω ≈ 0.95 before learning)
     errs = [alignment_error(initial_weights(rule, s).fast, initial_weights(rule, s).F) for s in range(50)]
     assert 0.9 < np.median(errs) < 0.99
 
@@ -179,7 +179,7 @@ def test_interrupted_learning_resumes_to_the_same_numbers(tmp_path, monkeypatch,
 
 
 def _rate(w: SCNWeights, rule: AutoencoderLearning, steps: int, seed: int) -> float:
-    """Mean rate (Hz) of a network with frozen weights on fresh spec-§2 input."""
+    """Mean rate (Hz) of a network with frozen weights on fresh learning input (smoothed white noise)."""
     c = smoothed_white_noise(steps, rule.j, seed=seed)
     run = simulate(w, c, rule.scn_params(), seed=seed + 1, record=("spikes",))
     return run.neurons.size / (rule.n * steps * rule.dt)
@@ -187,7 +187,7 @@ def _rate(w: SCNWeights, rule: AutoencoderLearning, steps: int, seed: int) -> fl
 
 @pytest.mark.slow
 def test_quick_learning_target():
-    """Spec --quick: err_Ω falls from ≈ 0.95 to < 0.02 in 2·10⁵ steps (≈ 15 s), and the rate falls (37 → 16 Hz).
+    """At --quick size: err_Ω falls from ≈ 0.95 to < 0.02 in 2·10⁵ steps (≈ 15 s), and the rate falls (37 → 16 Hz).
 
     Across seeds 0–6 err_Ω at 2·10⁵ steps was 0.040, 0.026, 0.0046, 0.014, 0.014, 0.013, 0.020: seeds whose
     initial F directions cluster (initial err_Ω ≈ 0.88 rather than 0.95) learn more slowly."""

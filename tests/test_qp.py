@@ -1,5 +1,5 @@
 """Oracles for wrec.spiking.qp: maxout, brute-force active sets, KKT residuals, the NNLS and soft-threshold
-reductions, the midpoint rule, linprog feasibility certificates and the 2-D polytope (spec §4, §5.6)."""
+reductions, the midpoint rule, linprog feasibility certificates and the 2-D polytope (Mancoo et al. 2020)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ CLASSES = {"linear": Linear, "esn": ESN, "leaky": LeakyESN, "rate": Rate}
 # ---------------------------------------------------------------------------------- float64 references
 
 def ref_step(kind, x, u, *, W, w_in, sigma=1.0, s=1.0, b=0.0, a=1.0, dt=0.1):
-    """The spec §1 update of ONE reservoir, x (N,), u scalar, written out in float64."""
+    """The update of ONE reservoir, as each model's docstring states it, x (N,), u scalar, written out in float64."""
     W = W.toarray() if sp.issparse(W) else np.asarray(W, np.float64)
     if kind == "linear":
         return s * (W @ x) + sigma * w_in * u

@@ -1,6 +1,6 @@
-"""The shared nn.GRU contract (wrec.nn._rnn): a GRU written as a per-layer function and stacked by rnn_forward
-must reproduce torch.nn.GRU itself — values, not only shapes — for every layout option (oracle 7 of the SLi-GRU
-spec), and bad calls must raise torch-style errors."""
+"""The shared nn.GRU contract (wrec.nn._rnn): a GRU written as a per-layer function and stacked by rnn_forward must
+reproduce torch.nn.GRU itself — values, not only shapes — for every layout option, and bad calls must raise torch-style
+errors."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""RSNN oracles (spec snn-locality §5.1, §5.2, §5.7): surrogate exactness, the LIF analytic solution, ALIF
+"""RSNN against exact references: surrogate exactness, the LIF analytic solution, ALIF
 adaptation, the autapse mask, input layouts and bad input."""
 
 import math
@@ -22,7 +22,8 @@ F64 = torch.float64
 
 
 def _psi_reference(u: np.ndarray, p: LIFParameters) -> np.ndarray:
-    """ψ written out in NumPy from the spec, independently of the torch code."""
+    """The surrogate derivatives ψ (triangle, e-prop's pseudo-derivative; fast sigmoid; atan) written out in NumPy,
+    independently of the torch code."""
     if p.surrogate == "triangle":
         return p.gamma / p.threshold * np.maximum(0.0, 1.0 - np.abs(u) / p.threshold)
     if p.surrogate == "fast-sigmoid":
@@ -41,7 +42,7 @@ def test_surrogate_forward_is_heaviside_and_backward_is_psi(params):
     np.testing.assert_array_equal(z.detach().numpy(), (grid > 0).astype(float))  # H(0) = 0, strictly >
     assert z[grid == 0].sum() == 0
     (grad,) = torch.autograd.grad(z, u, torch.ones_like(u))
-    # bit for bit the ψ the online rules use, and the spec's formula evaluated in NumPy to a few ulps
+    # bit for bit the ψ the online rules use, and the formula evaluated in NumPy to a few ulps
     assert torch.equal(grad, surrogate_derivative(u.detach(), params))
     np.testing.assert_allclose(grad.numpy(), _psi_reference(grid, params), rtol=1e-15, atol=0)
     upstream = torch.linspace(-2, 3, u.numel(), dtype=F64)
@@ -219,7 +220,7 @@ def test_bad_parameters():
 
 def test_snntorch_rleaky_held_out():
     """snnTorch's RLeaky with subtractive reset and copied W_rec (its recurrent bias zeroed): same spikes and
-    membranes to 1e-6 in float32 (spec §5.7). Skipped when snnTorch is absent."""
+    membranes to 1e-6 in float32. Skipped when snnTorch is absent."""
     snn = pytest.importorskip("snntorch", minversion="1.0")  # reset semantics changed across 0.8-0.9
     H, N, T, B = 12, 5, 30, 3
     net = RSNN(N, (H,), 2, generator=torch.Generator().manual_seed(0))

@@ -1,8 +1,8 @@
-"""Learning-rule oracles (spec snn-locality §5.3–§5.5): online e-prop equals its stop-gradient autograd
-construction, e-prop equals BPTT when nothing but the readout links z_t to the loss, the random-B and local-error
-rules reduce to symmetric e-prop, feedback alignment with the true transposes is BPTT, direct feedback alignment
-through W_outᵀ is BPTT for one layer, every rule trains a parametrized (low-rank sparse, spectral-norm) W_rec, and
-a short training run learns digits."""
+"""Learning-rule checks against exact references (Bellec et al. 2020's e-prop and its variants): online e-prop equals
+its stop-gradient autograd construction, e-prop equals BPTT when nothing but the readout links z_t to the loss, the
+random-B and local-error rules reduce to symmetric e-prop, feedback alignment with the true transposes is BPTT, direct
+feedback alignment through W_outᵀ is BPTT for one layer, every rule trains a parametrized (low-rank sparse,
+spectral-norm) W_rec, and a short training run learns digits."""
 
 import os
 import time
@@ -67,7 +67,7 @@ def _spike_fractions(net, x):
 @pytest.mark.parametrize("hidden", [(7,), (6, 5)], ids=["1 layer", "2 layers"])
 @pytest.mark.parametrize("rule", ["symmetric", "random", "local"])
 def test_online_eprop_equals_stop_gradient_autograd(params, hidden, rule):
-    """Spec §5.3: online traces == autograd with z_{t−1} detached in the recurrent and reset terms, float64,
+    """Online traces == autograd with z_{t−1} detached in the recurrent and reset terms, float64,
     relative 1e-10, W_rec ≠ 0 (LIF and ALIF; also for the random-B and local-error variants)."""
     net, (x, target) = _net(hidden, params=params), _data()
     assert all(0.05 < f < 0.95 for f in _spike_fractions(net, x))
@@ -83,7 +83,7 @@ def test_online_eprop_equals_stop_gradient_autograd(params, hidden, rule):
 @pytest.mark.parametrize("params", [LIFParameters(), ALIF], ids=["LIF", "ALIF"])
 @pytest.mark.parametrize("recurrent", [False, True], ids=["feed-forward", "W_rec=0"])
 def test_eprop_equals_bptt_without_recurrent_paths(params, recurrent):
-    """Spec §5.4: with W_rec = 0, one layer and the reset detached in BPTT, the only path from z_t to the loss is
+    """With W_rec = 0, one layer and the reset detached in BPTT, the only path from z_t to the loss is
     the readout (plus the ALIF adaptation, which both keep), so symmetric e-prop is the exact gradient — also for
     the gradient of the zero W_rec itself."""
     net, (x, target) = _net(recurrent=recurrent, params=params), _data()
@@ -99,7 +99,7 @@ def test_eprop_equals_bptt_without_recurrent_paths(params, recurrent):
 
 
 def test_eprop_approximates_bptt_with_recurrence():
-    """Spec §5.4, second half: with W_rec ≠ 0 e-prop drops the paths through future hidden states; the cosine
+    """With W_rec ≠ 0 e-prop drops the paths through future hidden states; the cosine
     similarity of the flattened gradients measures the approximation (positive, below 1). Measured here ≈ 0.99."""
     net, (x, target) = _net(), _data()
     with torch.no_grad():
@@ -114,7 +114,7 @@ def test_eprop_approximates_bptt_with_recurrence():
 
 
 def test_random_feedback_equal_to_readout_transpose_is_symmetric_eprop():
-    """Spec §5.5: random-B e-prop with B = W_outᵀ reproduces symmetric e-prop (the lower layer of a 2-layer net
+    """Random-B e-prop with B = W_outᵀ reproduces symmetric e-prop (the lower layer of a 2-layer net
     gets the same fixed random B in both)."""
     net, (x, target) = _net((7,)), _data()
     given = EProp([net.weight_out.detach().T.clone()])
@@ -130,7 +130,7 @@ def test_random_feedback_equal_to_readout_transpose_is_symmetric_eprop():
 
 
 def test_local_errors_reduce_to_eprop():
-    """Spec §5.5: with one layer the local-error rule is symmetric e-prop; with two, the lower layer's update is
+    """With one layer the local-error rule is symmetric e-prop; with two, the lower layer's update is
     e-prop on that layer alone with its local readout G as W_out (no bias) — no signal from the layer above."""
     net, (x, target) = _net((7,)), _data()
     _assert_same(_grads(LocalErrors(), net, x, target)[0], _grads(EProp(), net, x, target)[0], 1e-13)
@@ -303,7 +303,7 @@ def test_bad_calls():
 @pytest.mark.parametrize("name", ["bptt", "eprop"])
 def test_short_training_learns_digits(name):
     """Three epochs of Adam (2e-3, batch 64) on digits, direct coding, T = 25, H = 100 (recurrent): test accuracy
-    ≥ 0.90 (measured 0.954 BPTT, 0.957 e-prop; chance 0.1; spec §4's full 30-epoch target is 0.93)."""
+    ≥ 0.90 (measured 0.954 BPTT, 0.957 e-prop; chance 0.1; the full 30-epoch target is 0.93)."""
     start = time.perf_counter()
     d = digits(0)
     xtr, ytr = torch.tensor(d.x_train, dtype=torch.float32), torch.tensor(d.y_train)

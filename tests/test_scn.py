@@ -1,4 +1,5 @@
-"""Spike coding networks (wrec.spiking.scn) and their input signals (wrec.tasks.signals): oracles of spec §5."""
+"""Spike coding networks (wrec.spiking.scn) and their input signals (wrec.tasks.signals): exact identities, invariants
+and statistical checks against analytic networks."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def autoencoder_run():
 
 
 def test_loss_identity_random():
-    """ℓ(r + e_k) − ℓ(r) = −2(V_k − T_k) with V, T from the definitions (spec §5.1)."""
+    """ℓ(r + e_k) − ℓ(r) = −2(V_k − T_k) with V, T from the definitions (exact)."""
     rng = np.random.default_rng(3)
     for _ in range(20):
         j, n = rng.integers(1, 5), rng.integers(1, 12)
@@ -79,7 +80,7 @@ def test_loss_identity_from_network_state(autoencoder_run):
 
 
 def test_voltage_identity_over_1e4_steps(autoencoder_run):
-    """V = Dᵀ(x − x̂) − μr at every step end, x the Euler integral with the same factor (spec §5.2: ≤ 1e-9)."""
+    """V = Dᵀ(x − x̂) − μr at every step end, x the Euler integral with the same factor (≤ 1e-9)."""
     w, p, run, x = autoencoder_run
     assert run.neurons.size > 200  # the identity is exercised by spikes, not only by the sub-threshold flow
     expected = (x - run.xhat) @ w.D - p.mu * run.r
@@ -88,7 +89,7 @@ def test_voltage_identity_over_1e4_steps(autoencoder_run):
 
 
 def test_sequential_invariant(autoencoder_run):
-    """No V_i exceeds T_i after any step (spec §5.3)."""
+    """No V_i exceeds T_i after any step (sequential mode)."""
     w, _, run, _ = autoencoder_run
     assert (run.V - w.T).max() <= 1e-12
 
@@ -232,7 +233,7 @@ def test_storm_positive_resets():
 
 def test_storm_infeasible_network():
     """Two neurons driven alike whose readout directions are opposite: no readout satisfies both
-    constraints, they fire each other forever; the guard raises instead of hanging (spec §5.4)."""
+    constraints, they fire each other forever; the guard raises instead of hanging."""
     s = 0.1
     G = np.array([[1.0], [-1.0]])
     w = SCNWeights(F=np.array([[1.0], [1.0]]), fast=-s * (G @ G.T), T=np.array([0.1, 0.1]), D=s * G.T)
@@ -248,7 +249,7 @@ def test_storm_cap_is_a_parameter():
     assert SCNParams().spike_cap(20) == 1000 and SCNParams().spike_cap(400) == 4000
 
 
-# ---- tracking (spec §5.7) and the Boerlin network (spec §5.10) ---------------------------------------------
+# ---- tracking and the Boerlin network ---------------------------------------------------------------------
 
 
 def test_tracking_random_directions():
@@ -264,7 +265,8 @@ def test_tracking_random_directions():
 
 @pytest.mark.parametrize("gamma", [0.1, 0.05])
 def test_tracking_axis_decoders_exact_bound(gamma):
-    """±γ axis decoders, μ = ν = 0: |x_j − x̂_j| ≤ γ/2 at every step end (from §5.2–5.3)."""
+    """±γ axis decoders, μ = ν = 0: |x_j − x̂_j| ≤ γ/2 at every step end (follows from the
+    voltage identity and the threshold invariant above)."""
     x = circle(10_000)
     D = gamma * np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])
     run = simulate(optimal_weights(D), input_current(x, LEAK, DT), SCNParams(leak=LEAK, dt=DT), x0=x[0])
@@ -274,8 +276,8 @@ def test_tracking_axis_decoders_exact_bound(gamma):
 
 
 def test_boerlin_damped_oscillator():
-    """The analytic network W = Dᵀ(A + λI)D tracks ẋ = Ax + c (spec §3 setup, §5.10): relative RMSE ≤ 0.05
-    [ref 0.016; measured ~0.01] over 2 s after discarding 0.2 s."""
+    """The analytic network W = Dᵀ(A + λI)D tracks ẋ = Ax + c (Boerlin et al. 2013; the setup of
+    ``learn_lds``): relative RMSE ≤ 0.05 [separate simulation 0.016; measured ~0.01] over 2 s after discarding 0.2 s."""
     n = 20
     theta = 2 * np.pi * np.arange(n) / n
     D = 0.05 * np.stack([np.cos(theta), np.sin(theta)])
@@ -296,9 +298,9 @@ def test_boerlin_damped_oscillator():
 
 
 def test_mean_rates_solve_the_regularised_nnls():
-    """Spec §5.8: constant x, N = 20 random directions × γ, μ = γ², no noise; the filtered rates averaged over
-    3 s after 1 s approach r* = argmin_{r≥0} ‖x − Dr‖² + μ‖r‖² (scipy NNLS on [D; √μ I]): relative error
-    ≤ 0.10 at γ = 0.05 [ref 0.035; measured 0.053], shrinking as γ halves [measured 0.11 → 0.053 → 0.011]."""
+    """Constant x, N = 20 random directions × γ, μ = γ², no noise; the filtered rates averaged over 3 s after 1 s
+    approach r* = argmin_{r≥0} ‖x − Dr‖² + μ‖r‖² (scipy NNLS on [D; √μ I]): relative error ≤ 0.10 at γ = 0.05 [separate
+    simulation 0.035; measured 0.053], shrinking as γ halves [measured 0.11 → 0.053 → 0.011]."""
     x = np.array([0.6, -0.3])
     errs = []
     for gamma in (0.1, 0.05, 0.025):
@@ -389,7 +391,7 @@ def test_bad_input(net, make, exc, match):
         make(net)
 
 
-# ---- smoothed white noise (spec §2) ------------------------------------------------------------------------
+# ---- smoothed white noise (Brendel et al. 2020's input) -----------------------------------------------------
 
 
 def test_smoothed_noise_variance_and_blocks():

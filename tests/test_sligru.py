@@ -1,4 +1,5 @@
-"""Li-GRU / SLi-GRU (wrec.nn.sligru): the oracles of spec §6 and the bad-input contract."""
+"""Li-GRU / SLi-GRU (wrec.nn.sligru) against independent references (gradcheck, the loop, a NumPy step, closed forms,
+nn.GRU, SpeechBrain) and the bad-input contract."""
 
 import copy
 import time
@@ -30,7 +31,7 @@ def _model(cls, *args, seed=0, **kwargs):
     return m
 
 
-# --- oracle 1: gradcheck of the hand-written backward -----------------------------------------------------------
+# --- gradcheck of the hand-written backward ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("stabilised", [False, True])
 @pytest.mark.parametrize("nonlinearity", ["relu", "tanh", "leaky_relu", "sin"])
@@ -68,7 +69,7 @@ def test_fused_saves_nothing_without_grad():
     assert out.grad_fn is None and not out.requires_grad
 
 
-# --- oracle 2: fused == loop ------------------------------------------------------------------------------------
+# --- fused == loop ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cls", CELLS)
 @pytest.mark.parametrize(
@@ -127,10 +128,10 @@ def test_auto_backend_takes_fused_for_training():
     torch.testing.assert_close(out_ng, out.detach(), rtol=0, atol=1e-12)
 
 
-# --- oracle 3: the pure step one t at a time ----------------------------------------------------------------------
+# --- the pure step one t at a time --------------------------------------------------------------------------------
 
 def _numpy_step(U, h, w, mask, stabilised, eps=1e-5):
-    """The spec's equations in NumPy float64, written independently of torch."""
+    """The equations of Moumen & Parcollet (2023) in NumPy float64, written independently of torch."""
     H = h.shape[1]
     r = h @ U.T
     if stabilised:
@@ -182,7 +183,7 @@ def test_one_step_at_a_time_equals_whole_sequence(cls, backend):
     np.testing.assert_allclose(h_whole[0].detach().numpy(), hh, rtol=0, atol=1e-12)
 
 
-# --- oracle 4: scale invariance of SLi-GRU ------------------------------------------------------------------------
+# --- scale invariance of SLi-GRU ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("c", [0.1, 10.0])
 @pytest.mark.parametrize("backend", ["loop", "fused"])
@@ -202,7 +203,7 @@ def test_sligru_scale_invariance(c, backend):
     assert ((li(x, hx)[0] - o1).abs().max() / o1.abs().max()).item() > 1e-2
 
 
-# --- oracle 5: U = 0 gives an elementwise gated recurrence in closed form ----------------------------------------
+# --- U = 0 gives an elementwise gated recurrence in closed form --------------------------------------------------
 
 @pytest.mark.parametrize("cls", CELLS)
 def test_zero_recurrent_weight_closed_form(cls):
@@ -224,7 +225,7 @@ def test_zero_recurrent_weight_closed_form(cls):
     np.testing.assert_allclose(out.detach().numpy(), want, rtol=0, atol=1e-13)
 
 
-# --- oracle 6: the reverse direction ----------------------------------------------------------------------------
+# --- the reverse direction --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cls", CELLS)
 def test_reverse_direction_is_forward_on_flipped_input(cls):
@@ -245,7 +246,7 @@ def test_reverse_direction_is_forward_on_flipped_input(cls):
     torch.testing.assert_close(h_n[1], out[0, :, 4:], rtol=0, atol=0)
 
 
-# --- oracle 7: the calls of nn.GRU give nn.GRU's shapes ------------------------------------------------------------
+# --- the calls of nn.GRU give nn.GRU's shapes ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("cls", CELLS)
 @pytest.mark.parametrize("num_layers", [1, 2])
@@ -377,7 +378,7 @@ def test_compiled_step_equals_eager():
     for stabilised in (False, True):
         torch.testing.assert_close(step(params, h, w, None, stabilised), ligru_step(params, h, w, None, stabilised),
                                    rtol=0, atol=1e-12)
-    assert time.perf_counter() - start < 120  # compile time, for the record (spec: compile the step, not the loop)
+    assert time.perf_counter() - start < 120  # compile time, for the record (we compile the step, not the loop)
 
 
 # --- bad input ---------------------------------------------------------------------------------------------------
@@ -417,7 +418,7 @@ def test_bad_forward_calls(cls):
         m(nn.utils.rnn.pack_padded_sequence(torch.zeros(5, 2, 3), [5, 3]))
 
 
-# --- oracle 8: SpeechBrain, held out -------------------------------------------------------------------------------
+# --- SpeechBrain, held out -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cls_name", ["LiGRU", "SLiGRU"])
 def test_against_speechbrain(cls_name):

@@ -1,5 +1,5 @@
-"""snn-locality experiment: attack oracles (spec §5.6), the measures (CKA, AUC, bootstrap, parameter matching),
-bad configs, a non-finite loss, and a smoke run of the whole pipeline."""
+"""snn-locality experiment: the attacks against hand-computed steps, the measures (CKA, AUC, bootstrap, parameter
+matching), bad configs, a non-finite loss, and a smoke run of the whole pipeline."""
 
 import dataclasses
 import importlib.util
@@ -33,7 +33,7 @@ def _images(n=24, seed=1):
 
 @needs_torchattacks
 def test_fgsm_equals_the_hand_computed_step():
-    """Spec §5.6: torchattacks FGSM == clip(x + ε·sign(∇ₓ CE(f(x), y)), 0, 1), ∇ through the surrogate."""
+    """torchattacks FGSM == clip(x + ε·sign(∇ₓ CE(f(x), y)), 0, 1), ∇ through the surrogate."""
     model, (x, y) = _model(), _images()
     for eps in (0.05, 0.2):
         xr = x.clone().requires_grad_(True)
@@ -148,7 +148,7 @@ def _attack_rows(acc: dict) -> pd.DataFrame:
     ({"pgd": -0.1}, "no white-box gain"),
 ])
 def test_gradient_masking_verdicts(recurrent_gain, verdict):
-    """Spec §4: white-box (FGSM or PGD) "more robust" confirmed by transfer and Square is robustness; unconfirmed
+    """White-box (FGSM or PGD) "more robust" confirmed by transfer and Square is robustness; unconfirmed
     it is gradient masking. Five replicates with small jitter, so the bootstrap CIs are tight around the gains."""
     jitter = np.array([0.0, 0.01, -0.01, 0.005, -0.005])
     acc = {}

@@ -1,5 +1,5 @@
-"""The spike-coding-autoencoder experiment: its measures against analytic networks, the spec §2 targets at
---quick size, and the experiment contract (sweep store, table, targets, figures)."""
+"""The spike-coding-autoencoder experiment: its measures against analytic networks, the targets for learning (Brendel et
+al. 2020's Fig. 2 setting) at --quick size, and the experiment contract (sweep store, table, targets, figures)."""
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,7 @@ def _frame(err, before, after, ideal, rate, corr) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_targets_are_the_spec_tolerances():
+def test_targets_are_the_stated_tolerances():
     good = ae.targets(_frame([0.004, 0.009], 0.08, 0.0052, 0.0050, 14.5, 0.88))
     assert good.held.all() and len(good) == 5
     bad = ae.targets(_frame([0.004, 0.0114], 0.08, 0.02, 0.0050, 25.0, 0.6))
@@ -112,9 +112,9 @@ def test_bad_config(kwargs, match):
 
 
 @pytest.mark.slow
-def test_quick_learning_reaches_the_spec_measures():
-    """Spec §2 at --quick size (2·10⁵ steps, one replicate): decoding error down ≥ 5× and within 25 % of the ideal
-    network, rate 10–20 Hz, corr(E, −I) > 0.7 (err_Ω at this size: tests/test_learning.py)."""
+def test_quick_learning_reaches_the_target_measures():
+    """The learning targets at --quick size (2·10⁵ steps, one replicate): decoding error down ≥ 5× and within 25 % of
+    the ideal network, rate 10–20 Hz, corr(E, −I) > 0.7 (err_Ω at this size: tests/test_learning.py)."""
     config = ae.Config.quick(replicates=1, checkpoints=(0, 200_000), test_trials=2, isi_trials=4)
     results = ae.evaluate(config.tasks()[0])
     checks = ae.targets(results).set_index("target")

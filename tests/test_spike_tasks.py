@@ -1,4 +1,4 @@
-"""Exact properties of the offline spike data (spec snn-locality §3)."""
+"""Exact properties of the offline spike data (digits encodings and synthetic spike patterns)."""
 
 import numpy as np
 import pytest

@@ -121,9 +121,9 @@ def test_ei_currents_by_hand():
 
 
 def test_ei_correlation_balanced_network():
-    """Spec §2's setting (N = 20, J = 2, λ = 50, dt = 1e-3, unit decoders, μ = 0.02/0.9, its input): the
-    ideal network is balanced, corr(E, −I) > 0.7 [ref 0.88; measured 0.87]; the random initial Ω₀ =
-    −0.2·U(0, 1) − 0.5 I is not, corr < 0 [ref −0.40; measured −0.22]."""
+    """Brendel et al. 2020's setting (N = 20, J = 2, λ = 50, dt = 1e-3, unit decoders, μ = 0.02/0.9, their input):
+    the ideal network is balanced, corr(E, −I) > 0.7 [separate simulation 0.88; measured 0.87]; the random initial Ω₀ =
+    −0.2·U(0, 1) − 0.5 I is not, corr < 0 [separate simulation −0.40; measured −0.22]."""
     rng = np.random.default_rng(7)
     D = rng.standard_normal((2, 20))
     D = D / np.linalg.norm(D, axis=0)

@@ -1,4 +1,4 @@
-"""StableSSM (spec stablessm §6): reparameterisations, the ZOH kernel, the three modes, step, the nn.GRU contract,
+"""StableSSM (Wang & Li, ICML 2024): reparameterisations, the ZOH kernel, the three modes, step, the nn.GRU contract,
 the memory tasks and the memory function — against closed forms, scipy.linalg.expm, direct sums and gradcheck."""
 
 import copy

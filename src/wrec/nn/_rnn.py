@@ -1,4 +1,5 @@
-"""The ``torch.nn.GRU`` contract that every wrec recurrent module follows (design rule 3).
+"""The ``torch.nn.GRU`` contract that every wrec recurrent module follows, so that a user can swap ``nn.GRU`` for
+any of them and change nothing else.
 
 A cell supplies one function, ``layer_fn(layer, direction, x, h0) -> (out, h_last)``, that runs one direction of
 one layer over a whole sequence; :func:`rnn_forward` does the rest exactly as ``torch.nn.GRU`` does: input layout

@@ -363,7 +363,7 @@ class _Block(nn.Module):
 class StableSSM(nn.Module):
     """A stack of StableSSM blocks with ``torch.nn.GRU``'s constructor and forward contract.
 
-    Each layer and direction is one block (Wang & Li 2024, §1 of the spec): a linear encoder to ``hidden_size``
+    Each layer and direction is one block (Wang & Li, ICML 2024): a linear encoder to ``hidden_size``
     channels, the diagonal SSM (``d_state`` real state numbers per channel, eigenvalues a = f(w) + iθ with f =
     ``reparam``), + D u, GELU, a 1×1 linear to 2H and GLU, a residual connection and LayerNorm (post-norm, or
     pre-norm if ``prenorm``). Layers stack as in nn.GRU: the next layer reads both directions, ``dropout``
@@ -507,7 +507,8 @@ class LinearDiagonalSSM(nn.Module):
         h_t = λ ⊙ h_{t−1} + U x_t,   y_t = C h_t,   λ_n = exp(Δ f(w_n)),
 
     computed as y = K * x with K_l = C diag(λ^l) U (FFT). ``init_decay``: the initial decay rates A0 (a scalar, or
-    m values; e.g. log-uniform in [0.01, 1] for spec E1); every reparameterisation starts from the same λ.
+    m values; e.g. log-uniform in [0.01, 1] in the curse-of-memory experiment); every reparameterisation starts
+    from the same λ.
     U ~ N(0, 1), C ~ N(0, 1/m).
 
     Shape: x (B, T, input_size) → y (B, T, output_size).

@@ -1,6 +1,6 @@
 """Rate reservoirs without trained recurrence: frozen parameter records and their pure step functions.
 
-Convention (spec §1): x_t = F(x_{t−1}, u_t), so the state at t has already seen u_t.
+Convention: x_t = F(x_{t−1}, u_t), so the state at t has already seen u_t.
 Every record is batched by broadcasting on a leading axis B:
 
 * ``W``: (N, N) shared by the batch (one GEMM per step), (B, N, N) distinct dense matrices (batched

@@ -1,4 +1,4 @@
-"""Local learning rules for spike coding networks (spec-coding §2).
+"""Local learning rules for spike coding networks.
 
 Unsupervised learning of the feedforward weights F and the fast recurrent weights Ω of an autoencoder SCN
 (Brendel, Bourdoukan, Vertechi, Machens, Denève, PLoS CB 2020; Vertechi et al., NeurIPS 2014). At a spike
@@ -45,7 +45,8 @@ _INPUT_CHUNK_BLOCKS = 50  # input blocks generated at once (bounded memory for l
 
 @dataclass(frozen=True)
 class AutoencoderLearning:
-    """Parameters of unsupervised autoencoder learning (spec §2); defaults are preset ``"brendel2020_fig2"``.
+    """Parameters of unsupervised autoencoder learning (Brendel et al. 2020); defaults are preset
+    ``"brendel2020_fig2"`` (the authors' code for their Fig. 2).
 
     Attributes:
         n: N, neurons.
@@ -181,7 +182,7 @@ def feedforward_update(F: Array, x: Array, k: int, eps: float, alpha: float) -> 
 
 def autoencoder_update(weights: SCNWeights, k: int, V: Array, r: Array, x: Array,
                        rule: AutoencoderLearning) -> SCNWeights:
-    """Both rules of spec §2 at a spike of neuron k: new weights with Ω column k and F row k updated.
+    """Both rules (module docstring) at a spike of neuron k: new weights with Ω column k and F row k updated.
 
     Each rule uses the weights from before the spike. Shape: V, r (N,); x (J,).
     """
@@ -209,7 +210,7 @@ def learn_autoencoder(rule: AutoencoderLearning, n_steps: int, *, seed: Seed = N
                       weights0: SCNWeights | None = None,
                       checkpoints: int | Sequence[int] = 20,
                       checkpoint: str | os.PathLike | None = None) -> LearningTrace:
-    """Learn F and Ω on spec §2's input for ``n_steps`` steps of one trial, applying the rules at each spike.
+    """Learn F and Ω on smoothed white noise for ``n_steps`` steps of one trial, applying the rules at each spike.
 
     Input: c = smoothed white noise (``tasks.smoothed_white_noise``; s.d. ``input_width`` steps, amplitude
     ``input_amplitude``, redrawn every ``input_block`` steps); x its leaky integral, x_{t+1} = (1 − λdt)x_t +
@@ -335,7 +336,7 @@ def _checkpoints(checkpoints: int | Sequence[int], n_steps: int) -> Array:
     return np.unique(ck).astype(np.int64)
 
 
-# ---- (B) supervised learning of the slow weights: a linear dynamical system (spec §3) -------------------------
+# ---- (B) supervised learning of the slow weights: a linear dynamical system ----------------------------------
 #
 # Bourdoukan & Denève, NeurIPS 2015. A teacher ẋ = A x + c supplies the error e = x − x̂, which is fed back as
 # the current K Dᵀe and drives the local rule W ← W + η dt (Dᵀe) rᵀ (error current into i × presynaptic filtered
@@ -346,7 +347,8 @@ BOERLIN_OSCILLATOR = ((-4.8, -22.4), (40.0, 0.0))  # Boerlin et al. 2013's dampe
 
 @dataclass(frozen=True)
 class LDSLearning:
-    """Parameters of supervised learning of the slow weights W (spec §3; our defaults, the paper's are unknown).
+    """Parameters of supervised learning of the slow weights W (Bourdoukan & Denève 2015; our defaults, the
+    paper's are unknown).
 
     Attributes:
         n: N, neurons.
@@ -480,7 +482,7 @@ class LDSTrace:
 
 
 def slow_update(W: Array, D: Array, e: Array, r: Array, eta: float, dt: float) -> Array:
-    """W ← W + η dt (Dᵀe) rᵀ (a new array; W is not modified): spec §3's slow rule, one step.
+    """W ← W + η dt (Dᵀe) rᵀ (a new array; W is not modified): the slow rule of Bourdoukan & Denève 2015, one step.
 
     Local: W_ij changes by the error current (Dᵀe)_i into neuron i times the presynaptic filtered rate r_j.
 
@@ -511,7 +513,8 @@ def effective_dynamics(W: Array, D: Array, leak: float) -> Array:
 def learn_lds(rule: LDSLearning, *, seed: Seed = None, n_steps: int | None = None, D: Array | None = None,
               fast: Array | None = None, W0: Array | None = None, checkpoints: int | Sequence[int] = 61,
               checkpoint: str | os.PathLike | None = None) -> LDSTrace:
-    """Learn the slow weights W of an SCN so that it runs ẋ = A x + c (spec §3), for ``n_steps`` steps.
+    """Learn the slow weights W of an SCN so that it runs ẋ = A x + c (Bourdoukan & Denève 2015), for ``n_steps``
+    steps.
 
     Teacher x_{t+1} = x_t + dt(A x_t + c_t) from x_0 = 0 (``tasks.linear_response``), c smoothed white noise
     (s.d. ``input_width``, amplitude ``input_amplitude``, redrawn every ``input_block``). Network: F = Dᵀ,
@@ -683,7 +686,7 @@ def _lds_square(M: Array, name: str, n: int) -> Array:
 
 
 def _lds_network(rule: LDSLearning, D: Array | None, fast: Array | None) -> tuple[SCNWeights, Array]:
-    """The network of spec §3 without slow weights (F = Dᵀ, Ω, T, D) and the target W*."""
+    """The network of ``learn_lds`` without slow weights (F = Dᵀ, Ω, T, D) and the target W*."""
     D = rule.decoder() if D is None else _lds_decoder(D, rule)
     net = optimal_weights(D, rule.mu, leak=rule.leak)
     if fast is not None:

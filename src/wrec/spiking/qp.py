@@ -435,10 +435,11 @@ def readout_trajectory(
     F: object, G: object, T: object, x: object, *, spike_size: float, leak: float, dt: float, duration: float,
     onset: float = 0.0, mu: float = 0.0,
 ) -> np.ndarray:
-    """The readout y(t) = D r(t) of the spiking network of the QP (D = s G^T, Omega = -G D - mu I, spec §4) under
+    """The readout y(t) = D r(t) of the spiking network of the QP (D = s G^T, Omega = -G D - mu I;
+    Mancoo et al. 2020) under
     a constant input x switched on at ``onset`` (0 before), simulated by ``scn.simulate`` in sequential mode from
     V_0 = F x_0, r_0 = 0.  At the end of each step V = F x - G y - mu r exactly, so y(t) stays in the polytope
-    F x - G y - mu r <= T (oracle 9); its time average follows y*(T_mid) (``midpoint_thresholds``).
+    F x - G y - mu r <= T; its time average follows y*(T_mid) (``midpoint_thresholds``).
 
     Shape: F (N, K); G (N, M); T (N,); x (K,) or (B, K) -> y (S, M) or (B, S, M), S = round(duration/dt), index t
     the readout at time (t + 1) dt.
@@ -462,8 +463,9 @@ def spiking_readout(
     duration: float = 4.0, onset: float = 0.5, average_from: float = 2.0, mu: float = 0.0,
 ) -> np.ndarray:
     """The time-averaged readout y_bar = mean of D r(t) over t >= ``average_from`` (to ``duration``) of the spiking
-    network at each constant input x (``readout_trajectory``); defaults are spec §4's CPU target and the authors'
-    averaging window.  By the midpoint rule y_bar ~ y*(T_mid); for M = 1, G = 1 that is maxout + s/2.
+    network at each constant input x (``readout_trajectory``); defaults are the trial protocol of Mancoo et al.'s
+    Fig. 3 code (lambda = 2, dt = 3e-3, 4 s trials, input on from 0.5 s) and the authors' averaging window.  By
+    the midpoint rule y_bar ~ y*(T_mid); for M = 1, G = 1 that is maxout + s/2.
 
     Shape: F (N, K); G (N, M); T (N,); x (K,) or (B, K) -> (M,) or (B, M).
     """
@@ -538,16 +540,18 @@ SCHEDULES = ("parallel", "shuffled")
 
 @dataclass(frozen=True)
 class ConvexLearning:
-    """Supervised learning of the convex map y = scale |x|^2 by a spiking network (Mancoo et al. 2020, spec §4).
+    """Supervised learning of the convex map y = scale |x|^2 by a spiking network (Mancoo, Keemink & Machens,
+    NeurIPS 2020).
 
     The network: N neurons, K inputs, one output (M = 1), G = 1, D = s G^T, Omega = -G D (mu = 0), so that
     y*(x) = ``maxout`` = max(0, max_i F_i x - T_i).  Training: ``n_train`` points per axis on [-x_max, x_max]^K,
     one trial of ``duration`` s per point, input 0 until ``onset`` then the constant x; ``convex_fit_update`` at
     every spike from ``learn_from`` on, with alpha_T, alpha_F times exp(-decay epoch) in epoch 1, 2, ...; every
-    step after ``learn_from``, T -= dt leak_T.  Defaults: spec §4's CPU target (K = 1, N = 12, s = 0.2, x^2 on
-    [-2, 2] at 41 points, lambda = 2, dt = 3e-3, 4 s trials, alpha = 1e-2, 30 epochs); ``paraboloid()`` is Fig. 3.
+    step after ``learn_from``, T -= dt leak_T.  Defaults: our 1-D problem sized for a CPU (K = 1, N = 12, s = 0.2,
+    x^2 on [-2, 2] at 41 points, lambda = 2, dt = 3e-3, 4 s trials, alpha = 1e-2, 30 epochs); ``paraboloid()`` is
+    Fig. 3.
 
-    Choices the spec leaves open (ours, stated): initial F ~ N(0, ``init_F_std``^2) and T ~ U(``init_T``) as in the
+    Choices the paper leaves open (ours, stated): initial F ~ N(0, ``init_F_std``^2) and T ~ U(``init_T``) as in the
     authors' Fig. 3 code; the readout average from ``average_from`` = 2 s (their window); the test error is the
     relative RMSE sqrt(mean (maxout - y)^2 / mean y^2) on ``n_test`` points per axis.
 
@@ -736,8 +740,8 @@ def fit_convex(
     rule: ConvexLearning | None = None, *, seed: _checks.Seed = 0, F0: object = None, T0: object = None,
     checkpoint: str | os.PathLike | None = None,
 ) -> ConvexTrace:
-    """Learn F and T of a spiking network so that its maxout map fits y = scale |x|^2 (``ConvexLearning``; spec §4,
-    the rule of Mancoo et al. 2020's code, ``convex_fit_update``), for ``rule.epochs`` epochs.
+    """Learn F and T of a spiking network so that its maxout map fits y = scale |x|^2 (``ConvexLearning``; the
+    rule of Mancoo et al. 2020's code, ``convex_fit_update``), for ``rule.epochs`` epochs.
 
     The seed gives two independent streams: the initial F, T (``initial_parameters``, unless F0 and T0 are given)
     and the trial order of the ``"shuffled"`` schedule (the ``"parallel"`` schedule uses no randomness after the

@@ -1,6 +1,6 @@
 """Spike coding networks (SCNs): frozen weight and parameter records, one pure step, and a batched loop.
 
-Model (Boerlin, Machens, Denève, PLoS CB 2013; spec §1). N neurons code a J-dimensional signal x with
+Model (Boerlin, Machens, Denève, PLoS CB 2013). N neurons code a J-dimensional signal x with
 ẋ = −λx + c. Spikes o are filtered as ṙ = −λr + o (a spike adds exactly 1 to r_k), the readout is x̂ = D r,
 and the membrane potentials obey
 
@@ -183,7 +183,7 @@ class SCNRun:
 
 def optimal_weights(D: Array, mu: float = 0.0, nu: float = 0.0, A: Array | None = None,
                     leak: float = 10.0) -> SCNWeights:
-    """The optimal SCN for decoder D (Boerlin et al. 2013; spec §1).
+    """The optimal SCN for decoder D (Boerlin et al. 2013).
 
     F = Dᵀ, Ω = −(DᵀD + μI), T_i = (‖D_i‖² + μ + ν)/2, and W = Dᵀ(A + λI)D for a target linear system
     ẋ = A x + c (W = None, i.e. 0, for the autoencoder, A = None).
@@ -232,9 +232,9 @@ def coding_loss(x: Array, r: Array, D: Array, mu: float = 0.0, nu: float = 0.0) 
 
 
 _STORM = ("spike storm: more than {cap} spikes in one step (step {t}, trial {b}). Likely causes: an infeasible "
-          "network (no readout satisfies all threshold constraints for this input; spec §4), non-negative "
-          "resets (diag of fast weights Ω must be < 0), or an input too strong for the spike size. If the input "
-          "legitimately needs that many spikes, raise max_spikes_per_step.")
+          "network (no readout satisfies all threshold constraints for this input; see wrec.spiking.qp.is_feasible), "
+          "non-negative resets (diag of fast weights Ω must be < 0), or an input too strong for the spike size. If "
+          "the input legitimately needs that many spikes, raise max_spikes_per_step.")
 
 
 def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, drive: Array,
@@ -311,8 +311,9 @@ def step(params: SCNParams, weights: SCNWeights, state: SCNState, c: Array, rng:
     3. Spikes: ``"sequential"``: while max_i(V_i − T_i − σ_T η_i) > 0, k = argmax, V ← V + Ω[:, k], r_k += 1;
        ``"single"``: at most one spike, whose Ω[:, k] is added at the next step.
 
-    The decay (spec step 3) is applied before the spikes, so that a spike adds exactly 1 to the r seen at
-    the end of the step and the voltage identity V = Dᵀ(x − x̂) − μr holds exactly there (spec §5.2).
+    The decay, which the usual formulation applies after the spikes, is applied before them, so that a spike
+    adds exactly 1 to the r seen at the end of the step and the voltage identity V = Dᵀ(x − x̂) − μr holds
+    exactly there (tested to 1e-9 over 10⁴ steps).
     ``on_spike(b, k, V, r)`` is called before each spike with copies of that trial's V and r; if it returns
     new ``SCNWeights`` they are used for the rest of the step (the caller keeps them for the next steps).
     The threshold noise η is drawn once per neuron and step.

@@ -1,6 +1,7 @@
 """Closed-loop control tasks: gymnasium classic-control experts, distribution-shift wrappers and a batched Pendulum.
 
-For the low-rank × sparse CfC study (Tumma et al., ICLR 2024; spec cfc-lowrank §4). Experts see the full state:
+For the low-rank × sparse CfC study (Tumma et al., ICLR 2024), on CPU-sized classic control instead of the paper's
+Seaquest and HalfCheetah. Experts see the full state:
 
     Pendulum: u = −k (E − E*) θ̇ (energy shaping; E = ½(ml²/3)θ̇² + ½mgl cos θ, E* = ½mgl, u = 2 when θ̇ ≈ 0),
               switching to discrete LQR u = −K x, x = (θ, θ̇), when |θ| < 0.6 (θ = 0 upright); clipped to ±2.
@@ -71,10 +72,10 @@ class Shift:
         return f"{self.kind}×{self.value:g}"
 
 
-#: spec §4: g ∈ {12, 14}, m = 1.3, l = 1.2, observation noise σ ∈ {0.05, 0.1}, one-step action delay
+#: g ∈ {12, 14}, m = 1.3, l = 1.2, observation noise σ ∈ {0.05, 0.1}, one-step action delay
 PENDULUM_SHIFTS = (Shift("gravity", 1.2), Shift("gravity", 1.4), Shift("mass", 1.3), Shift("length", 1.2),
                    Shift("obs_noise", 0.05), Shift("obs_noise", 0.1), Shift("action_delay", 1))
-#: CartPole's expert hits the 500-step ceiling, so its shifts are large (spec §4)
+#: CartPole's expert hits the 500-step ceiling, so its shifts are large
 CARTPOLE_SHIFTS = (Shift("length", 2.0), Shift("mass", 5.0), Shift("force", 0.5), Shift("obs_noise", 0.1),
                    Shift("action_delay", 1))
 

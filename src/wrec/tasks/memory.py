@@ -1,4 +1,4 @@
-"""Synthetic memory tasks: linear functionals with a chosen memory function (StableSSM spec §3).
+"""Synthetic memory tasks: linear functionals with a chosen memory function (Wang & Li, ICML 2024).
 
 A linear functional (LF) of the input, y_t = Σ_{s=0}^{t} ρ(s·dt) x_{t−s}, with x_t ~ N(0, 1)·dt (optionally
 cumulatively summed: a Gaussian-process input); the memory function ρ sets how far back the target reaches
