@@ -30,7 +30,7 @@ def test_chi_square_is_the_beta_quantile(setting):
     assert value == pytest.approx(2.0 * beta.ppf(1 - 1e-3, r / 2, (T - 1 - r) / 2), rel=1e-12)
 
 
-def test_chi_square_at_r50_t1e5_matches_the_spec_probe():
+def test_chi_square_threshold_at_r50_t1e5_is_about_8_7e_4():
     from wrec.capacity.core import Decomposition
 
     dec = Decomposition(basis=np.zeros((100_000, 50)), singular_values=np.ones(50), rank=50, n_samples=100_000)
