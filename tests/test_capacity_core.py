@@ -100,3 +100,58 @@ def test_rank_rules_on_rank_deficient_states():
 def test_bad_input(states, targets, match):
     with pytest.raises((ValueError, TypeError), match=match):
         capacities(states, targets)
+
+
+@pytest.fixture(scope="module")
+def esn_states():
+    import wrec
+
+    W = wrec.weights.gaussian(50, spectral_radius=0.9, seed=0)
+    u = wrec.tasks.uniform_input(6_000, seed=1)
+    return wrec.reservoir.run(wrec.reservoir.ESN(W, input_scale=0.1, seed=2), u, washout=1000), u[1000:]
+
+
+def test_zero_and_constant_states_have_rank_0_and_no_capacity():
+    from wrec.capacity import capacity_by_readout, memory_capacity
+
+    u = np.random.default_rng(0).uniform(-1, 1, 2000)
+    for X in (np.zeros((2000, 20)), np.full((2000, 20), 3.7), np.outer(np.ones(2000), np.linspace(-1e8, 1e8, 20))):
+        mc = memory_capacity(X, u, max_delay=10, threshold=None)
+        assert mc.rank == 0 and mc.raw_total == 0.0 and mc.total == 0.0
+        prof = capacity_by_readout(X, u, [1, 5, 20], max_degree=1, max_delay=10, threshold=None)
+        assert prof.rank.tolist() == [0, 0, 0]
+        assert prof.table["raw"].tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("scale", [1e-8, 1e-4, 1e4, 1e8])
+def test_capacities_do_not_depend_on_a_column_scale(esn_states, scale):
+    from wrec.capacity import capacity_by_readout, ipc, memory_capacity
+
+    X, u = esn_states
+    Y = X.copy()
+    Y[:, 7] *= scale
+    a, b = memory_capacity(X, u, max_delay=60, threshold=None), memory_capacity(Y, u, max_delay=60, threshold=None)
+    assert a.rank == b.rank == 50
+    np.testing.assert_allclose(b.raw, a.raw, rtol=0, atol=1e-8)
+    delays = {1: 30, 2: 6, 3: 6}
+    np.testing.assert_allclose(ipc(Y, u, max_delay=delays).table.capacity, ipc(X, u, max_delay=delays).table.capacity,
+                               rtol=0, atol=1e-8)
+    Ls = [1, 7, 8, 30, 50]
+    pa = capacity_by_readout(X, u, Ls, max_degree=1, max_delay=60, threshold=None)
+    pb = capacity_by_readout(Y, u, Ls, max_degree=1, max_delay=60, threshold=None)
+    np.testing.assert_allclose(pb.table["raw"], pa.table["raw"], rtol=0, atol=1e-8)
+    assert pb.rank.tolist() == pa.rank.tolist() == Ls
+
+
+def test_growing_states_are_an_error_that_names_the_echo_state_property():
+    import wrec
+    from wrec.capacity import memory_capacity
+
+    W = wrec.weights.gaussian(50, spectral_radius=1.02, seed=0)
+    u = wrec.tasks.uniform_input(5000, seed=1)
+    X = wrec.reservoir.run(wrec.reservoir.Linear(W, seed=2), u, washout=1000)
+    assert np.all(np.isfinite(X)) and np.abs(X).max() > 1e20  # exploding, not yet overflowed
+    with pytest.raises(ValueError, match=r"grow without bound.*echo-state property"):
+        memory_capacity(X, u[1000:], max_delay=50)
+    stable = wrec.reservoir.run(wrec.reservoir.Linear(W / 1.02 * 0.95, seed=2), u, washout=1000)
+    assert memory_capacity(stable, u[1000:], max_delay=50).total > 5

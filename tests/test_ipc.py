@@ -167,3 +167,70 @@ def test_memory_stays_bounded_for_many_long_targets():
     full = 8 * T * n_targets  # bytes of the whole target matrix
     assert n_targets == 31 + (31 + 465) + (31 + 930 + 4495)
     assert peak < full / 8, (peak, full)
+
+
+def null_states(T, N, seed):
+    """Smooth states independent of the input (a random walk through tanh): every target is a null."""
+    steps = np.random.default_rng(seed).standard_normal((T, N))
+    return np.tanh(0.05 * np.cumsum(steps, axis=0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("T", "max_delay", "n_targets"),
+    [
+        (1_000, {1: 99}, 100),
+        (1_000, {1: 180, 2: 180, 3: 180}, 1_021_383),
+        (10_000, {1: 445, 2: 445}, 100_127),
+        (100_000, {1: 40, 2: 40}, 902),
+        (1_000_000, {1: 99}, 100),
+    ],
+)
+def test_null_states_have_a_total_below_the_spurious_bound(T, max_delay, n_targets):
+    u = np.random.default_rng(T).uniform(-1, 1, T)
+    res = ipc(null_states(T, 10, seed=1), u, max_delay=max_delay)
+    assert len(res.table) == n_targets
+    assert res.total < 0.5
+    assert res.spurious <= 0.1 and not res.warnings
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("n", "T", "max_delay"), [(50, 5_000, 40), (200, 19_000, 100)])
+def test_esn_total_does_not_exceed_the_rank(n, T, max_delay):
+    # Before the bias correction and the family-wise bound: 52.05 for rank 50 and 228.5 for rank 200 (the README's
+    # example), from the floor r/T that each of thousands of kept targets carried.
+    W = wrec.weights.gaussian(n, spectral_radius=0.9, seed=0)
+    u = wrec.tasks.uniform_input(T + 1000, seed=1)
+    X = run(ESN(W, input_scale=0.1, seed=2), u, washout=1000)
+    res = ipc(X, u[1000:], max_degree=3, max_delay=max_delay)
+    assert res.rank == n
+    assert res.total <= res.rank
+    assert res.summary["thresholded"].sum() > res.rank  # the raw sum of the kept targets still overshoots
+    assert not res.warnings
+
+
+def test_a_total_above_the_rank_warns_with_what_to_change():
+    from wrec.capacity import CapacityWarning, Surrogate
+
+    W = wrec.weights.gaussian(50, spectral_radius=0.9, seed=0)
+    u = wrec.tasks.uniform_input(3_000, seed=1)
+    X = run(ESN(W, input_scale=0.1, seed=2), u, washout=1000)
+    # no family-wise bound and a lax per-shape threshold: the 13 000 degree-3 targets' chance capacities pass
+    lax = Surrogate(count=20, scale=0.5, max_spurious=None)
+    with pytest.warns(CapacityWarning) as record:
+        res = ipc(X, u[1000:], max_degree=3, max_delay=40, threshold=lax)
+    assert res.total > res.rank
+    messages = [str(w.message) for w in record]
+    assert messages == list(res.warnings) and len(messages) == 2
+    assert "exceeds the rank r = 50" in messages[0] and "more time steps" in messages[0]
+    assert "expected to add" in messages[1] and "max_spurious" in messages[1]
+
+
+def test_input_that_does_not_match_the_basis_is_an_error(small_esn):
+    W, u = small_esn
+    u01 = (u + 1) / 2
+    X = run(ESN(W, input_scale=0.5, seed=2), u01, washout=1000)
+    with pytest.raises(ValueError, match=r"does not match the legendre basis.*gram_schmidt"):
+        ipc(X, u01[1000:], max_degree=2, max_delay=10)
+    res = ipc(X, u01[1000:], max_degree=2, max_delay=10, basis="gram_schmidt")
+    assert res.total <= res.rank

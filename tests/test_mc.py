@@ -108,3 +108,25 @@ def test_readout_selects_neurons():
     assert picked.per_delay[[0, 5]] == pytest.approx(1.0) and picked.rank == 2
     with pytest.raises(ValueError, match="readout"):
         memory_capacity(X, u, max_delay=20, readout=11)
+
+
+def test_total_from_gives_the_sum_from_a_later_first_delay():
+    X, u = delay_line_states(10, 3000)
+    mc = memory_capacity(X, u, max_delay=40)
+    assert mc.total_from(0) == mc.total
+    assert mc.total_from(1) == pytest.approx(mc.total - mc.per_delay[0])
+    assert mc.total_from(1) == pytest.approx(9.0, abs=0.05)  # ReservoirPy's convention: k = 1..K
+    with pytest.raises(ValueError, match="first_delay must be <= 40"):
+        mc.total_from(41)
+
+
+def test_kept_delays_count_with_their_bias_corrected_capacity():
+    X, u = delay_line_states(10, 3000)
+    noisy = X[:, :5] + 0.3 * np.random.default_rng(1).standard_normal((3000, 5))
+    mc = memory_capacity(noisy, u, max_delay=40)
+    assert mc.kept[:5].all()
+    k = mc.kept
+    np.testing.assert_allclose(mc.per_delay[k], (mc.raw[k] - mc.null[k]) / (1 - mc.null[k]), rtol=1e-12)
+    np.testing.assert_array_less(mc.per_delay[k], mc.raw[k])  # the floor is removed, never added
+    assert np.all(mc.per_delay[~k] == 0.0)
+    assert mc.null == pytest.approx(np.full(41, 5 / (mc.n_samples - 1)), rel=0.2)  # ≈ r/(T−1) per delay

@@ -3,7 +3,7 @@
 from wrec.capacity import theory
 from wrec.capacity.basis import orthonormal
 from wrec.capacity.core import Capacities, Decomposition, NestedDecomposition, capacities, decompose, nested_decompose
-from wrec.capacity.ipc import IPC, ipc
+from wrec.capacity.ipc import IPC, CapacityWarning, ipc
 from wrec.capacity.mc import MemoryCapacity, memory_capacity
 from wrec.capacity.readout import ReadoutProfile, capacity_by_readout
 from wrec.capacity.targets import TargetSet, delay_sets
@@ -12,6 +12,7 @@ from wrec.capacity.thresholds import ChiSquare, NoThreshold, Surrogate
 __all__ = [
     "IPC",
     "Capacities",
+    "CapacityWarning",
     "ChiSquare",
     "Decomposition",
     "MemoryCapacity",

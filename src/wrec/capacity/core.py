@@ -66,26 +66,26 @@ def check_bounded(states: np.ndarray) -> None:
     rms = np.array([np.sqrt(np.mean(np.square(b / top))) for b in np.array_split(states, GROWTH_BLOCKS)])
     if rms[0] > 0.0 and np.all(np.diff(rms) > 0.0) and rms[-1] > GROWTH_LIMIT * rms[0]:
         raise ValueError(
-            f"states grow without bound: their RMS rises from every tenth of the rows to the next, ×{rms[-1] / rms[0]:.3g} "
-            "in all. The network has lost the echo-state property (its state does not forget its start), so "
-            "capacities are not defined: lower the spectral radius (gain) or the input scale, or check the simulation")
+            f"states grow without bound: their RMS rises from every tenth of the rows to the next, "
+            f"×{rms[-1] / rms[0]:.3g} in all. The network has lost the echo-state property (its state does not "
+            "forget its start), so capacities are not defined: lower the spectral radius (gain) or the input "
+            "scale, or check the simulation")
 
 
 def centred_states(states: object, *, standardize: bool = True) -> np.ndarray:
     """The states (T, L) as a float64 copy with each column centred (and scaled to unit norm if ``standardize``).
 
-    A column constant up to rounding (‖x − x̄‖ ≤ 10·√T·ε·max|x|) is set to exactly 0: it carries nothing, and
-    scaling its rounding errors up would invent a direction.
+    A column constant up to rounding (max x − min x ≤ 8·ε·max|x|) is set to exactly 0: it carries nothing, and
+    scaling the rounding errors of its centring up would invent a direction.
     """
     X = _checks.array(states, "states", ndim=2)
-    T, L = X.shape
-    if L == 0:
+    if X.shape[1] == 0:
         raise ValueError("states has no columns (neurons)")
     check_bounded(X)
+    constant = np.ptp(X, axis=0) <= 8.0 * _EPS * np.max(np.abs(X), axis=0)
     Xc = X - X.mean(axis=0)
-    norms = np.linalg.norm(Xc, axis=0)
-    constant = norms <= 10.0 * np.sqrt(T) * _EPS * np.max(np.abs(X), axis=0)
     Xc[:, constant] = 0.0
+    norms = np.linalg.norm(Xc, axis=0)
     if standardize:
         Xc[:, ~constant] /= norms[~constant]
     return Xc

@@ -25,6 +25,7 @@ class MemoryCapacity:
         per_delay: m_k for k = 0..max_delay: the bias-corrected capacity (m̂_k − e_k)/(1 − e_k) where m̂_k passed
             the threshold, else 0 (the raw m̂_k when ``threshold=None``). Shape (K+1,).
         raw: m̂_k, the in-sample R², before thresholding. Shape (K+1,).
+        null: e_k, the m̂_k each delay would show were it unrelated to the states (≈ r/(T−1)). Shape (K+1,).
         kept: whether each m̂_k passed the threshold. Shape (K+1,).
         total: Σ_k per_delay (the MC).
         raw_total: Σ_k raw.
@@ -38,6 +39,7 @@ class MemoryCapacity:
 
     per_delay: np.ndarray
     raw: np.ndarray
+    null: np.ndarray
     kept: np.ndarray
     total: float
     raw_total: float
@@ -88,7 +90,7 @@ def memory_capacity(
                  e.values.size, dec.n_samples))
     warn(found)
     return MemoryCapacity(
-        per_delay=e.counted, raw=e.values, kept=e.kept, total=total, raw_total=float(e.values.sum()),
+        per_delay=e.counted, raw=e.values, null=e.null, kept=e.kept, total=total, raw_total=float(e.values.sum()),
         adjusted_total=float(dec.adjusted(e.values, e.null).sum()), threshold=float(e.threshold),
         floor=(max_delay + 1) * dec.floor, spurious=float(e.spurious), rank=dec.rank, n_samples=dec.n_samples,
         warnings=found)
