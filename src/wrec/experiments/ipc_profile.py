@@ -7,6 +7,11 @@ matrices and input, and the table shows the published totals (T = 10⁶) beside 
 
 Kubota's state at t has seen only u_{t−1} (their delay 0 carries nothing); ours has seen u_t, so their
 delays 1..D are our 0..D−1 and ``max_delay`` is D − 1: the same targets.
+
+Their ranks are those of the states as they are (``standardize=False``, the default here): at ρ ≤ 0.5 the
+neurons' amplitudes span three orders of magnitude and the rule σ_i > 10⁻⁷·σ_1 drops directions that scaled
+neurons resolve (ρ = 0.1: rank 16 raw, 23 scaled, the total filling either). Our capacities are the bias-corrected
+sums of the kept targets; Kubota's sum of their raw values is the ``thresholded`` column.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import pandas as pd
 
 from wrec import _checks
 from wrec.capacity import Surrogate, ipc
+from wrec.experiments._stats import format_values, target_row
 from wrec.reservoir import ESN
 from wrec.reservoir import run as simulate
 
@@ -43,6 +49,7 @@ class Config:
     input_scale: float = 0.1
     max_delay: tuple[tuple[int, int], ...] = ((1, 1999), (2, 299), (3, 49))
     surrogates: int = 200
+    standardize: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -90,26 +97,54 @@ def evaluate(config: Config) -> pd.DataFrame:
         model = ESN(W, w_in=w_in, input_scale=config.input_scale, recurrent_scale=rho)
         X = simulate(model, u, washout=config.washout)
         result = ipc(X, u[config.washout:], max_delay=dict(config.max_delay),
-                     threshold=Surrogate(count=config.surrogates))
+                     threshold=Surrogate(count=config.surrogates), standardize=config.standardize)
         seconds = time.perf_counter() - start
         for degree, s in result.summary.iterrows():
-            rows.append({"spectral_radius": rho, "degree": int(degree), "capacity": s["thresholded"],
-                         "raw": s["raw"], "adjusted": s["adjusted"], "floor": s["floor"],
-                         "n_targets": int(s["n_targets"]), "rank": result.rank, "seconds": seconds})
+            rows.append({"spectral_radius": rho, "degree": int(degree), "capacity": s["capacity"],
+                         "thresholded": s["thresholded"], "raw": s["raw"], "adjusted": s["adjusted"],
+                         "floor": s["floor"], "spurious": s["spurious"], "n_targets": int(s["n_targets"]),
+                         "rank": result.rank, "warnings": "; ".join(result.warnings), "seconds": seconds})
     return pd.DataFrame(rows)
 
 
 def table(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per spectral radius: capacity by degree, total, rank, total/rank (and Kubota's totals)."""
+    """One row per spectral radius: capacity by degree, total, rank, total/rank, Kubota's raw thresholded sum
+    (and the published totals), and ``check``: what the result's invariant checks found, if anything."""
     wide = results.pivot_table(index="spectral_radius", columns="degree", values="capacity", aggfunc="first")
     wide.columns = [f"C{d}" for d in wide.columns]
     first = results.groupby("spectral_radius").first()
     wide["total"] = wide.sum(axis=1)
     wide["rank"] = first["rank"].astype(int)
     wide["total/rank"] = wide["total"] / wide["rank"]
+    wide["thresholded"] = results.groupby("spectral_radius")["thresholded"].sum()
     if _is_kubota(results):
         wide["published total"] = [PUBLISHED.get(round(rho, 6), (np.nan,) * 4)[2] for rho in wide.index]
+    wide["check"] = first["warnings"].fillna("").str.slice(0, 60) if "warnings" in first else ""
     return wide.reset_index()
+
+
+def targets(results: pd.DataFrame) -> pd.DataFrame:
+    """Kubota et al.'s invariant and profile: total ≤ rank at every ρ (within the sum's sampling error),
+    total/rank ∈ [0.98, 1.03] for ρ ≤ 0.9 (published 0.997–1.003 at T = 10⁶) and < 0.3 for ρ ≥ 1.1 (published
+    0.24 at 1.1, 0.18 at 1.2); on Kubota's reservoir with their rank convention, the published ranks."""
+    wide = table(results).set_index("spectral_radius")
+    rows = [target_row("total ≤ rank at every ρ (no invariant warning)", wide["total"] - wide["rank"],
+                       "≤ 0.1 + 3 s.e. (total − rank)", wide["check"] == "")]
+    fading = wide[wide.index <= 0.9 + 1e-9]
+    if len(fading):
+        rows.append(target_row("total/rank for ρ ≤ 0.9", fading["total/rank"], "in [0.98, 1.03]",
+                               fading["total/rank"].between(0.98, 1.03)))
+    chaotic = wide[wide.index >= 1.1 - 1e-9]
+    if len(chaotic):
+        rows.append(target_row("total/rank for ρ ≥ 1.1", chaotic["total/rank"], "< 0.3", chaotic["total/rank"] < 0.3))
+    standardized = "standardize" in results and bool(results["standardize"].any())
+    if _is_kubota(results) and not standardized:
+        published = [rho for rho in wide.index if round(rho, 6) in PUBLISHED]
+        want = np.array([PUBLISHED[round(rho, 6)][3] for rho in published])
+        got = wide.loc[published, "rank"].to_numpy()
+        rows.append(target_row("ranks = Kubota et al.'s published ranks", got, f"= {format_values(want)}",
+                               got == want))
+    return pd.DataFrame(rows)
 
 
 def _is_kubota(results: pd.DataFrame) -> bool:
