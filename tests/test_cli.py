@@ -37,6 +37,9 @@ def test_run_writes_table_figure_and_resumes(tiny, tmp_path):
     assert table.loc[1, "total/rank"] < table.loc[0, "total/rank"]  # chaos destroys capacity
     assert "published total" in table  # seed 0, N = 50: Kubota's reservoir
     assert (folder / "ipc-profile.png").stat().st_size > 10_000
+    targets = pd.read_csv(folder / "targets.csv").set_index("target")
+    assert targets.loc["total ≤ rank at every ρ (no invariant warning)", "held"]
+    assert targets.loc["ranks = Kubota et al.'s published ranks", "held"]  # 49 at ρ = 0.5, 50 at 1.2
     stored = sorted((folder / "results").glob("*.parquet"))
     assert len(stored) == 2
     mtimes = [p.stat().st_mtime_ns for p in stored]

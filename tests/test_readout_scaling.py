@@ -88,3 +88,13 @@ def test_task_streams_depend_only_on_coordinates():
 def test_bad_configs_are_rejected_before_any_work(kwargs, match):
     with pytest.raises(ValueError, match=match):
         rs.Config(**kwargs)
+
+
+@pytest.mark.slow
+def test_targets_hold_on_the_smoke_run_and_fail_when_a_task_warned(results):
+    checks = rs.targets(results).set_index("target")
+    assert checks["held"].all(), checks
+    warned = results.assign(warnings=np.where(results.kind == "rate", "L = 5: the total capacity 6 exceeds", ""))
+    again = rs.targets(warned).set_index("target")
+    assert not again.loc["capacity total ≤ rank at every L (no invariant warning)", "held"]
+    assert "exceeds" in rs.table(warned).set_index("kind").loc["rate", "check"]
