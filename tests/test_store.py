@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from wrec.cli import app
-from wrec.store import DIGEST_KEY, CorruptResult, Store, config_key
+from wrec.store import DIGEST_KEY, CorruptResult, Store, config_key, legacy_config_key, legacy_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +33,46 @@ def test_keys_are_stable_and_distinguish_configs():
     assert len(config_key(Point())) == 16
     with pytest.raises(TypeError, match="dataclass instance"):
         config_key({"a": 1})
+
+
+def _point_type(**extra):
+    """A dataclass named Point with Point's fields plus ``extra`` (name -> default): the same config type after
+    a field was added."""
+    fields = [("a", int, dataclasses.field(default=1)), ("b", tuple[int, ...], dataclasses.field(default=(1, 2)))]
+    fields += [(name, type(default), dataclasses.field(default=default)) for name, default in extra.items()]
+    return dataclasses.make_dataclass("Point", fields, frozen=True)
+
+
+def test_keys_leave_out_fields_at_their_default():
+    Later = _point_type(c=0.5)
+    assert config_key(Later()) == config_key(Point())  # a field added with a default keeps every key
+    assert config_key(Later(a=2)) == config_key(Point(a=2))
+    assert config_key(Later(c=0.25)) != config_key(Point())
+    assert config_key(Point(a=1.0)) != config_key(Point())  # 1.0 is not the default 1: another config
+    # the earlier formula hashed every field
+    assert legacy_config_key(Point(a=2)) == legacy_key("Point", {"a": 2, "b": (1, 2)})
+    assert legacy_config_key(Later()) != legacy_config_key(Point())
+
+
+def test_nested_config_keys_leave_out_defaults_too():
+    @dataclasses.dataclass(frozen=True)
+    class Task:
+        config: Point
+        replicate: int
+
+    Later = _point_type(c="x")
+    assert config_key(Task(Point(a=3), 0)) == config_key(Task(Later(a=3), 0))
+    assert config_key(Task(Point(a=3), 0)) != config_key(Task(Point(a=3), 1))
+
+
+def test_rekey_moves_a_result_with_its_key_column_and_a_fresh_digest(tmp_path):
+    store = Store(tmp_path)
+    store.save("old0000000000000", _result().assign(key="old0000000000000"))
+    moved = store.rekey("old0000000000000", "new0000000000000")
+    assert store.keys() == ["new0000000000000"]
+    assert (moved["key"] == "new0000000000000").all()
+    pd.testing.assert_frame_equal(moved.drop(columns="key"), _result().drop(columns="key"))
+    pd.testing.assert_frame_equal(store.load("new0000000000000"), moved)  # verifies
 
 
 def test_save_load_roundtrip_and_table(tmp_path):

@@ -21,7 +21,7 @@ import pytest
 import sweep_tasks
 from sweep_tasks import Point, grid
 from wrec import sweep
-from wrec.store import CorruptResultWarning, Store, config_key
+from wrec.store import CorruptResultWarning, Store, config_key, legacy_config_key
 
 TESTS = Path(__file__).parent
 
@@ -47,6 +47,43 @@ def test_runs_each_config_labels_and_resumes(tmp_path):
     again = sweep.run(fn, configs, store=store)
     assert calls == [0, 1, 2, 3]  # nothing recomputed
     pd.testing.assert_frame_equal(first, again)
+
+
+def test_a_field_added_with_a_default_recomputes_nothing(tmp_path):
+    calls = []
+
+    def fn(c):
+        calls.append(c.x)
+        return pd.DataFrame({"y": [c.x * c.scale]})
+
+    store = Store(tmp_path)
+    first = sweep.run(fn, [Task(i) for i in range(3)], store=store)
+    Later = dataclasses.make_dataclass("Task", [("x", int), ("scale", float, dataclasses.field(default=2.0)),
+                                                ("noise", float, dataclasses.field(default=0.0))], frozen=True)
+    again = sweep.run(fn, [Later(i) for i in range(3)], store=store)
+    assert calls == [0, 1, 2]  # the stored results were reused
+    pd.testing.assert_frame_equal(first, again)
+    sweep.run(fn, [Later(0, noise=0.1)], store=store)  # a non-default value is another task
+    assert calls == [0, 1, 2, 0]
+
+
+def test_results_stored_under_the_legacy_key_are_rekeyed_not_recomputed(tmp_path):
+    calls = []
+
+    def fn(c):
+        calls.append(c.x)
+        return pd.DataFrame({"y": [c.x * c.scale]})
+
+    store = Store(tmp_path)
+    configs = [Task(i) for i in range(3)]
+    for c in configs[:2]:  # as an earlier wrec stored them: under the hash of every field
+        old = legacy_config_key(c)
+        store.save(old, pd.DataFrame({"y": [-1.0], "x": [c.x], "scale": [c.scale], "key": [old]}))
+    out = sweep.run(fn, configs, store=store)
+    assert calls == [2]
+    assert out["y"].tolist() == [-1.0, -1.0, 4.0]  # the stored numbers, not recomputed ones
+    assert out["key"].tolist() == [config_key(c) for c in configs]
+    assert store.keys() == sorted(config_key(c) for c in configs)  # the legacy files are gone
 
 
 def test_interrupted_sweep_keeps_finished_results(tmp_path):

@@ -18,6 +18,11 @@ The files stay plain Parquet: read them with ``Store(root).table()`` (verified) 
 DuckDB: ``SELECT * FROM read_parquet('ROOT/*.parquet', union_by_name=true)`` (a set-aside file,
 ``_<key>.parquet.corrupt-<time>``, is passed by both such globs and directory reads, which skip names starting
 with ``_``).
+
+Keys (``config_key``) hash a config's type name and only the fields that differ from their defaults, so adding a
+field with a default to a config type keeps every stored result. Results stored before this rule (under the hash
+of all fields, ``legacy_config_key``) are re-keyed once, automatically, the first time ``sweep.run`` (``wrec run``)
+meets their task: the file is verified, its ``key`` column updated and it is stored under the new key.
 """
 
 from __future__ import annotations
@@ -56,11 +61,61 @@ class CorruptResultWarning(UserWarning):
 
 
 def config_key(config: object) -> str:
-    """A stable 16-hex-digit key of a dataclass config: SHA-256 of its type name and sorted JSON fields."""
+    """A stable 16-hex-digit key of a dataclass config: SHA-256 of its type name and the fields that differ from
+    their defaults (sorted JSON; a nested dataclass the same way). A field added later with a default leaves every
+    existing key as it was, so stored results stay found; a required field always counts."""
+    _check_dataclass(config)
+    return _hash(_canonical(config))
+
+
+def legacy_config_key(config: object) -> str:
+    """The key wrec gave ``config`` before keys left out default fields: SHA-256 of its type name and *all* its
+    fields. ``sweep.run`` re-keys a result stored under it (see ``Store.rekey``); a task type that replaced an
+    older config type tells its old key itself (a ``legacy_key()`` method)."""
+    _check_dataclass(config)
+    own = getattr(config, "legacy_key", None)
+    if callable(own):
+        return own()
+    return legacy_key(type(config).__qualname__, dataclasses.asdict(config))
+
+
+def legacy_key(type_name: str, fields: dict) -> str:
+    """The earlier key formula on a type name and a field dict (for ``legacy_key()`` methods of task types)."""
+    return _hash([type_name, fields])
+
+
+def _check_dataclass(config: object) -> None:
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"config must be a dataclass instance, got {type(config).__name__}")
-    payload = json.dumps([type(config).__qualname__, dataclasses.asdict(config)], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _canonical(value: object) -> object:
+    """[type name, {field: canonical value}] of a dataclass, fields at their default left out; other values as
+    they are (JSON turns tuples into lists)."""
+    if not (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        return value
+    fields = {}
+    for f in dataclasses.fields(value):
+        v = getattr(value, f.name)
+        if f.default is not dataclasses.MISSING and _same(v, f.default):
+            continue
+        if f.default_factory is not dataclasses.MISSING and _same(v, f.default_factory()):
+            continue
+        fields[f.name] = _canonical(v)
+    return [type(value).__qualname__, fields]
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal and of the same type (1 and 1.0, or a list and a tuple, hash differently, so they are not "the
+    default")."""
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):  # an array-like field: compare its JSON form
+        return json.dumps(a, default=str) == json.dumps(b, default=str)
+
+
+def _hash(payload: object) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Store:
@@ -110,6 +165,19 @@ class Store:
             raise
         _fsync_dir(self.root)  # make the rename itself durable
         return path
+
+    def rekey(self, old: str, new: str) -> pd.DataFrame:
+        """Move the stored result of key ``old`` to key ``new`` and return it: verified, its ``key`` column (if
+        any) set to ``new``, written durably with a fresh digest, then the old file removed. ``CorruptResult`` if
+        the old file does not verify (it is left where it is). The one-time migration of results stored under
+        ``legacy_config_key`` (``sweep.run`` does it as it finds them)."""
+        frame = self.load(old)
+        if "key" in frame.columns:
+            frame["key"] = new
+        self.save(new, frame)
+        self.path(old).unlink()
+        _fsync_dir(self.root)
+        return self.load(new)
 
     def set_aside(self, key: str) -> Path:
         """Rename the stored result of ``key`` to ``_<key>.parquet.corrupt-<UTC time>`` and return the new path.

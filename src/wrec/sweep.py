@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from wrec.store import CorruptResult, CorruptResultWarning, Store, config_key
+from wrec.store import CorruptResult, CorruptResultWarning, Store, config_key, legacy_config_key
 
 C = TypeVar("C")
 
@@ -106,7 +106,8 @@ def run(
     returned rows are the stored ones, so a fresh run, a resumed run and any executor give the same table. A
     stored result that fails verification (``store.CorruptResult``: damaged, or written without a checksum) is
     renamed aside (``Store.set_aside``, never deleted) and recomputed, with a ``store.CorruptResultWarning``
-    naming the file and what failed.
+    naming the file and what failed. A result stored under the config's earlier key (``store.legacy_config_key``,
+    from before keys left out default fields) is re-keyed (``Store.rekey``) and used, not recomputed.
 
     ``executor``: any ``concurrent.futures.Executor`` (it is used, not shut down). Otherwise ``workers == 1``
     runs in this process and ``workers > 1`` in a spawned process pool whose workers use one BLAS thread.
@@ -134,14 +135,17 @@ def run(
     for config, key in zip(configs, keys, strict=True):
         if key in results or key in todo:
             continue
-        if store is not None and key in store:
-            try:
-                results[key] = store.load(key)
-                continue
-            except CorruptResult as exc:
-                aside = store.set_aside(key)
-                warnings.warn(f"{exc}; set aside as {aside.name}, computing it again", CorruptResultWarning,
-                              stacklevel=2)
+        if store is not None:
+            legacy = legacy_config_key(config)
+            source = key if key in store else legacy if legacy in store else None
+            if source is not None:
+                try:
+                    results[key] = store.load(key) if source == key else store.rekey(legacy, key)
+                    continue
+                except CorruptResult as exc:
+                    aside = store.set_aside(source)
+                    warnings.warn(f"{exc}; set aside as {aside.name}, computing it again", CorruptResultWarning,
+                                  stacklevel=2)
         todo[key] = config
 
     task = _Task(fn, None if store is None else store.root / PARTIAL)
