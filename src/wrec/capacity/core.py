@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -91,15 +92,21 @@ def centred_states(states: object, *, standardize: bool = True) -> np.ndarray:
     return Xc
 
 
-@dataclass(frozen=True, eq=False)
 class _Basis:
     """An orthonormal basis (T, k) of the centred state columns (abstract: the projection bookkeeping).
 
-    Subclasses define ``rank`` (r, or one r(L) per readout size), ``n_samples`` (T) and ``leverage`` (T, w):
-    the row leverages h_t of each basis whose capacities they report (w = 1, or one column per readout size).
+    Subclasses (frozen dataclasses) define ``basis``, ``rank`` (r, or one r(L) per readout size), ``n_samples``
+    (T) and ``leverage`` (T, w): the row leverages h_t of each basis whose capacities they report (w = 1, or one
+    column per readout size).
     """
 
     basis: np.ndarray
+    rank: Any
+    n_samples: int
+
+    @property
+    def leverage(self) -> np.ndarray:
+        raise NotImplementedError
 
     @cached_property
     def augmented(self) -> np.ndarray:
@@ -153,6 +160,7 @@ class _Basis:
 class Decomposition(_Basis):
     """An orthonormal basis U_r (T, r) of the centred state columns, with the rank r and the sample count T."""
 
+    basis: np.ndarray
     singular_values: np.ndarray
     rank: int
     n_samples: int
@@ -214,6 +222,7 @@ class NestedDecomposition(_Basis):
     same projection. ``rank`` and the results have one entry per readout size.
     """
 
+    basis: np.ndarray
     readouts: np.ndarray
     rank: np.ndarray
     n_samples: int

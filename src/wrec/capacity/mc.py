@@ -92,5 +92,5 @@ def memory_capacity(
     return MemoryCapacity(
         per_delay=e.counted, raw=e.values, null=e.null, kept=e.kept, total=total, raw_total=float(e.values.sum()),
         adjusted_total=float(dec.adjusted(e.values, e.null).sum()), threshold=float(e.threshold),
-        floor=(max_delay + 1) * dec.floor, spurious=float(e.spurious), rank=dec.rank, n_samples=dec.n_samples,
+        floor=float((max_delay + 1) * dec.floor), spurious=float(e.spurious), rank=dec.rank, n_samples=dec.n_samples,
         warnings=found)

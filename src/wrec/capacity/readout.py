@@ -106,7 +106,7 @@ def capacity_by_readout(
             "L": dec.readouts, "degree": degree,
             "capacity": np.concatenate([e.counted for e in group]).sum(axis=0),
             "raw": values.sum(axis=0), "adjusted": dec.adjusted(values, null).sum(axis=0),
-            "floor": values.shape[0] * dec.floor, "spurious": np.sum([e.spurious for e in group], axis=0),
+            "floor": values.shape[0] * dec.floor, "spurious": sum(np.asarray(e.spurious) for e in group),
             "n_targets": values.shape[0], "rank": dec.rank,
             "variance": sampling_variance(np.concatenate([e.counted for e in group]), dec.n_samples),
         }))

@@ -195,7 +195,7 @@ def per_delay_identity(
     Shapes: states (T, L), u (T,) aligned (``X[t]`` has seen ``u[t]``); delay an int or a sequence of K ints.
     """
     scalar = not isinstance(delay, (Sequence, np.ndarray))
-    delays = [_checks.integer(k, "delay", low=0) for k in ([delay] if scalar else list(delay))]
+    delays = [_checks.integer(k, "delay", low=0) for k in ([delay] if scalar else list(delay))]  # type: ignore[arg-type]
     if not delays:
         raise ValueError("delay must be an int or a non-empty sequence of ints")
     top = max(delays)
@@ -219,9 +219,9 @@ def per_delay_identity(
     with np.errstate(invalid="ignore"):
         capacity = np.where(np.isinf(s), 1.0, s / (1.0 + s))
         capacity_bound = np.where(np.isinf(bound), 1.0, bound / (1.0 + bound))
-    fields = (capacity, s, bound, capacity_bound, beta, rho_bar)
+    fields: tuple[np.ndarray | float, ...] = (capacity, s, bound, capacity_bound, beta, rho_bar)
     if scalar:
-        fields = tuple(float(f[0]) for f in fields)
+        fields = tuple(float(f[0]) for f in fields)  # type: ignore[index]
     return PerDelay(*fields)
 
 

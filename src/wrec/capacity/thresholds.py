@@ -37,7 +37,7 @@ MAX_SPURIOUS = 0.1  # default bound on the expected spurious total over a target
 Dec = Decomposition | NestedDecomposition
 
 
-def _null_shape(dec: Dec) -> tuple[np.ndarray, float]:
+def _null_shape(dec: Dec) -> tuple[np.ndarray, np.ndarray]:
     """(a = r/2, b = (T−1−r)/2) of the Beta null, r as a float array (one entry per readout size if nested)."""
     r = np.asarray(dec.rank, dtype=float)
     return r / 2, (dec.n_samples - 1 - r) / 2
