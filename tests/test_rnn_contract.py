@@ -1,4 +1,4 @@
-"""The shared nn.GRU contract (wrec.nn._rnn): a GRU written as a per-layer function and stacked by rnn_forward must
+"""The shared nn.GRU contract (wrec.rnn): a GRU written as a per-layer function and stacked by rnn_forward must
 reproduce torch.nn.GRU itself — values, not only shapes — for every layout option, and bad calls must raise torch-style
 errors."""
 
@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
-from wrec.nn._rnn import RNNInputError, RNNOptions, dropout, rnn_forward  # noqa: E402
+from wrec.rnn import RNNInputError, RNNOptions, dropout, rnn_forward  # noqa: E402
 
 
 def _gru_layer_fn(gru: nn.GRU):

@@ -10,7 +10,7 @@ import torch
 from wrec.spiking.rsnn import (
     RSNN,
     LIFParameters,
-    initial_state,
+    LIFState,
     leaky,
     lif_step,
     rsnn_loss,
@@ -67,7 +67,7 @@ def test_lif_constant_input_matches_analytic_solution(current):
         current = theta * (1 - a)
     w_in = torch.tensor([[current]], dtype=F64)
     x = torch.ones(1, 1, dtype=F64)
-    state = initial_state(1, 1, dtype=F64)
+    state = LIFState.zeros(1, 1, dtype=F64)
     v, z = [], []
     for _ in range(T):
         state = lif_step(p, state, x, w_in)
@@ -92,7 +92,7 @@ def test_alif_threshold_adapts_after_a_spike():
     crosses θ but not θ + β·a stays silent."""
     p = LIFParameters(adaptive=True, tau_adapt=50.0, beta=2.0, tau_mem=1e-3)  # α ≈ 0: v_t is the input alone
     drive = [1.5, 0.0, 0.0, 1.5, 3.0, 0.0]
-    state = initial_state(1, 1, dtype=F64)
+    state = LIFState.zeros(1, 1, dtype=F64)
     w_in = torch.ones(1, 1, dtype=F64)
     zs, adapt = [], []
     for d in drive:
@@ -233,7 +233,7 @@ def test_snntorch_rleaky_held_out():
         cell.recurrent.weight.copy_(w_rec)
         cell.recurrent.bias.zero_()
     spk, mem = cell.init_rleaky()
-    state = initial_state(B, H)
+    state = LIFState.zeros(B, H)
     fired = 0
     for t in range(T):
         with torch.no_grad():

@@ -13,7 +13,7 @@ trained matrix, still masked). The CfC step, with each head k ∈ {1, 2, a, b} s
     h_t = f1 + τ ⊙ f2   ('no_gate');   h_t = −A ⊙ exp(−Δt(|w_τ| + |z_1|)) ⊙ z_1 + A   ('pure')
 
 :class:`CfC` and :class:`LowRankSparseLSTM`/:class:`LowRankSparseGRU`/:class:`LowRankSparseRNN` follow
-``torch.nn.GRU``'s contract through :mod:`wrec.nn._rnn`.
+``torch.nn.GRU``'s contract through :mod:`wrec.rnn`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wrec.nn._rnn import RNNInputError, RNNOptions, prepare_input, rnn_forward
+from wrec.rnn import RNNInputError, RNNOptions, prepare_input, rnn_forward
 from wrec.weights import low_rank_sparse_factors
 
 MODES = ("default", "no_gate", "pure")
@@ -336,9 +336,10 @@ class CfCCell(nn.Module):
         """W^in u + b for any leading shape. Shape: (..., F) -> (..., K·H) (backbone: (..., units))."""
         return F.linear(u, self.weight_in, self.bias)
 
-    def step(self, zin: Tensor, h: Tensor, ts: float | Tensor, W_rec: Tensor) -> Tensor:
-        """One step from the precomputed input projection ``zin`` and the stacked ``W_rec`` (pure function of its
-        arguments and the cell's parameters). Shape: zin (B, K·H), h (B, H), ts float or (B, 1) -> (B, H)."""
+    def step(self, h: Tensor, zin: Tensor, ts: float | Tensor, W_rec: Tensor) -> Tensor:
+        """One step, in wrec's step order (params = the cell, state ``h``, inputs ``zin``), from the precomputed
+        input projection ``zin`` and the stacked ``W_rec`` (pure function of its arguments and the cell's
+        parameters). Shape: h (B, H), zin (B, K·H), ts float or (B, 1) -> (B, H)."""
         z = torch.addmm(zin, h, W_rec.t())
         if self.backbone_layers:
             x = _lecun(z)
@@ -364,7 +365,7 @@ class CfCCell(nn.Module):
         dts = [ts] * len(steps) if isinstance(ts, float) else ts.unbind(0)
         h, outs = h0, []
         for z_t, dt in zip(steps, dts, strict=True):
-            h = self.step(z_t, h, dt, W)
+            h = self.step(h, z_t, dt, W)
             outs.append(h)
         return torch.stack(outs), h
 
@@ -389,7 +390,7 @@ class CfCCell(nn.Module):
                 want = (u.size(0), self.hidden_size) if batched else (self.hidden_size,)
                 raise ValueError(f"hx must have shape {want}, got {got}")
             h = hx if batched else hx.unsqueeze(0)
-        out = self.step(self.input_projection(u), h, _timespan_step(ts, u.size(0), u), self.recurrent_weight())
+        out = self.step(h, self.input_projection(u), _timespan_step(ts, u.size(0), u), self.recurrent_weight())
         return out if batched else out.squeeze(0)
 
     def extra_repr(self) -> str:

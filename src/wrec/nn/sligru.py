@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wrec.nn._rnn import RNNOptions, rnn_forward
+from wrec.rnn import RNNOptions, rnn_forward
 
 NONLINEARITIES = ("relu", "tanh", "leaky_relu", "sin")
 FF_NORMALIZATIONS = ("batchnorm", "layernorm", None)

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from wrec import _checks
-from wrec.nn._rnn import RNNInputError, RNNOptions, prepare_input, rnn_forward
+from wrec.rnn import RNNInputError, RNNOptions, prepare_input, rnn_forward
 
 REPARAMS = ("direct", "exp", "softplus", "best")
 MODES = ("conv", "scan", "recurrent")

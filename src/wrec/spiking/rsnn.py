@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wrec import _checks
-from wrec.nn._rnn import RNNOptions, _check_bool, _check_int, prepare_input
+from wrec.rnn import RNNOptions, check_bool, check_int, prepare_input
 
 SURROGATES = ("triangle", "fast-sigmoid", "atan")
 
@@ -56,7 +56,7 @@ class LIFParameters:
         for name in ("tau_mem", "tau_out", "threshold", "gamma", "slope", "atan_alpha", "tau_adapt"):
             _checks.real(getattr(self, name), name, low=0.0, low_open=True)
         _checks.real(self.beta, "beta", low=0.0)
-        _check_bool(self.adaptive, "adaptive")
+        check_bool(self.adaptive, "adaptive")
         if self.surrogate not in SURROGATES:
             raise ValueError(f"surrogate must be one of {SURROGATES}, got {self.surrogate!r}")
 
@@ -85,6 +85,13 @@ class LIFState(NamedTuple):
     v: Tensor
     z: Tensor
     a: Tensor
+
+    @classmethod
+    def zeros(cls, batch: int, hidden: int, *, dtype: torch.dtype | None = None,
+              device: torch.device | str | None = None) -> LIFState:
+        """The rest state v_0 = z_0 = a_0 = 0, each ``(B, H)``."""
+        zeros = torch.zeros(batch, hidden, dtype=dtype, device=device)
+        return cls(zeros, zeros, zeros)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -171,13 +178,6 @@ def surrogate_derivative(u: Tensor, params: LIFParameters) -> Tensor:
 
 # ---------------------------------------------------------------------------------------------------------------
 # The pure step and the filters.
-
-
-def initial_state(batch: int, hidden: int, *, dtype: torch.dtype | None = None,
-                  device: torch.device | str | None = None) -> LIFState:
-    """v_0 = z_0 = a_0 = 0, each ``(B, H)``."""
-    zeros = torch.zeros(batch, hidden, dtype=dtype, device=device)
-    return LIFState(zeros, zeros, zeros)
 
 
 class FeedbackLinear(torch.autograd.Function):
@@ -304,9 +304,9 @@ class RSNN(nn.Module):
         if isinstance(hidden_sizes, int) or not isinstance(hidden_sizes, Sequence) or len(hidden_sizes) == 0:
             raise TypeError(f"hidden_sizes must be a non-empty sequence of ints, got {hidden_sizes!r}")
         for h in hidden_sizes:
-            if _check_int(h, "hidden_sizes[i]") <= 0:
+            if check_int(h, "hidden_sizes[i]") <= 0:
                 raise ValueError(f"hidden_sizes must hold positive ints, got {tuple(hidden_sizes)}")
-        if _check_int(output_size, "output_size") <= 0:
+        if check_int(output_size, "output_size") <= 0:
             raise ValueError(f"output_size must be greater than zero, got {output_size}")
         if not isinstance(params, LIFParameters):
             raise TypeError(f"params must be a LIFParameters, got {type(params).__name__}")
@@ -317,7 +317,7 @@ class RSNN(nn.Module):
         self.input_size = input_size
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
         self.output_size = output_size
-        self.recurrent = _check_bool(recurrent, "recurrent")
+        self.recurrent = check_bool(recurrent, "recurrent")
         self.params = params
         self.batch_first = batch_first
         factory = {"device": device, "dtype": dtype}
@@ -403,7 +403,7 @@ class RSNN(nn.Module):
         for layer, h in enumerate(self.hidden_sizes):
             w_in, w_rec = self.layer_weights(layer)
             b_in, b_rec = (None, None) if feedback is None else feedback[layer]
-            state = initial_state(B, h, dtype=x.dtype, device=x.device)
+            state = LIFState.zeros(B, h, dtype=x.dtype, device=x.device)
             spikes = []
             for t in range(T):
                 state = lif_step(self.params, state, inp[t], w_in, w_rec, detach_reset=detach_reset,

@@ -36,13 +36,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from wrec.nn._rnn import _check_bool, _check_int
+from wrec.rnn import check_bool, check_int
 from wrec.spiking.rsnn import (
     RSNN,
     FeedbackLinear,
+    LIFState,
     centered_potential,
     check_target,
-    initial_state,
     leaky,
     lif_step,
     rsnn_loss,
@@ -86,7 +86,7 @@ class BPTT:
     """
 
     def __init__(self, detach_reset: bool = False) -> None:
-        self.detach_reset = _check_bool(detach_reset, "detach_reset")
+        self.detach_reset = check_bool(detach_reset, "detach_reset")
 
     def compute_grads(self, net: RSNN, x: Tensor, target: Tensor) -> Tensor:
         """Fill ``p.grad``; return the loss. Shape: x ``(T, B, N_in)`` (or batch_first), target ``(B,)``."""
@@ -151,8 +151,8 @@ class EProp(_Online):
                 raise TypeError("feedback must be 'symmetric', 'random' or a sequence of (H_l, K) tensors")
             self._given = [b.detach() for b in feedback]
         self.feedback = feedback if isinstance(feedback, str) else "given"
-        self.online = _check_bool(online, "online")
-        self.seed = _check_int(seed, "seed")
+        self.online = check_bool(online, "online")
+        self.seed = check_int(seed, "seed")
         self._random: dict[tuple, list[Tensor]] = {}
 
     def feedback_weights(self, net: RSNN) -> list[Tensor]:
@@ -195,8 +195,8 @@ class LocalErrors(_Online):
         if readouts is not None and not all(isinstance(g, Tensor) for g in readouts):
             raise TypeError("readouts must be None or a sequence of (K, H_l) tensors")
         self._given = None if readouts is None else [g.detach() for g in readouts]
-        self.online = _check_bool(online, "online")
-        self.seed = _check_int(seed, "seed")
+        self.online = check_bool(online, "online")
+        self.seed = check_int(seed, "seed")
         self._random: dict[tuple, list[Tensor]] = {}
 
     def local_readouts(self, net: RSNN) -> list[Tensor]:
@@ -241,7 +241,7 @@ def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor], 
     sizes = (net.input_size, *net.hidden_sizes)
     onehot = F.one_hot(target, net.output_size).to(x.dtype)
     scale = 1.0 / (T * B)  # the loss averages over time and batch
-    states = [initial_state(B, h, **dt) for h in net.hidden_sizes]
+    states = [LIFState.zeros(B, h, **dt) for h in net.hidden_sizes]
     psi_prev = [torch.zeros(B, h, **dt) for h in net.hidden_sizes]
     # per layer and per kind ("in": input x̄, "rec": recurrent ẑ): ε^v, ε^a, ē and the gradient
     kinds = [("in", "rec") if net.recurrent else ("in",) for _ in net.hidden_sizes]
@@ -350,7 +350,7 @@ class FeedbackAlignment:
                                          and all(isinstance(b, Tensor) for b in feedback.values())):
             raise TypeError("feedback must be None or a mapping from parameter name to a tensor")
         self._given = {} if feedback is None else {k: b.detach() for k, b in feedback.items()}
-        self.seed = _check_int(seed, "seed")
+        self.seed = check_int(seed, "seed")
         self._random: dict[tuple, dict[str, Tensor]] = {}
 
     def feedback_weights(self, net: RSNN) -> dict[str, Tensor]:

@@ -37,13 +37,13 @@ class RNNInputError(ValueError, RuntimeError):
     """A bad ``input`` or ``hx`` in a forward call (``ValueError``; also ``RuntimeError`` as torch raises)."""
 
 
-def _check_int(value: object, name: str) -> int:
+def check_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
     return value
 
 
-def _check_bool(value: object, name: str) -> bool:
+def check_bool(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
     return value
@@ -68,14 +68,14 @@ class RNNOptions:
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, Real) or not 0 <= self.dropout <= 1:
             raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
                              f"element being zeroed, got {self.dropout!r}")
-        _check_bool(self.bias, "bias")
-        _check_bool(self.batch_first, "batch_first")
-        _check_bool(self.bidirectional, "bidirectional")
-        if _check_int(self.input_size, "input_size") <= 0:
+        check_bool(self.bias, "bias")
+        check_bool(self.batch_first, "batch_first")
+        check_bool(self.bidirectional, "bidirectional")
+        if check_int(self.input_size, "input_size") <= 0:
             raise ValueError(f"input_size must be greater than zero, got {self.input_size}")
-        if _check_int(self.hidden_size, "hidden_size") <= 0:
+        if check_int(self.hidden_size, "hidden_size") <= 0:
             raise ValueError(f"hidden_size must be greater than zero, got {self.hidden_size}")
-        if _check_int(self.num_layers, "num_layers") <= 0:
+        if check_int(self.num_layers, "num_layers") <= 0:
             raise ValueError(f"num_layers must be greater than zero, got {self.num_layers}")
         object.__setattr__(self, "dropout", float(self.dropout))
         if self.dropout > 0 and self.num_layers == 1:
