@@ -19,10 +19,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
-from wrec import _checks
+from wrec import _checks, dynamics
 from wrec import checkpoint as checkpoint_store
 from wrec._checks import Seed
 from wrec.spiking.metrics import alignment_error
@@ -481,6 +482,11 @@ class LDSTrace:
         return self.steps * self.dt
 
 
+def _slow_update(W: Array, De: Array, r: Array, gain: float) -> Array:
+    """W + gain (Dᵀe) rᵀ on validated arrays: the arithmetic of ``slow_update``, once."""
+    return W + gain * np.outer(De, r)
+
+
 def slow_update(W: Array, D: Array, e: Array, r: Array, eta: float, dt: float) -> Array:
     """W ← W + η dt (Dᵀe) rᵀ (a new array; W is not modified): the slow rule of Bourdoukan & Denève 2015, one step.
 
@@ -495,7 +501,7 @@ def slow_update(W: Array, D: Array, e: Array, r: Array, eta: float, dt: float) -
         raise ValueError(f"D must have shape (J, N) with N = {n} to match W of shape {W.shape}, got {D.shape}")
     e, r = _vec(e, "e", D.shape[0]), _vec(r, "r", n)
     gain = _checks.real(eta, "eta", low=0.0) * _checks.real(dt, "dt", low=0.0, low_open=True)
-    return W + gain * np.outer(D.T @ e, r)
+    return _slow_update(W, D.T @ e, r, gain)
 
 
 def effective_dynamics(W: Array, D: Array, leak: float) -> Array:
@@ -510,16 +516,110 @@ def effective_dynamics(W: Array, D: Array, leak: float) -> Array:
     return P.T @ W @ P - leak * np.eye(D.shape[0])
 
 
+class LDSInput:
+    """The training stream of ``learn_lds`` (a ``wrec.dynamics.Stream``): c smoothed white noise (s.d.
+    ``input_width``, amplitude ``input_amplitude``) drawn in independent blocks of ``input_block`` s from ``seed``,
+    and the teacher x_{t+1} = x_t + dt(A x_t + c_t) from x_0 = 0 (``tasks.linear_response``), continued across
+    blocks. A chunk is (c, x) (L, J) each, x the teacher at the start of each step."""
+
+    def __init__(self, rule: LDSLearning, seed: Seed = None) -> None:
+        self.rule, self.rng = rule, _checks.rng(seed)
+        self.x0 = np.zeros(rule.j)  # teacher state at the start of the next block
+
+    def draw(self, limit: int) -> tuple[Array, Array]:
+        rule = self.rule
+        c = smoothed_white_noise(rule.block_steps, rule.j, width=rule.input_width / rule.dt,
+                                 amplitude=rule.input_amplitude, block=None, seed=self.rng)
+        xs = linear_response(c, rule.system(), rule.dt, x0=self.x0)
+        X = np.concatenate([self.x0[None], xs[:-1]])  # (bs, J): the teacher at the start of each step
+        self.x0 = xs[-1]
+        return c, X
+
+    def get_state(self) -> tuple[dict, dict[str, Array]]:
+        return {"rng": checkpoint_store.rng_state(self.rng)}, {"x0": self.x0}
+
+    def set_state(self, meta, arrays) -> None:
+        checkpoint_store.set_rng_state(self.rng, meta["rng"])
+        self.x0 = np.array(arrays["x0"])
+
+
+class _Projected:
+    """A stream whose chunks gain the feedforward drive c Fᵀ, one GEMM per chunk."""
+
+    def __init__(self, stream, Ft: Array) -> None:
+        self.stream, self.Ft = stream, Ft
+
+    def draw(self, limit: int) -> tuple[Array, ...]:
+        c, X = self.stream.draw(limit)
+        return c, X, c @ self.Ft.T
+
+    def get_state(self):
+        return self.stream.get_state()
+
+    def set_state(self, meta, arrays) -> None:
+        self.stream.set_state(meta, arrays)
+
+
+class LDSState(NamedTuple):
+    """State of a ``learn_lds`` run: the network's V, r (1, N) and pending (1,); the slow weights W (N, N); the
+    spike count since the last log and in total; Σ‖e‖² and Σ‖x‖² since the last log."""
+
+    V: Array
+    r: Array
+    pending: Array
+    W: Array
+    spikes_since: int
+    n_spikes: int
+    sum_e2: float
+    sum_x2: float
+
+
+@dataclass(frozen=True, eq=False)
+class LDSStepParams:
+    """The params of ``lds_step``: the network (F = Dᵀ, Ω, T, D; no slow weights), its simulation constants, the
+    feedback gain K, η·dt and the spike-storm cap."""
+
+    net: SCNWeights
+    constants: SCNParams
+    feedback: float
+    gain: float
+    cap: int
+
+
+_NO_NOISE = np.random.default_rng(0)  # the LDS network is deterministic: its step draws nothing
+
+
+def lds_step(params: LDSStepParams, state: LDSState, inputs: tuple[Array, Array, Array], *,
+             rng: np.random.Generator | None = None) -> tuple[LDSState, int]:
+    """One step of supervised slow-weight learning, explicit Euler in (V, r, W), all at the start of the step:
+
+        e_t = x_t − D r_t;  drive Dᵀ(c_t + K e_t) + W_t r_t into the SCN;  W_{t+1} = ``slow_update``(W_t, D, e_t, r_t).
+
+    ``inputs`` = (c_t, x_t, F c_t). Returns the new state and the number of spikes."""
+    _, x, drive_ff = inputs
+    net, r0 = params.net, state.r[0]
+    e = x - net.D @ r0
+    De = net.F @ e
+    drive = drive_ff + params.feedback * De + state.W @ r0
+    V, r, pending, spikes, _ = _step(params.constants, net, state.V, state.r, state.pending, drive[None],
+                                     _NO_NOISE, None, 0, params.cap)
+    W = _slow_update(state.W, De, r0, params.gain)
+    fired = sum(k.size for _, k in spikes)
+    return LDSState(V, r, pending, W, state.spikes_since + fired, state.n_spikes + fired,
+                    state.sum_e2 + e @ e, state.sum_x2 + x @ x), fired
+
+
 def learn_lds(rule: LDSLearning, *, seed: Seed = None, n_steps: int | None = None, D: Array | None = None,
               fast: Array | None = None, W0: Array | None = None, checkpoints: int | Sequence[int] = 61,
-              checkpoint: str | os.PathLike | None = None) -> LDSTrace:
+              checkpoint: str | os.PathLike | None = None, inputs=None) -> LDSTrace:
     """Learn the slow weights W of an SCN so that it runs ẋ = A x + c (Bourdoukan & Denève 2015), for ``n_steps``
     steps.
 
-    Teacher x_{t+1} = x_t + dt(A x_t + c_t) from x_0 = 0 (``tasks.linear_response``), c smoothed white noise
-    (s.d. ``input_width``, amplitude ``input_amplitude``, redrawn every ``input_block``). Network: F = Dᵀ,
-    Ω = −(DᵀD + μI) (or ``fast``), T_i = (‖D_i‖² + μ)/2, deterministic sequential spiking, from V = 0, r = 0.
-    Each step t is explicit Euler in (V, r, W), everything evaluated at the start of the step:
+    ``inputs``: the training stream of (c_t, x_t) (a ``wrec.dynamics.Stream`` such as ``LDSInput``, or a tuple of
+    two (T, J) arrays); by default ``LDSInput(rule, seed)``: c smoothed white noise (s.d. ``input_width``,
+    amplitude ``input_amplitude``, redrawn every ``input_block``), teacher x_{t+1} = x_t + dt(A x_t + c_t) from
+    x_0 = 0. Network: F = Dᵀ, Ω = −(DᵀD + μI) (or ``fast``), T_i = (‖D_i‖² + μ)/2, deterministic sequential
+    spiking, from V = 0, r = 0. Each step is ``lds_step`` (explicit Euler in (V, r, W)):
 
         e_t = x_t − D r_t;  drive Dᵀ(c_t + K e_t) + W_t r_t into ``scn.step``;  W_{t+1} = W_t + η dt (Dᵀe_t) r_tᵀ.
 
@@ -540,90 +640,39 @@ def learn_lds(rule: LDSLearning, *, seed: Seed = None, n_steps: int | None = Non
         raise TypeError(f"rule must be an LDSLearning, got {type(rule).__name__}")
     n_steps = rule.train_steps if n_steps is None else _checks.integer(n_steps, "n_steps", low=1)
     net, target = _lds_network(rule, D, fast)
-    D, n, j = net.D, net.n, net.j
+    D, n = net.D, net.n
     W = np.zeros((n, n)) if W0 is None else _lds_square(W0, "W0", n).copy()
     if isinstance(checkpoints, (int, np.integer)) and not isinstance(checkpoints, bool):
         count = _checks.integer(checkpoints, "checkpoints", low=2)
         ckpt = np.unique(np.round(np.linspace(0, n_steps, count))).astype(np.int64)
     else:
         ckpt = _checkpoints(checkpoints, n_steps)
-    rng = _checks.rng(seed)
-    params = rule.scn_params()
-    A, K, gain, dt, bs = rule.system(), rule.feedback, rule.eta * rule.dt, rule.dt, rule.block_steps
-    Ft = net.F  # (N, J) = Dᵀ
+    stream = LDSInput(rule, seed) if inputs is None else inputs
+    params = LDSStepParams(net, rule.scn_params(), rule.feedback, rule.eta * rule.dt, rule.scn_params().spike_cap(n))
     w_star_norm = np.linalg.norm(target)
-    block_state = checkpoint_store.rng_state(rng)  # the input stream just before the current block was drawn
-    run_id = checkpoint_store.fingerprint(rule, n_steps, ckpt, block_state, D, net.fast, W)
-    V, r, pending = np.zeros((1, n)), np.zeros((1, n)), np.full(1, -1, dtype=np.int64)
-    x_block0 = np.zeros(j)  # teacher state at the start of the current block
-    trace: dict[str, list] = {"steps": [], "weight_error": [], "train_error": [], "rate": [], "W": []}
-    n_spikes = spikes_since = t0 = block_start = 0
-    sum_e2 = sum_x2 = 0.0
+    state = LDSState(np.zeros((1, n)), np.zeros((1, n)), np.full(1, -1, dtype=np.int64), W, 0, 0, 0.0, 0.0)
+    last = [0]
 
+    def log(t: int, s: LDSState) -> tuple[dict, LDSState]:
+        since = t - last[0]
+        entry = {"weight_error": np.linalg.norm(s.W - target) / w_star_norm,
+                 "train_error": np.sqrt(s.sum_e2 / s.sum_x2) if since > 0 and s.sum_x2 > 0 else np.nan,
+                 "rate": s.spikes_since / (n * since * rule.dt) if since > 0 else np.nan, "W": s.W.copy()}
+        last[0] = t
+        return entry, s._replace(spikes_since=0, sum_e2=0.0, sum_x2=0.0)
+
+    source = _Projected(stream, net.F) if isinstance(stream, dynamics.Stream) else (*stream, stream[0] @ net.F.T)
+    identity = {"rule, n_steps, checkpoints, seed, D, fast or W0": (
+        rule, n_steps, ckpt, *dynamics.stream_identity(stream), D, net.fast, W)}
     saved = checkpoint_store.load(checkpoint)
     if saved is not None:
-        arrays, meta = saved
-        if meta.get("run") != run_id:
-            raise ValueError(f"checkpoint {checkpoint} was written by a different LDS learning run (rule, n_steps, "
-                             "checkpoints, seed, D, fast or W0 differ); delete it or pass another path")
-        W = arrays["W_now"].copy()
-        V, r, pending, x_block0 = arrays["V"], arrays["r"], arrays["pending"], arrays["x_block0"]
-        trace = {k: list(arrays[k]) for k in trace}
-        n_spikes, t0, block_start = meta["n_spikes"], meta["step"], meta["block_start"]
-        block_state = meta["block_rng"]
-        checkpoint_store.set_rng_state(rng, block_state)
-    last = t0
-
-    def record(t: int) -> None:
-        nonlocal spikes_since, sum_e2, sum_x2, last
-        trace["steps"].append(t)
-        trace["weight_error"].append(np.linalg.norm(W - target) / w_star_norm)
-        trace["train_error"].append(np.sqrt(sum_e2 / sum_x2) if t > last and sum_x2 > 0 else np.nan)
-        trace["rate"].append(spikes_since / (n * (t - last) * dt) if t > last else np.nan)
-        trace["W"].append(W.copy())
-        spikes_since, sum_e2, sum_x2, last = 0, 0.0, 0.0, t
-        if checkpoint is not None:
-            checkpoint_store.save(
-                checkpoint,
-                {"W_now": W, "V": V, "r": r, "pending": pending, "x_block0": x_block0,
-                 **{k: np.asarray(v) for k, v in trace.items()}},
-                {"run": run_id, "step": t, "block_start": block_start, "block_rng": block_state,
-                 "n_spikes": n_spikes})
-
-    next_ck = int(np.searchsorted(ckpt, t0, side="right"))
-    if saved is None and ckpt[0] == 0:
-        record(0)
-    cap = params.spike_cap(n)
-    no_noise = np.random.default_rng(0)  # the network is deterministic: the step draws nothing from it
-    first_block = block_start  # the saved block when resuming
-    for block_start in range(first_block, n_steps, bs):
-        block_state = checkpoint_store.rng_state(rng)
-        c = smoothed_white_noise(bs, j, width=rule.input_width / dt, amplitude=rule.input_amplitude, block=None,
-                                 seed=rng)
-        xs = linear_response(c, A, dt, x0=x_block0)
-        X = np.concatenate([x_block0[None], xs[:-1]])  # (bs, J): the teacher at the start of each step
-        drive_ff = c @ Ft.T  # (bs, N)
-        for i in range(max(t0 - block_start, 0), min(bs, n_steps - block_start)):
-            x, r0 = X[i], r[0]
-            e = x - D @ r0
-            De = Ft @ e
-            drive = drive_ff[i] + K * De + W @ r0
-            V, r, pending, spikes, _ = _step(params, net, V, r, pending, drive[None], no_noise, None,
-                                             block_start + i, cap)
-            W += gain * np.outer(De, r0)
-            sum_e2 += e @ e
-            sum_x2 += x @ x
-            for _, k in spikes:
-                spikes_since += k.size
-                n_spikes += k.size
-            if next_ck < ckpt.size and block_start + i + 1 == ckpt[next_ck]:
-                record(block_start + i + 1)
-                next_ck += 1
-        x_block0 = xs[-1]
-    return LDSTrace(steps=np.asarray(trace["steps"], dtype=np.int64), weight_error=np.asarray(trace["weight_error"]),
-                    train_error=np.asarray(trace["train_error"]), rate=np.asarray(trace["rate"]),
-                    W=np.stack(trace["W"]), target=target, weights=replace(net, slow=W.copy()), n_spikes=n_spikes,
-                    dt=dt, resumed_from=t0)
+        last[0] = int(saved[1].get("step", 0))
+    out = dynamics.run(lds_step, params, state, source, n_steps, log=log, log_at=ckpt, checkpoint=checkpoint,
+                       identity=identity, what="LDS learning run")
+    state, log_ = out.state, out.log
+    return LDSTrace(steps=out.steps, weight_error=log_["weight_error"], train_error=log_["train_error"],
+                    rate=log_["rate"], W=log_["W"], target=target, weights=replace(net, slow=state.W.copy()),
+                    n_spikes=state.n_spikes, dt=rule.dt, resumed_from=out.resumed_from)
 
 
 @dataclass(frozen=True, eq=False)
