@@ -128,3 +128,29 @@ def test_kubota_reservoir_is_the_published_draw():
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ipc_profile.Config(**kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(__import__("wrec.experiments", fromlist=["EXPERIMENTS"]).EXPERIMENTS))
+def test_every_experiment_follows_the_protocol(name):
+    """``wrec run`` treats every registered experiment alike: a Config grid (quick, tasks, seed) whose tasks are
+    frozen dataclasses with stable keys, and evaluate/table/plot/targets (reports optional, callable if there)."""
+    import dataclasses
+    import inspect
+
+    from wrec.experiments import EXPERIMENTS
+    from wrec.experiments._protocol import Experiment, ExperimentConfig
+    from wrec.store import config_key
+
+    module = EXPERIMENTS[name]
+    assert isinstance(module, Experiment), name
+    config = module.Config.quick()
+    assert isinstance(config, ExperimentConfig) and dataclasses.is_dataclass(config)
+    assert dataclasses.replace(config, seed=3).seed == 3
+    tasks = config.tasks()
+    assert tasks and all(dataclasses.is_dataclass(t) and t.__dataclass_params__.frozen for t in tasks)
+    assert len({config_key(t) for t in tasks}) == len(tasks)  # every task its own stored result
+    for fn in ("evaluate", "table", "targets"):
+        assert len(inspect.signature(getattr(module, fn)).parameters) == 1, fn
+    assert len(inspect.signature(module.plot).parameters) == 2
+    if hasattr(module, "reports"):
+        assert callable(module.reports)

@@ -493,7 +493,7 @@ def test_gain_sweep_experiment(monkeypatch, tmp_path):
 
     tiny = dict(gains=(0.5, 1.0, 8.0), hidden_size=32, batch=2, length=300, replicates=2)
     out, table, targets, folder = _cli_run(monkeypatch, tmp_path, "sligru-gain-sweep", exp, tiny)
-    assert "spec targets" in out and len(targets) == 3
+    assert "reproduction targets" in out and len(targets) == 3
     sl = table[table.cell == "SLiGRU"]
     assert (sl.rel_dev_max <= 1e-3).all()  # scale invariance up to eps
     assert (sl.rel_dev_eps0_max <= 1e-5).all()  # exact without eps (float32 arithmetic)

@@ -68,11 +68,10 @@ def run_experiment(
     figures = module.plot(results, folder / f"{experiment}.png")
     with pd.option_context("display.width", 250, "display.max_columns", 40, "display.float_format", "{:.3f}".format):
         typer.echo(summary.to_string(index=False))
-        if hasattr(module, "targets"):  # reproduction targets: measured value, tolerance, held or not
-            checks = module.targets(results)
-            checks.to_csv(folder / "targets.csv", index=False)
-            typer.echo(f"\nspec targets ({int(checks['held'].sum())} of {len(checks)} held):")
-            typer.echo(checks.to_string(index=False))
+        checks = module.targets(results)  # reproduction targets: measured value, tolerance, held or not
+        checks.to_csv(folder / "targets.csv", index=False)
+        typer.echo(f"\nreproduction targets ({int(checks['held'].sum())} of {len(checks)} held):")
+        typer.echo(checks.to_string(index=False))
         for name, frame in (module.reports(results) if hasattr(module, "reports") else {}).items():
             frame.to_csv(folder / f"{name}.csv", index=False)  # further tables of the experiment (e.g. CIs)
             typer.echo(f"\n{name}: {folder / f'{name}.csv'}")

@@ -7,7 +7,8 @@ display, and there is nothing to close. ``savefig`` renders PNG/PDF/SVG with mat
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,20 @@ def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
+@contextmanager
+def figure(path: str | Path, **kwargs: Any) -> Iterator[Figure]:
+    """``with figure(path, figsize=...) as fig:`` draw on a standalone ``Figure`` (``kwargs`` go to it: ``figsize``,
+    ``dpi``, ``layout``; axes from ``fig.subplots(...)``); on leaving the block it is saved to ``path`` (its folder
+    made) in the house style (``STYLE``, active for the whole block). Nothing is saved when the block raises, and
+    there is nothing to close (no pyplot)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with style():
+        fig = Figure(**kwargs)
+        yield fig
+        fig.savefig(path)
+
+
 def capacity_profile(
     by_degree: pd.DataFrame,
     rank: pd.Series,
@@ -57,12 +72,11 @@ def capacity_profile(
     ``reference`` (optional, same index) is drawn as open markers, e.g. published totals.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     x = by_degree.index.to_numpy(dtype=float)
     width = 0.8 * (np.min(np.diff(x)) if x.size > 1 else 1.0)
     degrees = list(by_degree.columns)
-    with style():
-        fig, ax = subplots(figsize=(6.0, 3.4))
+    with figure(path, figsize=(6.0, 3.4)) as fig:
+        ax = fig.subplots()
         bottom = np.zeros_like(x)
         for i, d in enumerate(degrees):
             values = by_degree[d].to_numpy(dtype=float)
@@ -85,7 +99,6 @@ def capacity_profile(
             ax.set_title(title)
         ax.set_ylim(0, 1.08 * max(float(np.nanmax(bottom)), float(rank.max())))
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
-        fig.savefig(path)
     return path
 
 
@@ -97,12 +110,11 @@ def readout_scaling(curves: pd.DataFrame, path: str | Path) -> Path:
     """MC(L) against L, one panel per (N, g, σ): simulation mean with its range over seeds (band), the theory
     (dashed), the correlation-free baseline L·⟨single-neuron MC⟩ (dotted) and the bound MC = L."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     panels = list(curves.groupby(["n", "gain", "input_scale"]))
-    with style():
-        cols = min(4, len(panels))
-        rows = -(-len(panels) // cols)
-        fig, axes = subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False)
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    with figure(path, figsize=(3.4 * cols, 3.0 * rows)) as fig:
+        axes = fig.subplots(rows, cols, squeeze=False)
         for ax in axes.flat[len(panels):]:
             ax.set_visible(False)
         for ax, ((n, g, sigma), data) in zip(axes.flat, panels, strict=False):
@@ -124,7 +136,6 @@ def readout_scaling(curves: pd.DataFrame, path: str | Path) -> Path:
         labels += ["theory (correlations)", "no correlations: L·MC₁"]
         axes[0, cols - 1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
         fig.tight_layout()
-        fig.savefig(path)
     return path
 
 
@@ -132,9 +143,8 @@ def sublinearity(points: pd.DataFrame, path: str | Path) -> Path:
     """Onset of sublinear MC, L_½/N (smallest L with MC(L) ≤ L/2), against the mean squared pairwise
     correlation ⟨r²⟩, one marker per reservoir and seed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with style():
-        fig, ax = subplots(figsize=(4.6, 3.4))
+    with figure(path, figsize=(4.6, 3.4)) as fig:
+        ax = fig.subplots()
         for kind, p in points.groupby("kind"):
             ax.scatter(p.mean_r2, p.L_half / p.n, s=14, color=KIND_COLORS.get(kind, "k"), label=kind, alpha=0.8)
         ax.set_xscale("log")
@@ -142,7 +152,6 @@ def sublinearity(points: pd.DataFrame, path: str | Path) -> Path:
         ax.set_xlabel("mean squared correlation ⟨r²⟩")
         ax.set_ylabel("L½ / N  (MC(L) ≤ L/2 from here)")
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
-        fig.savefig(path)
     return path
 
 
@@ -157,14 +166,13 @@ def learning_curves(results: pd.DataFrame, measures: tuple[str, ...], path: str 
     """Measures against learning steps (one thin line per replicate, their mean thick); where a column
     ``<measure>_ideal`` exists, the ideal network is drawn dashed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     shown = [m for m in measures if m in _MEASURE_LABELS]
     positive = results.step[results.step > 0]
     linthresh = float(positive.min()) if len(positive) else 1.0
-    with style():
-        cols = min(3, len(shown))
-        rows = -(-len(shown) // cols)
-        fig, axes = subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False)
+    cols = min(3, len(shown))
+    rows = -(-len(shown) // cols)
+    with figure(path, figsize=(3.3 * cols, 2.6 * rows)) as fig:
+        axes = fig.subplots(rows, cols, squeeze=False)
         for ax in axes.flat[len(shown):]:
             ax.set_visible(False)
         for ax, name in zip(axes.flat, shown, strict=False):
@@ -187,7 +195,6 @@ def learning_curves(results: pd.DataFrame, measures: tuple[str, ...], path: str 
             ax.set_ylabel(label)
         axes.flat[0].legend(*axes.flat[1].get_legend_handles_labels(), fontsize=7)
         fig.tight_layout()
-        fig.savefig(path)
     return path
 
 
@@ -195,9 +202,8 @@ def weights_before_after(before: tuple, after: tuple, path: str | Path) -> Path:
     """Ω against −FFᵀ (off-diagonal entries) before and after learning; each of ``before``/``after`` is
     (step, F (N, J), Ω (N, N)). The line is the least-squares fit Ω ≈ s(−FFᵀ) through the origin."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with style():
-        fig, axes = subplots(1, 2, figsize=(6.6, 3.0))
+    with figure(path, figsize=(6.6, 3.0)) as fig:
+        axes = fig.subplots(1, 2)
         for ax, (step, F, fast) in zip(axes, (before, after), strict=True):
             off = ~np.eye(fast.shape[0], dtype=bool)
             target, omega = (-F @ F.T)[off], fast[off]
@@ -210,7 +216,6 @@ def weights_before_after(before: tuple, after: tuple, path: str | Path) -> Path:
             ax.set_title(f"after {step:,} learning steps" if step else "before learning")
             ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(path)
     return path
 
 
@@ -220,10 +225,9 @@ def spike_raster(times: np.ndarray, neurons: np.ndarray, x: np.ndarray, xhat: np
 
     Shape: times, neurons (S,), spike times (s) and indices; x, xhat (T, J) sampled every ``dt`` seconds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     t = np.arange(x.shape[0]) * dt
-    with style():
-        fig, (top, bottom) = subplots(2, 1, figsize=(6.4, 4.2), sharex=True, height_ratios=(1, 1.2))
+    with figure(path, figsize=(6.4, 4.2)) as fig:
+        (top, bottom) = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1.2))
         top.scatter(times, neurons, s=2, marker="|", color="k", lw=0.6)
         top.set_ylabel("neuron")
         top.set_title(title)
@@ -234,5 +238,4 @@ def spike_raster(times: np.ndarray, neurons: np.ndarray, x: np.ndarray, xhat: np
         bottom.set_ylabel("signal and readout")
         bottom.legend(ncols=2 * x.shape[1], fontsize=7)
         fig.tight_layout()
-        fig.savefig(path)
     return path

@@ -293,10 +293,18 @@ def _blas_capped_env() -> Iterator[None]:
 
 
 def _label(frame: pd.DataFrame, config: object, key: str) -> pd.DataFrame:
+    """``frame`` with the config's scalar fields as columns where it has none of that name (a nested dataclass,
+    e.g. a task's grid point, contributes its own fields in place), and ``key``."""
     frame = frame.copy()
-    for name, value in dataclasses.asdict(config).items():
-        if name not in frame.columns and not isinstance(value, (list, tuple, dict)):
-            frame[name] = value
+
+    def add(fields: dict) -> None:
+        for name, value in fields.items():
+            if isinstance(value, dict):
+                add(value)
+            elif name not in frame.columns and not isinstance(value, (list, tuple)):
+                frame[name] = value
+
+    add(dataclasses.asdict(config))
     frame["key"] = key
     return frame
 

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from wrec import _checks, sweep
-from wrec.experiments._stats import bootstrap_ci
-from wrec.experiments._torch import torch_threads
+from wrec.experiments._stats import bootstrap_ci, target_row
+from wrec.experiments._torch import torch_generator, torch_threads
 
 BASELINES = ("LSTM", "GRU", "RNN")
 CELLS = ("CfC", *BASELINES)
@@ -292,8 +292,6 @@ def evaluate(config: Config) -> pd.DataFrame:
 
 
 def _evaluate(config: Config) -> pd.DataFrame:
-    import torch
-
     from wrec.tasks.control import expert, rollout, zero_policy
 
     start = time.perf_counter()
@@ -301,9 +299,7 @@ def _evaluate(config: Config) -> pd.DataFrame:
     rep = config.replicate
     data_rng = sweep.task_rng(config.seed, "data", rep)  # shared by every variant of this replicate: paired
     obs, labels, alive = expert_data(config, data_rng)
-    init_seed = sweep.task_seed(config.seed, "init", cell, d, float(s), rep)
-    generator = torch.Generator().manual_seed(int(init_seed.generate_state(1, np.uint64)[0] >> np.uint64(1)))
-    policy = build_policy(config, generator)
+    policy = build_policy(config, torch_generator(sweep.task_seed(config.seed, "init", cell, d, float(s), rep)))
     before = _spectra(policy)
     params, params_effective = _param_counts(policy)
     losses = train(config, policy, obs, labels, alive, sweep.task_rng(config.seed, "batches", cell, d, float(s), rep))
@@ -394,8 +390,7 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
     sparse = per[(per.cell == "CfC") & ~((per.d == 1) & (per.sparsity == 0))]
     rows = []
     if sparse.empty or "CfC dense" not in set(per.variant):
-        return pd.DataFrame([{"target": "H1/H2", "measured": "needs dense CfC and a low-rank sparse CfC",
-                              "tolerance": "-", "held": False}])
+        return pd.DataFrame([target_row("H1/H2", "needs dense CfC and a low-rank sparse CfC", "-", False)])
     best = sparse.groupby("variant").D_validation.mean().idxmin()
     refs = [("H1", "CfC dense")] + [("H2", b) for b in ("LSTM", "GRU") if b in set(per.variant)]
     for name, ref in refs:
@@ -403,10 +398,10 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
         lo, hi = bootstrap_ci(diff)
         held = bool(diff.size >= 3 and lo > 0)  # a bootstrap over fewer than 3 replicates is no CI
         verdict = "reproduced" if held else "not reproduced at this scale"
-        rows.append({"target": f"{name}: D({ref}) − D({best}) > 0 on the report shifts",
-                     "measured": f"{diff.mean() if diff.size else float('nan'):+.3f} "
-                                 f"[{lo:+.3f}, {hi:+.3f}] over {diff.size} replicates: {verdict}",
-                     "tolerance": "95 % bootstrap CI excludes 0 (positive)", "held": held})
+        rows.append(target_row(f"{name}: D({ref}) − D({best}) > 0 on the report shifts",
+                               f"{diff.mean() if diff.size else float('nan'):+.3f} "
+                               f"[{lo:+.3f}, {hi:+.3f}] over {diff.size} replicates: {verdict}",
+                               "95 % bootstrap CI excludes 0 (positive)", held))
     return pd.DataFrame(rows)
 
 
@@ -415,16 +410,15 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     (c) ρ and ‖W_rec‖₂ (mean over blocks) before and after training per variant."""
     import matplotlib
 
-    from wrec.plotting import style, subplots
+    from wrec import plotting
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     summary = table(results)
     conds = list(dict.fromkeys(results.condition))
     variants = list(summary.variant)
     cmap = matplotlib.colormaps["tab10"]
-    with style():
-        fig, ax = subplots(figsize=(7.5, 3.4))
+    with plotting.figure(path, figsize=(7.5, 3.4)) as fig:
+        ax = fig.subplots()
         width = 0.8 / max(len(variants), 1)
         for i, v in enumerate(variants):
             row = summary[summary.variant == v].iloc[0]
@@ -435,11 +429,11 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_xticks(np.arange(len(conds)), conds, rotation=30, ha="right")
         ax.set_ylabel("normalised return R̂ (1 = retuned expert, 0 = zero torque)")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        fig.savefig(path)
 
-        second = path.with_name(path.stem + "-degradation.png")
-        fig, ax = subplots(figsize=(5.5, 3.2))
-        y = np.arange(len(variants))
+    second = path.with_name(path.stem + "-degradation.png")
+    y = np.arange(len(variants))
+    with plotting.figure(second, figsize=(5.5, 3.2)) as fig:
+        ax = fig.subplots()
         ax.errorbar(summary.D, y, xerr=[summary.D - summary.D_ci_low, summary.D_ci_high - summary.D], fmt="o",
                     color="k", capsize=3)
         per = degradation(results)
@@ -448,10 +442,10 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_yticks(y, variants)
         ax.axvline(0.0, color="k", lw=0.6, ls=":")
         ax.set_xlabel("degradation D = R̂_nominal − mean R̂ under shift (95 % bootstrap CI)")
-        fig.savefig(second)
 
-        third = path.with_name(path.stem + "-spectra.png")
-        fig, axes = subplots(1, 2, figsize=(8.0, 3.2), sharey=True)
+    third = path.with_name(path.stem + "-spectra.png")
+    with plotting.figure(third, figsize=(8.0, 3.2)) as fig:
+        axes = fig.subplots(1, 2, sharey=True)
         for ax, q, name in ((axes[0], "rho", "spectral radius ρ"), (axes[1], "norm", "‖W_rec‖₂")):
             ax.plot(summary[f"{q}_init"], y, "o", mfc="none", color="tab:gray", label="init")
             ax.plot(summary[f"{q}_final"], y, "o", color="tab:red", label="trained")
@@ -460,5 +454,4 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
             ax.set_xlabel(f"{name} (mean over blocks)")
         axes[0].set_yticks(y, variants)
         axes[0].legend()
-        fig.savefig(third)
     return [path, second, third]

@@ -11,7 +11,7 @@ correlation-free baseline L × (mean single-neuron MC).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ import pandas as pd
 
 from wrec import _checks, weights
 from wrec.capacity import Surrogate, capacity_by_readout, theory
+from wrec.experiments._protocol import Task, replicate_tasks
 from wrec.experiments._stats import target_row
 from wrec.reservoir import ESN, LeakyESN, Linear, Rate
 from wrec.reservoir import run as simulate
@@ -50,7 +51,6 @@ class Config:
     leak: float = 0.3
     dt: float = 0.2
     seed: int = 0
-    replicate: int | None = None
 
     def __post_init__(self) -> None:
         for field in ("kinds", "sizes", "gains", "input_scales"):
@@ -82,11 +82,10 @@ class Config:
         return cls(**{"sizes": (200,), "gains": (0.9,), "input_scales": (0.5,), "replicates": 2,
                       "length": 20_000, "washout": 1000, "max_delay": ((1, 99), (2, 11), (3, 11)), **overrides})
 
-    def tasks(self) -> list[Config]:
+    def tasks(self) -> list[Task[Config]]:
         """One task per (kind, N, g, σ, replicate)."""
-        return [replace(self, kinds=(k,), sizes=(n,), gains=(g,), input_scales=(s,), replicates=1, replicate=r)
-                for k in self.kinds for n in self.sizes for g in self.gains for s in self.input_scales
-                for r in range(self.replicates)]
+        return replicate_tasks(self, self.replicates, kinds=self.kinds, sizes=self.sizes, gains=self.gains,
+                               input_scales=self.input_scales)
 
 
 def readout_grid(n: int, count: int) -> np.ndarray:
@@ -122,18 +121,11 @@ def echo_state(model, u: np.ndarray, washout: int, rng: np.random.Generator) -> 
     return bool(np.max(np.abs(X[0, -1] - X[1, -1])) < 1e-8)
 
 
-def evaluate(config: Config) -> pd.DataFrame:
-    """Tidy results: one row per (task, L, degree) with the measured capacity and the theory's prediction."""
-    delays = dict(config.max_delay)
-    frames = []
-    for kind in config.kinds:
-        for n in config.sizes:
-            for g in config.gains:
-                for sigma in config.input_scales:
-                    reps = range(config.replicates) if config.replicate is None else (config.replicate,)
-                    for rep in reps:
-                        frames.append(_one(config, kind, n, g, sigma, rep, delays))
-    return pd.concat(frames, ignore_index=True)
+def evaluate(task: Task[Config]) -> pd.DataFrame:
+    """Tidy results of one task: one row per (L, degree) with the measured capacity and the theory's prediction."""
+    config = task.config
+    (kind,), (n,), (g,), (sigma,) = config.kinds, config.sizes, config.gains, config.input_scales
+    return _one(config, kind, n, g, sigma, task.replicate, dict(config.max_delay))
 
 
 def _one(config: Config, kind: str, n: int, g: float, sigma: float, rep: int, delays: dict[int, int]):

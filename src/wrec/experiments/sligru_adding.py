@@ -20,6 +20,9 @@ import numpy as np
 import pandas as pd
 
 from wrec import _checks, sweep
+from wrec.experiments._protocol import Task
+from wrec.experiments._stats import target_row
+from wrec.experiments._torch import torch_generator
 from wrec.tasks.adding import CONSTANT_PREDICTOR_MSE, adding_problem
 
 CELLS = ("LiGRU", "SLiGRU")
@@ -41,7 +44,6 @@ class Config:
     replicates: int = 5
     test_size: int = 1000
     seed: int = 0
-    replicate: int | None = None
 
     def __post_init__(self) -> None:
         for field in ("cells", "lengths", "lrs", "ff_normalizations"):
@@ -64,17 +66,10 @@ class Config:
         return cls(**{"lengths": (100,), "lrs": (1e-2, 2e-2), "ff_normalizations": ("none",), "replicates": 3,
                       **overrides})
 
-    def tasks(self) -> list[Config]:
-        return [replace(self, cells=(c,), lengths=(T,), lrs=(lr,), ff_normalizations=(n,), replicates=1,
-                        replicate=r)
+    def tasks(self) -> list[Task[Config]]:
+        return [Task(replace(self, cells=(c,), lengths=(T,), lrs=(lr,), ff_normalizations=(n,), replicates=1), r)
                 for T in self.lengths for lr in self.lrs for n in self.ff_normalizations for r in range(self.replicates)
                 for c in self.cells]
-
-
-def _torch_generator(rng: np.random.Generator):
-    import torch
-
-    return torch.Generator().manual_seed(int(rng.integers(2**62)))
 
 
 def train(config: Config, cell: str, length: int, lr: float, ff_norm: str, rep: int) -> pd.DataFrame:
@@ -86,7 +81,7 @@ def train(config: Config, cell: str, length: int, lr: float, ff_norm: str, rep: 
     start = time.perf_counter()
     H = config.hidden_size
     # the same initial weights and batches for both cells (and every lr) of a (T, norm, replicate)
-    init = _torch_generator(sweep.task_rng(config.seed, "init", length, ff_norm, rep))
+    init = torch_generator(sweep.task_rng(config.seed, "init", length, ff_norm, rep))
     data = sweep.task_rng(config.seed, "data", length, rep)
     test_x, test_y = adding_problem(config.test_size, length, seed=sweep.task_rng(config.seed, "test", length))
     cls = LiGRU if cell == "LiGRU" else SLiGRU
@@ -134,11 +129,11 @@ def train(config: Config, cell: str, length: int, lr: float, ff_norm: str, rep: 
         cell=cell, length=length, lr=lr, ff_norm=ff_norm, replicate=rep)
 
 
-def evaluate(config: Config) -> pd.DataFrame:
-    """Every (cell, T, lr, normaliser, replicate) of ``config`` trained in turn; tidy rows (see :func:`train`)."""
-    reps = range(config.replicates) if config.replicate is None else (config.replicate,)
-    return pd.concat([train(config, c, T, lr, n, r) for T in config.lengths for lr in config.lrs
-                      for n in config.ff_normalizations for r in reps for c in config.cells], ignore_index=True)
+def evaluate(task: Task[Config]) -> pd.DataFrame:
+    """One training run (its cell, T, lr, normaliser and replicate); tidy rows (see :func:`train`)."""
+    config = task.config
+    (cell,), (length,), (lr,), (ff_norm,) = config.cells, config.lengths, config.lrs, config.ff_normalizations
+    return train(config, cell, length, lr, ff_norm, task.replicate)
 
 
 KEYS = ["length", "lr", "ff_norm"]
@@ -180,30 +175,29 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
     pairs, by >= 3× in the median. (The divergence rate is reported in the table, not gated.)"""
     pairs = _pairs(results)
     if pairs.empty:
-        return pd.DataFrame([{"target": "Li-GRU / SLi-GRU peak gradient norm (needs both cells)",
-                              "measured": "no pairs", "tolerance": "", "held": False}])
+        return pd.DataFrame([target_row("Li-GRU / SLi-GRU peak gradient norm (needs both cells)", "no pairs", "",
+                                        False)])
     ratio = pairs["LiGRU"] / pairs["SLiGRU"]
     above = float((ratio > 1).mean())
     med = float(ratio.median())
     return pd.DataFrame([
-        {"target": "Li-GRU peak ‖∇‖ > SLi-GRU's (fraction of (config, seed) pairs)",
-         "measured": f"{above:.0%} of {len(ratio)}", "tolerance": ">= 80 %", "held": bool(above >= 0.8)},
-        {"target": "median Li-GRU / SLi-GRU peak ‖∇‖", "measured": f"{med:.3g}x (range {ratio.min():.3g}–"
-         f"{ratio.max():.3g})", "tolerance": ">= 3x", "held": bool(med >= 3)},
+        target_row("Li-GRU peak ‖∇‖ > SLi-GRU's (fraction of (config, seed) pairs)", f"{above:.0%} of {len(ratio)}",
+                   ">= 80 %", above >= 0.8),
+        target_row("median Li-GRU / SLi-GRU peak ‖∇‖",
+                   f"{med:.3g}x (range {ratio.min():.3g}–{ratio.max():.3g})", ">= 3x", med >= 3),
     ])
 
 
 def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     """(a) peak gradient norm, Li-GRU against SLi-GRU, one point per (config, seed), with y = x and y = 3x;
     (b) gradient norm and (c) training loss against step for the largest T and lr, first seed, both cells."""
-    from wrec.plotting import style, subplots
+    from wrec import plotting
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     pairs = _pairs(results)
     colors = {"LiGRU": "crimson", "SLiGRU": "tab:blue"}
-    with style():
-        fig, ax = subplots(figsize=(4.2, 3.6))
+    with plotting.figure(path, figsize=(4.2, 3.6)) as fig:
+        ax = fig.subplots()
         if not pairs.empty:
             finite = pairs[np.isfinite(pairs.LiGRU) & np.isfinite(pairs.SLiGRU)]
             for (T, norm), frame in finite.groupby(["length", "ff_norm"]):
@@ -218,12 +212,13 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_xlabel("SLi-GRU peak gradient norm")
         ax.set_ylabel("Li-GRU peak gradient norm")
         ax.legend(fontsize=7)
-        fig.savefig(path)
-        steps = results[results.record == "step"]
-        T, lr = steps.length.max(), steps.lr.max()
-        sel = steps[(steps.length == T) & (steps.lr == lr) & (steps.replicate == steps.replicate.min())]
-        sel = sel[sel.ff_norm == sel.ff_norm.iloc[0]]
-        fig, axes = subplots(1, 2, figsize=(8.0, 3.0))
+    steps = results[results.record == "step"]
+    T, lr = steps.length.max(), steps.lr.max()
+    sel = steps[(steps.length == T) & (steps.lr == lr) & (steps.replicate == steps.replicate.min())]
+    sel = sel[sel.ff_norm == sel.ff_norm.iloc[0]]
+    second = path.with_name(path.stem + "-training.png")
+    with plotting.figure(second, figsize=(8.0, 3.0)) as fig:
+        axes = fig.subplots(1, 2)
         for cell, frame in sel.groupby("cell"):
             axes[0].plot(frame.step, frame.grad_norm, color=colors[cell], lw=0.8, label=cell)
             axes[1].plot(frame.step, frame.loss, color=colors[cell], lw=0.8, label=cell)
@@ -236,6 +231,4 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
             ax.set_xlabel("step")
         axes[1].legend()
         fig.suptitle(f"T = {T}, lr = {lr:g}, norm {sel.ff_norm.iloc[0]}, seed {sel.replicate.min()}", fontsize=9)
-        second = path.with_name(path.stem + "-training.png")
-        fig.savefig(second)
     return [path, second]

@@ -10,13 +10,15 @@ further); the SLi-GRU's LN(U h) = LN(Q h) makes its whole trajectory the same at
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from wrec import _checks, sweep
+from wrec.experiments._protocol import Task, replicate_tasks
+from wrec.experiments._stats import target_row
 
 CELLS = ("LiGRU", "SLiGRU")
 DTYPES = ("float32", "float64")
@@ -35,7 +37,6 @@ class Config:
     ln_eps: float = 1e-5
     dtype: str = "float32"
     seed: int = 0
-    replicate: int | None = None
 
     def __post_init__(self) -> None:
         if not self.gains:
@@ -59,8 +60,8 @@ class Config:
         """The full sweep takes seconds; quick keeps every size and uses 2 replicates."""
         return cls(**{"replicates": 2, **overrides})
 
-    def tasks(self) -> list[Config]:
-        return [replace(self, replicates=1, replicate=r) for r in range(self.replicates)]
+    def tasks(self) -> list[Task[Config]]:
+        return replicate_tasks(self, self.replicates)
 
 
 def _trajectory(U, w, h0, stabilised: bool, nonlinearity: str, ln_eps: float):
@@ -82,46 +83,44 @@ def _trajectory(U, w, h0, stabilised: bool, nonlinearity: str, ln_eps: float):
     return peak, first_bad, states
 
 
-def evaluate(config: Config) -> pd.DataFrame:
-    """Tidy rows: one per (replicate, cell, gain) with max|h|, finiteness, η and SLi-GRU's deviation from g = 1."""
+def evaluate(task: Task[Config]) -> pd.DataFrame:
+    """Tidy rows of one replicate: one per (cell, gain) with max|h|, finiteness, η and the SLi-GRU's deviation
+    from g = 1."""
     import torch
 
+    config, rep = task.config, task.replicate
     dtype = getattr(torch, config.dtype)
     H, rows = config.hidden_size, []
-    reps = range(config.replicates) if config.replicate is None else (config.replicate,)
-    for rep in reps:
-        start = time.perf_counter()
-        rng = sweep.task_rng(config.seed, rep)
-        Q, _ = np.linalg.qr(rng.standard_normal((2 * H, H)))  # orthonormal columns
-        Q = torch.tensor(Q, dtype=dtype)
-        w = torch.tensor(rng.standard_normal((config.length, config.batch, 2 * H)), dtype=dtype)
-        h_zero = torch.zeros(config.batch, H, dtype=dtype)
-        h_rand = torch.tensor(rng.standard_normal((config.batch, H)), dtype=dtype)
-        reference = 1.0 if 1.0 in config.gains else config.gains[0]
-        ref_states = {}
-        for eps, h0 in ((config.ln_eps, h_zero), (0.0, h_rand)):
-            _, _, ref_states[eps] = _trajectory(reference * Q, w, h0, True, config.nonlinearity, eps)
-        for cell in CELLS:
-            stabilised = cell == "SLiGRU"
-            for g in config.gains:
-                U = g * Q
-                peak, first_bad, states = _trajectory(U, w, h_zero, stabilised, config.nonlinearity, config.ln_eps)
-                max_h = float(peak.max())
-                norm_h = float(torch.linalg.matrix_norm(U[:H], ord=2))
-                norm_z = float(torch.linalg.matrix_norm(U[H:], ord=2))
-                row = {"replicate": rep, "cell": cell, "gain": g, "max_abs_h": max_h, "finite": first_bad < 0,
-                       "first_nonfinite_step": first_bad, "eta": max_h / 4 * norm_z + norm_h,
-                       "max_abs_h_t": peak.tolist(), "rel_dev": np.nan, "rel_dev_eps0": np.nan}
-                if stabilised:
-                    ref = ref_states[config.ln_eps]
-                    row["rel_dev"] = float((states - ref).abs().max() / ref.abs().max())
-                    _, _, s0 = _trajectory(U, w, h_rand, True, config.nonlinearity, 0.0)
-                    ref0 = ref_states[0.0]
-                    row["rel_dev_eps0"] = float((s0 - ref0).abs().max() / ref0.abs().max())
-                rows.append(row)
-        for row in rows:
-            row.setdefault("seconds", time.perf_counter() - start)
-    return pd.DataFrame(rows)
+    start = time.perf_counter()
+    rng = sweep.task_rng(config.seed, rep)
+    Q, _ = np.linalg.qr(rng.standard_normal((2 * H, H)))  # orthonormal columns
+    Q = torch.tensor(Q, dtype=dtype)
+    w = torch.tensor(rng.standard_normal((config.length, config.batch, 2 * H)), dtype=dtype)
+    h_zero = torch.zeros(config.batch, H, dtype=dtype)
+    h_rand = torch.tensor(rng.standard_normal((config.batch, H)), dtype=dtype)
+    reference = 1.0 if 1.0 in config.gains else config.gains[0]
+    ref_states = {}
+    for eps, h0 in ((config.ln_eps, h_zero), (0.0, h_rand)):
+        _, _, ref_states[eps] = _trajectory(reference * Q, w, h0, True, config.nonlinearity, eps)
+    for cell in CELLS:
+        stabilised = cell == "SLiGRU"
+        for g in config.gains:
+            U = g * Q
+            peak, first_bad, states = _trajectory(U, w, h_zero, stabilised, config.nonlinearity, config.ln_eps)
+            max_h = float(peak.max())
+            norm_h = float(torch.linalg.matrix_norm(U[:H], ord=2))
+            norm_z = float(torch.linalg.matrix_norm(U[H:], ord=2))
+            row = {"replicate": rep, "cell": cell, "gain": g, "max_abs_h": max_h, "finite": first_bad < 0,
+                   "first_nonfinite_step": first_bad, "eta": max_h / 4 * norm_z + norm_h,
+                   "max_abs_h_t": peak.tolist(), "rel_dev": np.nan, "rel_dev_eps0": np.nan}
+            if stabilised:
+                ref = ref_states[config.ln_eps]
+                row["rel_dev"] = float((states - ref).abs().max() / ref.abs().max())
+                _, _, s0 = _trajectory(U, w, h_rand, True, config.nonlinearity, 0.0)
+                ref0 = ref_states[0.0]
+                row["rel_dev_eps0"] = float((s0 - ref0).abs().max() / ref0.abs().max())
+            rows.append(row)
+    return pd.DataFrame(rows).assign(seconds=time.perf_counter() - start)
 
 
 def table(results: pd.DataFrame) -> pd.DataFrame:
@@ -150,19 +149,19 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
     def per_rep(frame: pd.DataFrame, fn) -> pd.Series:
         return frame.groupby("replicate").apply(fn, include_groups=False).reindex(reps)
 
-    rows = []
     low = per_rep(li[li.gain <= 1], lambda f: bool(f.finite.all()))
-    rows.append({"target": "Li-GRU finite for every g <= 1", "measured": f"{int(low.sum())}/{len(reps)} seeds",
-                 "tolerance": f">= {need}/{len(reps)} seeds", "held": bool(low.sum() >= need)})
     high = per_rep(li[li.gain >= 4], lambda f: bool((~f.finite.astype(bool)).all()) if len(f) else False)
-    rows.append({"target": "Li-GRU non-finite for every g >= 4", "measured": f"{int(high.sum())}/{len(reps)} seeds",
-                 "tolerance": f">= {need}/{len(reps)} seeds", "held": bool(high.sum() >= need)})
     dev = per_rep(sl, lambda f: float(f.rel_dev.max()))
     ok = dev <= 1e-3
-    rows.append({"target": "SLi-GRU trajectory equal across g (relative, vs the reference gain)",
-                 "measured": f"{int(ok.sum())}/{len(reps)} seeds; max {dev.max():.2e}",
-                 "tolerance": f"<= 1e-3 in >= {need}/{len(reps)} seeds", "held": bool(ok.sum() >= need)})
-    return pd.DataFrame(rows)
+    seeds = f"{len(reps)} seeds"
+    return pd.DataFrame([
+        target_row("Li-GRU finite for every g <= 1", f"{int(low.sum())}/{seeds}", f">= {need}/{seeds}",
+                   low.sum() >= need),
+        target_row("Li-GRU non-finite for every g >= 4", f"{int(high.sum())}/{seeds}", f">= {need}/{seeds}",
+                   high.sum() >= need),
+        target_row("SLi-GRU trajectory equal across g (relative, vs the reference gain)",
+                   f"{int(ok.sum())}/{seeds}; max {dev.max():.2e}", f"<= 1e-3 in >= {need}/{seeds}",
+                   ok.sum() >= need)])
 
 
 def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
@@ -170,15 +169,14 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     (b) max over units of |h_t| against t for the first replicate, one line per gain, both cells."""
     import matplotlib
 
-    from wrec.plotting import style, subplots
+    from wrec import plotting
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     colors = {"LiGRU": "crimson", "SLiGRU": "tab:blue"}
     finite_max = results.loc[np.isfinite(results.max_abs_h), "max_abs_h"].max()
     ceiling = 10 ** np.ceil(np.log10(max(finite_max, 1.0)) + 1)
-    with style():
-        fig, ax = subplots(figsize=(4.6, 3.2))
+    with plotting.figure(path, figsize=(4.6, 3.2)) as fig:
+        ax = fig.subplots()
         for cell, frame in results.groupby("cell"):
             med = frame.groupby("gain").max_abs_h.median()
             ok = frame[frame.finite.astype(bool)]
@@ -193,9 +191,10 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_xlabel("recurrent gain g (U = g·Q)")
         ax.set_ylabel("max |h_t| over t")
         ax.legend()
-        fig.savefig(path)
-        first = results[results.replicate == results.replicate.min()]
-        fig, axes = subplots(1, 2, figsize=(8.0, 3.0), sharey=True)
+    first = results[results.replicate == results.replicate.min()]
+    second = path.with_name(path.stem + "-trajectories.png")
+    with plotting.figure(second, figsize=(8.0, 3.0)) as fig:
+        axes = fig.subplots(1, 2, sharey=True)
         cmap = matplotlib.colormaps["viridis"]
         gains = sorted(first.gain.unique())
         for ax, cell in zip(axes, CELLS, strict=True):
@@ -209,6 +208,4 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
             ax.set_xlabel("step t")
         axes[0].set_ylabel("max over units of |h_t| (gaps: non-finite)")
         axes[1].legend()
-        second = path.with_name(path.stem + "-trajectories.png")
-        fig.savefig(second)
     return [path, second]

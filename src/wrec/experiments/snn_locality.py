@@ -9,7 +9,7 @@ task, for every architecture — ``feedforward`` (no W_rec), ``recurrent``, ``fe
 chosen so the trained parameter count, autapses excluded, matches the recurrent net) — every rule (BPTT,
 symmetric e-prop, random-B e-prop, local errors, feedback alignment, direct feedback alignment) trains from the
 same initial weights (so rules are compared paired), plus, where attacked, one BPTT net from an independent
-initialisation, the transfer source. Adam, one optimiser for every rule; ``torch.set_num_threads(1)`` per task.
+initialisation, the transfer source. Adam, one optimiser for every rule; one torch thread per task.
 e-prop and local errors train through their autograd implementation by default (``online=False``: the same
 gradients as the online traces, tested to 1e-10, and 3–4× faster on a CPU at T = 25).
 
@@ -45,7 +45,8 @@ import numpy as np
 import pandas as pd
 
 from wrec import _checks, checkpoint, sweep
-from wrec.experiments._stats import bootstrap_ci
+from wrec.experiments._stats import bootstrap_ci, target_row
+from wrec.experiments._torch import torch_generator, torch_threads
 
 if TYPE_CHECKING:  # torch is imported inside the functions: wrec.experiments must import without it
     import torch
@@ -265,12 +266,6 @@ def _test_forward(net: RSNN, data: _Data) -> tuple[float, np.ndarray]:
     return correct / n, np.concatenate(counts)
 
 
-def _torch_generator(rng: np.random.Generator) -> torch.Generator:
-    import torch
-
-    return torch.Generator().manual_seed(int(rng.integers(2**62)))
-
-
 def _build(config: Config, architecture: str, n_in: int, init: torch.Generator) -> RSNN:
     from wrec.spiking.rsnn import RSNN, LIFParameters
 
@@ -292,8 +287,8 @@ def _train(config: Config, net: RSNN, rule_name: str, data: _Data, task: tuple, 
     rule = make_rule(rule_name, seed=int(sweep.task_rng(config.seed, "feedback", *task).integers(2**31)),
                      online=config.online)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
-    order = _torch_generator(sweep.task_rng(config.seed, "batches", *task))
-    noise = _torch_generator(sweep.task_rng(config.seed, "encoding", *task))
+    order = torch_generator(sweep.task_rng(config.seed, "batches", *task))
+    noise = torch_generator(sweep.task_rng(config.seed, "encoding", *task))
     n = len(data.y_train)
     on_epoch(0, net)
     for epoch in range(1, config.epochs + 1):
@@ -376,16 +371,19 @@ def _accuracy(model: nn.Module, images: Tensor, labels: Tensor) -> float:
 
 
 def evaluate(config: Config) -> pd.DataFrame:
-    """Train every (architecture, rule) of one (dataset, encoding, replicate); tidy rows as in the module doc."""
-    import torch
-
-    torch.set_num_threads(1)  # one core per task: tasks run side by side in the sweep's pool
+    """Train every (architecture, rule) of one (dataset, encoding, replicate); tidy rows as in the module doc.
+    Runs with one torch thread (tasks run side by side in the sweep's pool) and restores the caller's count."""
     if config.replicate < 0 or not config.study:
         raise ValueError("evaluate takes one task of Config.tasks() (replicate >= 0, a study)")
+    with torch_threads(1):
+        return _evaluate(config)
+
+
+def _evaluate(config: Config) -> pd.DataFrame:
     dataset, enc, rep = config.datasets[0], config.encodings[0], config.replicate
     enc = enc if dataset == "digits" else "spikes"
     coords = (config.study, dataset, enc, rep)
-    data = _data(config, _torch_generator(sweep.task_rng(config.seed, "test-encoding", *coords)))
+    data = _data(config, torch_generator(sweep.task_rng(config.seed, "test-encoding", *coords)))
     n_in = data.x_train.shape[-1]
     rows: list[dict] = []
     nets: dict[tuple[str, str], RSNN] = {}
@@ -394,7 +392,7 @@ def evaluate(config: Config) -> pd.DataFrame:
         init_state = None
         for rule in (*config.rules, *([SOURCE_RULE] if _attacked(config) and config.transfer else [])):
             independent = rule == SOURCE_RULE
-            init = _torch_generator(sweep.task_rng(config.seed, "init", *coords, arch, "independent" if independent
+            init = torch_generator(sweep.task_rng(config.seed, "init", *coords, arch, "independent" if independent
                                                    else "shared"))
             net = _build(config, arch, n_in, init)
             if not independent:  # every rule starts from the same weights
@@ -485,7 +483,7 @@ def _robustness(config: Config, data: _Data, nets: dict, coords: tuple) -> list[
     noise = None
     if encoding == "rate":  # one frozen noise field, the same for every example and query
         noise = torch.rand(config.steps, 1, images[0].numel(),
-                           generator=_torch_generator(sweep.task_rng(config.seed, "attack-noise", *coords)))
+                           generator=torch_generator(sweep.task_rng(config.seed, "attack-noise", *coords)))
     models = {key: pixel_classifier(net, config.steps, encoding, noise).eval() for key, net in nets.items()}
     rows = []
 
@@ -643,8 +641,8 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
         for (arch, rule), g in digits_direct.groupby(["architecture", "rule"]):
             if rule in bounds:
                 acc = float(g.accuracy.mean())
-                rows.append({"target": f"{study}: clean accuracy, digits direct, {arch}, {rule} (mean of {len(g)})",
-                             "measured": acc, "tolerance": f">= {bounds[rule]}", "held": acc >= bounds[rule]})
+                rows.append(target_row(f"{study}: clean accuracy, digits direct, {arch}, {rule} (mean of {len(g)})",
+                                       acc, f">= {bounds[rule]}", acc >= bounds[rule]))
         order = [r for r in RULES[:4] if r in set(fs.rule)]  # BPTT ≥ e-prop ≥ random e-prop ≥ local; FA/DFA unranked
         for dataset, slack in (("digits", 0.01), ("patterns", 0.0)):
             sub = fs[(fs.dataset == dataset) & (fs.architecture == "recurrent")]
@@ -653,17 +651,16 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
             means = sub.groupby("rule").accuracy.mean()
             means = [float(means[r]) for r in order if r in means]
             held = all(a >= b - slack for a, b in itertools.pairwise(means))
-            rows.append({"target": f"{study}: ordering {' >= '.join(order)} on {dataset} (recurrent)",
-                         "measured": " / ".join(f"{m:.3f}" for m in means),
-                         "tolerance": f"within {slack:g}", "held": held})
+            rows.append(target_row(f"{study}: ordering {' >= '.join(order)} on {dataset} (recurrent)",
+                                   " / ".join(f"{m:.3f}" for m in means), f"within {slack:g}", held))
         cka = results[(results.kind == "cka") & (results.rule == "bptt") & (results.study == study)]
         if not cka.empty:
             last = cka[cka.epoch == cka.epoch.max()]
             ep = last[last.rule_b == "eprop"].cka.mean()
             un = last[last.rule_b == "untrained"].cka.mean()
             if np.isfinite(ep) and np.isfinite(un):
-                rows.append({"target": f"{study}: CKA(BPTT, e-prop) > CKA(BPTT, untrained), last epoch",
-                             "measured": f"{ep:.3f} vs {un:.3f}", "tolerance": ">", "held": bool(ep > un)})
+                rows.append(target_row(f"{study}: CKA(BPTT, e-prop) > CKA(BPTT, untrained), last epoch",
+                                       f"{ep:.3f} vs {un:.3f}", ">", ep > un))
     return pd.DataFrame(rows, columns=["target", "measured", "tolerance", "held"])
 
 
@@ -673,26 +670,23 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     between rules vs epoch."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from wrec.plotting import STYLE
+    from wrec import plotting
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     stem = path.with_suffix("")
     out = []
     att = results[results.kind == "attack"]
     styles = {"feedforward": "--", "recurrent": "-", "feedforward-matched": ":"}
-    colors = dict(zip(RULES, plt.get_cmap("tab10").colors, strict=False))
+    tab10 = matplotlib.colormaps["tab10"].colors
+    colors = dict(zip(RULES, tab10, strict=False))
     arch_colors = {"feedforward": "0.35", "recurrent": "tab:red", "feedforward-matched": "tab:blue"}
-    with plt.rc_context(STYLE):
-        if not att.empty:
-            panels = [(a, "white-box") for a in ATTACKS if a in set(att.attack)] + [
-                ("pgd", s) for s in ("transfer-same", "transfer-other") if s in set(att.source)]
-            encodings = [e for e in ENCODINGS if e in set(att.encoding)]
-            fig, axes = plt.subplots(len(encodings), len(panels), figsize=(2.6 * len(panels), 2.6 * len(encodings)),
-                                     sharey=True, squeeze=False, layout="constrained")
+    if not att.empty:
+        panels = [(a, "white-box") for a in ATTACKS if a in set(att.attack)] + [
+            ("pgd", s) for s in ("transfer-same", "transfer-other") if s in set(att.source)]
+        encodings = [e for e in ENCODINGS if e in set(att.encoding)]
+        p = Path(f"{stem}_robustness.png")
+        with plotting.figure(p, figsize=(2.6 * len(panels), 2.6 * len(encodings)), layout="constrained") as fig:
+            axes = fig.subplots(len(encodings), len(panels), sharey=True, squeeze=False)
             for row, encoding in zip(axes, encodings, strict=True):
                 for ax, (attack, source) in zip(row, panels, strict=True):
                     sub = att[(att.attack == attack) & (att.source == source) & (att.encoding == encoding)]
@@ -706,15 +700,14 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
                     ax.set_xlabel("ε")
                 row[0].set_ylabel("accuracy")
             axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
-            p = Path(f"{stem}_robustness.png")
-            fig.savefig(p)
-            plt.close(fig)
-            out.append(p)
-            deltas = [(b, delta_rec(results, b)) for b in ("feedforward", "feedforward-matched")]
-            deltas = [(b, d) for b, d in deltas if not d.empty]
-            if deltas:
-                width = max(6.5, 0.45 * max(len(d.groupby(["encoding", "attack", "source"])) for _, d in deltas))
-                fig, axes = plt.subplots(len(deltas), 1, figsize=(width, 2.6 * len(deltas)), squeeze=False)
+        out.append(p)
+        deltas = [(b, delta_rec(results, b)) for b in ("feedforward", "feedforward-matched")]
+        deltas = [(b, d) for b, d in deltas if not d.empty]
+        if deltas:
+            width = max(6.5, 0.45 * max(len(d.groupby(["encoding", "attack", "source"])) for _, d in deltas))
+            p = Path(f"{stem}_delta_rec.png")
+            with plotting.figure(p, figsize=(width, 2.6 * len(deltas))) as fig:
+                axes = fig.subplots(len(deltas), 1, squeeze=False)
                 for ax, (baseline, d) in zip(axes[:, 0], deltas, strict=True):
                     prefix = d.encoding.str.slice(0, 4) + "\n" if d.encoding.nunique() > 1 else ""
                     d = d.assign(label=prefix + d.attack + "\n" + d.source.str.replace("transfer-", "tr-"))
@@ -728,15 +721,14 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
                     ax.set_xticks(range(len(labels)), labels, fontsize=7)
                     ax.set_ylabel(f"Δ_rec vs {baseline}\n(AUC, 95 % CI)", fontsize=8)
                 axes[0, 0].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-                p = Path(f"{stem}_delta_rec.png")
-                fig.savefig(p)
-                plt.close(fig)
-                out.append(p)
-        cka = results[(results.kind == "cka") & (results.rule == "bptt")]
-        if not cka.empty:
-            studies = [s for s in STUDIES if s in set(cka.study)]
-            fig, axes = plt.subplots(1, len(studies), figsize=(4.0 * len(studies), 2.8), squeeze=False)
-            shades = dict(zip([*RULES, "untrained"], plt.get_cmap("tab10").colors, strict=False))
+            out.append(p)
+    cka = results[(results.kind == "cka") & (results.rule == "bptt")]
+    if not cka.empty:
+        studies = [s for s in STUDIES if s in set(cka.study)]
+        shades = dict(zip([*RULES, "untrained"], tab10, strict=False))
+        p = Path(f"{stem}_cka.png")
+        with plotting.figure(p, figsize=(4.0 * len(studies), 2.8)) as fig:
+            axes = fig.subplots(1, len(studies), squeeze=False)
             for ax, study in zip(axes[0], studies, strict=True):
                 for (arch, other), g in cka[cka.study == study].groupby(["architecture", "rule_b"]):
                     m = g.groupby("epoch").cka.mean()
@@ -746,9 +738,5 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
                 ax.set_xlabel("epoch")
             axes[0][0].set_ylabel("linear CKA (test spike counts)")
             axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
-            p = Path(f"{stem}_cka.png")
-            fig.savefig(p)
-            plt.close(fig)
-            out.append(p)
+        out.append(p)
     return out
-

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from wrec import _checks
+from wrec.experiments._protocol import Task, replicate_tasks
 from wrec.experiments._stats import format_values, target_row
 from wrec.sweep import task_rng
 from wrec.tasks.memory import MEMORIES, linear_functional
@@ -65,7 +66,6 @@ class Config:
     a: float = 1.0
     b: float = 0.1
     seed: int = 0
-    replicate: int | None = None
 
     def __post_init__(self) -> None:
         for field in ("widths", "reparams", "memories", "betas"):
@@ -103,10 +103,9 @@ class Config:
                       "n_test": 128, "batch": 64, "length": 40, "betas": (0.0, 0.064, 0.256), "repeats": 2,
                       **overrides})
 
-    def tasks(self) -> list[Config]:
+    def tasks(self) -> list[Task[Config]]:
         """One task per (memory, f, replicate); its widths run in order (``match_loss`` needs the previous one)."""
-        return [replace(self, memories=(mem,), reparams=(f,), replicates=1, replicate=r)
-                for mem in self.memories for f in self.reparams for r in range(self.replicates)]
+        return replicate_tasks(self, self.replicates, memories=self.memories, reparams=self.reparams)
 
 
 def lf_data(memory: str, config, replicate: int) -> dict[str, torch.Tensor]:
@@ -208,16 +207,12 @@ def perturbation_errors(model, data, betas, repeats: int, rng: np.random.Generat
     return out
 
 
-def evaluate(config: Config) -> pd.DataFrame:
-    """Tidy results: one row per (memory, f, width, replicate, β) with E(β), margin, max λ and training notes."""
-    frames = []
-    for memory in config.memories:
-        reps = range(config.replicates) if config.replicate is None else (config.replicate,)
-        for rep in reps:
-            data = lf_data(memory, config, rep)
-            for reparam in config.reparams:
-                frames.append(_one(config, memory, reparam, rep, data))
-    return pd.concat(frames, ignore_index=True)
+def evaluate(task: Task[Config]) -> pd.DataFrame:
+    """Tidy results of one (memory, f, replicate): one row per (width, β) with E(β), margin, max λ and training
+    notes."""
+    config = task.config
+    (memory,), (reparam,) = config.memories, config.reparams
+    return _one(config, memory, reparam, task.replicate, lf_data(memory, config, task.replicate))
 
 
 def _one(config: Config, memory: str, reparam: str, rep: int, data) -> pd.DataFrame:
@@ -354,17 +349,16 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     with only w perturbed (dotted); (b) stability margin versus width per f."""
     import matplotlib
 
-    from wrec.plotting import style, subplots
+    from wrec import plotting
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     both = results[results["beta"].notna()]
     ok = both[both["perturbed"] == "all"]
     reparams = [f for f in REPARAMS if f in set(ok["reparam"])]
     widths = sorted(ok["width"].unique())
     colors = matplotlib.colormaps["viridis"]
-    with style():
-        fig, axes = subplots(1, len(reparams), figsize=(3.0 * len(reparams), 3.0), sharey=True, squeeze=False)
+    with plotting.figure(path, figsize=(3.0 * len(reparams), 3.0)) as fig:
+        axes = fig.subplots(1, len(reparams), sharey=True, squeeze=False)
         for ax, f in zip(axes[0], reparams, strict=True):
             for i, m in enumerate(widths):
                 for memory, fmt, protocol in (("pol", "-", "all"), ("exp", "--", "all"), ("pol", ":", "recurrent")):
@@ -383,9 +377,9 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         axes[0, 0].set_ylabel("E(β): worst test MSE (median over seeds)")
         axes[0, -1].legend(title="pol (solid), exp (dashed);\npol, w alone perturbed (dotted)", fontsize=7,
                            title_fontsize=7)
-        fig.savefig(path)
-        second = path.with_name(path.stem + "-margin.png")
-        fig, ax = subplots(figsize=(4.5, 3.2))
+    second = path.with_name(path.stem + "-margin.png")
+    with plotting.figure(second, figsize=(4.5, 3.2)) as fig:
+        ax = fig.subplots()
         first = ok[ok.beta == 0.0]
         for k, f in enumerate(reparams):
             for memory, fmt in (("pol", "o-"), ("exp", "s--")):
@@ -399,5 +393,4 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_xlabel("width m")
         ax.set_ylabel("stability margin min −f(w)")
         ax.legend(fontsize=7, ncol=2)
-        fig.savefig(second)
     return [path, second]

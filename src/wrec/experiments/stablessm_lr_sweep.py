@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from wrec import _checks
+from wrec.experiments._protocol import Task, replicate_tasks
 from wrec.experiments._stats import format_values, target_row
+from wrec.experiments._torch import torch_generator
 from wrec.experiments.stablessm_curse_of_memory import REPARAMS, TrainingDiverged, lf_data, make_model, mse
 from wrec.sweep import task_rng
 from wrec.tasks.memory import MEMORIES
@@ -59,7 +61,6 @@ class Config:
     a: float = 1.0
     b: float = 0.1
     seed: int = 0
-    replicate: int | None = None
 
     def __post_init__(self) -> None:
         if not self.reparams or not self.lrs:
@@ -96,10 +97,9 @@ class Config:
         return cls(**{"lrs": (1e-2, 1.0), "replicates": 1, "steps": 40, "n_train": 256, "n_test": 128,
                       "batch": 64, "length": 40, "every": 20, **overrides})
 
-    def tasks(self) -> list[Config]:
+    def tasks(self) -> list[Task[Config]]:
         """One task per (f, lr, replicate)."""
-        return [replace(self, reparams=(f,), lrs=(lr,), replicates=1, replicate=r)
-                for f in self.reparams for lr in self.lrs for r in range(self.replicates)]
+        return replicate_tasks(self, self.replicates, reparams=self.reparams, lrs=self.lrs)
 
 
 def _block_regressor(config: Config, reparam: str, seed: np.random.Generator):
@@ -125,7 +125,7 @@ def _block_regressor(config: Config, reparam: str, seed: np.random.Generator):
 
     with torch.random.fork_rng(devices=[]):  # nn.Linear's default draw is replaced below; the global RNG is kept
         model = BlockRegressor()
-    g = torch.Generator().manual_seed(int(seed.integers(2**62)))
+    g = torch_generator(seed)
     with torch.no_grad():
         bound = 1 / math.sqrt(config.width)
         model.decoder.weight.copy_(torch.rand(model.decoder.weight.shape, generator=g) * 2 * bound - bound)
@@ -196,19 +196,15 @@ def _train(config: Config, model, data, lr: float, rng: np.random.Generator) -> 
     return records
 
 
-def evaluate(config: Config) -> pd.DataFrame:
-    """Tidy results: one row per (f, lr, replicate, recorded step) with the spreads, and the task's final test
-    MSE, training loss and note on every row."""
-    frames = []
-    reps = range(config.replicates) if config.replicate is None else (config.replicate,)
-    for rep in reps:
-        data = lf_data(config.memory, config, rep)
-        if config.model == "block":
-            data = {k: v.float() for k, v in data.items()}
-        for reparam in config.reparams:
-            for lr in config.lrs:
-                frames.append(_one(config, reparam, lr, rep, data))
-    return pd.concat(frames, ignore_index=True)
+def evaluate(task: Task[Config]) -> pd.DataFrame:
+    """Tidy results of one (f, lr, replicate): one row per recorded step with the spreads, and the final test MSE,
+    training loss and note on every row."""
+    config, rep = task.config, task.replicate
+    (reparam,), (lr,) = config.reparams, config.lrs
+    data = lf_data(config.memory, config, rep)
+    if config.model == "block":
+        data = {k: v.float() for k, v in data.items()}
+    return _one(config, reparam, lr, rep, data)
 
 
 def _one(config: Config, reparam: str, lr: float, rep: int, data) -> pd.DataFrame:
@@ -301,16 +297,15 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
 def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     """(a) Test MSE versus learning rate per f (median and range over seeds; failures drawn at the top);
     (b) gradient-over-weight spread log10(q90/q10) over training at each learning rate."""
-    from wrec.plotting import style, subplots
+    from wrec import plotting
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     final = _final(results)
     reparams = [f for f in REPARAMS if f in set(final["reparam"])]
     finite = final["test_mse"].replace(np.inf, np.nan)
     ceiling = 10 * max(float(np.nanmax(finite)) if finite.notna().any() else 1.0, 1.0)
-    with style():
-        fig, ax = subplots(figsize=(4.8, 3.4))
+    with plotting.figure(path, figsize=(4.8, 3.4)) as fig:
+        ax = fig.subplots()
         for f in reparams:
             sel = final[final.reparam == f].copy()
             sel["shown"] = sel["test_mse"].where(np.isfinite(sel["test_mse"]), ceiling)
@@ -325,10 +320,10 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_xlabel("learning rate")
         ax.set_ylabel("test MSE (median, range over seeds)")
         ax.legend(title="f")
-        fig.savefig(path)
-        second = path.with_name(path.stem + "-spread.png")
-        lrs = sorted(results["lr"].unique())
-        fig, axes = subplots(1, len(lrs), figsize=(2.8 * len(lrs), 2.9), sharey=True, squeeze=False)
+    second = path.with_name(path.stem + "-spread.png")
+    lrs = sorted(results["lr"].unique())
+    with plotting.figure(second, figsize=(2.8 * len(lrs), 2.9)) as fig:
+        axes = fig.subplots(1, len(lrs), sharey=True, squeeze=False)
         for ax, lr in zip(axes[0], lrs, strict=True):
             for f in reparams:
                 sel = results[(results.reparam == f) & (results.lr == lr)]
@@ -338,5 +333,4 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
             ax.set_xlabel("step")
         axes[0, 0].set_ylabel("log10(q90/q10) of |∂L/∂w|/|w|")
         axes[0, -1].legend(fontsize=7)
-        fig.savefig(second)
     return [path, second]
