@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -30,10 +31,9 @@ from wrec.spiking.metrics import alignment_error
 from wrec.spiking.scn import (
     MODES,
     SCNParams,
-    SCNState,
     SCNWeights,
     _step,
-    initial_state,
+    derived_weights,
     optimal_weights,
     simulate,
 )
@@ -124,6 +124,11 @@ class AutoencoderLearning:
         return SCNParams(leak=self.leak, dt=self.dt, mu=self.mu, nu=self.nu, sigma_v=self.sigma_v,
                          sigma_t=self.sigma_t, mode=self.mode)
 
+    @cached_property
+    def constants(self) -> SCNParams:
+        """``scn_params()``, built once (the learning step reads it at every step)."""
+        return self.scn_params()
+
 
 @dataclass(frozen=True, eq=False)
 class LearningTrace:
@@ -148,6 +153,19 @@ class LearningTrace:
     n_spikes: int
 
 
+def _recurrent(fast: Array, V: Array, r: Array, k: int, eps: float, beta: float, mu: float) -> Array:
+    out = fast.copy()
+    out[:, k] -= eps * (beta * (V + mu * r) + fast[:, k])
+    out[k, k] -= eps * mu
+    return out
+
+
+def _feedforward(F: Array, x: Array, k: int, eps: float, alpha: float) -> Array:
+    out = F.copy()
+    out[k] += eps * (alpha * x - F[k])
+    return out
+
+
 def recurrent_update(fast: Array, V: Array, r: Array, k: int, eps: float, beta: float, mu: float) -> Array:
     """Ω[:, k] ← Ω[:, k] − ε[β(V + μr) + Ω[:, k]], then Ω_kk ← Ω_kk − εμ (a new array; Ω is not modified).
 
@@ -160,10 +178,7 @@ def recurrent_update(fast: Array, V: Array, r: Array, k: int, eps: float, beta: 
     eps = _checks.real(eps, "eps", low=0.0)
     beta = _checks.real(beta, "beta")
     mu = _checks.real(mu, "mu", low=0.0)
-    out = fast.copy()
-    out[:, k] -= eps * (beta * (V + mu * r) + fast[:, k])
-    out[k, k] -= eps * mu
-    return out
+    return _recurrent(fast, V, r, k, eps, beta, mu)
 
 
 def feedforward_update(F: Array, x: Array, k: int, eps: float, alpha: float) -> Array:
@@ -176,24 +191,29 @@ def feedforward_update(F: Array, x: Array, k: int, eps: float, alpha: float) -> 
     k = _checks.integer(k, "k", low=0, high=F.shape[0] - 1)
     eps = _checks.real(eps, "eps", low=0.0)
     alpha = _checks.real(alpha, "alpha")
-    out = F.copy()
-    out[k] += eps * (alpha * x - F[k])
-    return out
+    return _feedforward(F, x, k, eps, alpha)
 
 
 def autoencoder_update(weights: SCNWeights, k: int, V: Array, r: Array, x: Array,
                        rule: AutoencoderLearning) -> SCNWeights:
     """Both rules (module docstring) at a spike of neuron k: new weights with Ω column k and F row k updated.
 
-    Each rule uses the weights from before the spike. Shape: V, r (N,); x (J,).
+    Each rule uses the weights from before the spike. This is the function ``learn_autoencoder`` calls at every
+    spike, so it checks only types and shapes (the weights and the rule are validated records). Shape: V, r (N,);
+    x (J,).
     """
     if not isinstance(weights, SCNWeights):
         raise TypeError(f"weights must be an SCNWeights, got {type(weights).__name__}")
     if not isinstance(rule, AutoencoderLearning):
         raise TypeError(f"rule must be an AutoencoderLearning, got {type(rule).__name__}")
-    fast = recurrent_update(weights.fast, V, r, k, rule.eps_fast, rule.beta, rule.mu)
-    F = feedforward_update(weights.F, x, k, rule.eps_ff, rule.alpha)
-    return replace(weights, F=F, fast=fast)
+    n, j = weights.F.shape
+    for name, a, size in (("V", V, n), ("r", r, n), ("x", x, j)):
+        if np.shape(a) != (size,):
+            raise ValueError(f"{name} must have shape ({size},), got {np.shape(a)}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n:
+        raise ValueError(f"k must be an integer in [0, {n - 1}], got {k!r}")
+    return derived_weights(weights, F=_feedforward(weights.F, x, k, rule.eps_ff, rule.alpha),
+                           fast=_recurrent(weights.fast, V, r, k, rule.eps_fast, rule.beta, rule.mu))
 
 
 def initial_weights(rule: AutoencoderLearning, seed: Seed = None) -> SCNWeights:
@@ -207,17 +227,77 @@ def initial_weights(rule: AutoencoderLearning, seed: Seed = None) -> SCNWeights:
     return SCNWeights(F=F, fast=fast, T=np.full(rule.n, rule.threshold))
 
 
+class AutoencoderInput:
+    """The training stream of ``learn_autoencoder`` (a ``wrec.dynamics.Stream``): c smoothed white noise
+    (``tasks.smoothed_white_noise``; s.d. ``input_width`` steps, amplitude ``input_amplitude``, redrawn every
+    ``input_block`` steps) drawn from ``seed`` in chunks of ``input_block`` × 50 steps (bounded memory), and x its
+    leaky integral x_{t+1} = (1 − λdt)x_t + dt c_t from x_0 = 0, continued across chunks. A chunk is (c, x) with
+    x[t] the value after c[t], the one the rule sees at step t. Shape: (L, J) each."""
+
+    def __init__(self, rule: AutoencoderLearning, seed: Seed = None) -> None:
+        self.rule, self.rng = rule, _checks.rng(seed)
+        self.x0 = np.zeros(rule.j)  # x just before the next chunk
+
+    def draw(self, limit: int) -> tuple[Array, Array]:
+        rule = self.rule
+        length = min(rule.input_block * _INPUT_CHUNK_BLOCKS, limit)
+        c = smoothed_white_noise(length, rule.j, width=rule.input_width, amplitude=rule.input_amplitude,
+                                 block=rule.input_block, seed=self.rng)
+        x = leaky_integral(c, rule.leak, rule.dt, x0=self.x0)
+        self.x0 = x[-1]
+        return c, x
+
+    def get_state(self) -> tuple[dict, dict[str, Array]]:
+        return {"rng": checkpoint_store.rng_state(self.rng)}, {"x0": self.x0}
+
+    def set_state(self, meta, arrays) -> None:
+        checkpoint_store.set_rng_state(self.rng, meta["rng"])
+        self.x0 = np.array(arrays["x0"])
+
+
+class AutoencoderState(NamedTuple):
+    """State of a ``learn_autoencoder`` run: the network's V, r (1, N) and pending (1,), the weights being learned,
+    the steps done, and the spike counts since the last log and in total."""
+
+    V: Array
+    r: Array
+    pending: Array
+    weights: SCNWeights
+    t: int
+    spikes_since: int
+    n_spikes: int
+
+
+def autoencoder_step(params: AutoencoderLearning, state: AutoencoderState, inputs: tuple[Array, Array], *,
+                     rng: np.random.Generator | None = None) -> tuple[AutoencoderState, int]:
+    """One learning step: ``scn.step`` on the current c_t (drive F c_t), with ``autoencoder_update`` applied at every
+    spike (x_t the filtered input). ``inputs`` = (c_t, x_t). Returns the new state and the number of spikes."""
+    c, x = inputs
+    w = state.weights
+
+    def on_spike(_b: int, k: int, V: Array, r: Array) -> SCNWeights:
+        nonlocal w
+        w = autoencoder_update(w, k, V, r, x, params)
+        return w
+
+    constants = params.constants
+    V, r, pending, spikes, w = _step(constants, w, state.V, state.r, state.pending, c[None] @ w.F.T, rng,
+                                     on_spike, state.t, constants.spike_cap(w.n))
+    fired = sum(k.size for _, k in spikes)
+    return AutoencoderState(V, r, pending, w, state.t + 1, state.spikes_since + fired, state.n_spikes + fired), fired
+
+
 def learn_autoencoder(rule: AutoencoderLearning, n_steps: int, *, seed: Seed = None,
                       weights0: SCNWeights | None = None,
                       checkpoints: int | Sequence[int] = 20,
-                      checkpoint: str | os.PathLike | None = None) -> LearningTrace:
-    """Learn F and Ω on smoothed white noise for ``n_steps`` steps of one trial, applying the rules at each spike.
+                      checkpoint: str | os.PathLike | None = None, inputs=None) -> LearningTrace:
+    """Learn F and Ω for ``n_steps`` steps of one trial, applying the rules at each spike (``autoencoder_step``).
 
-    Input: c = smoothed white noise (``tasks.smoothed_white_noise``; s.d. ``input_width`` steps, amplitude
-    ``input_amplitude``, redrawn every ``input_block`` steps); x its leaky integral, x_{t+1} = (1 − λdt)x_t +
-    dt c_t from x_0 = 0. The network starts at V = 0, r = 0. ``checkpoints`` is a count K of log-spaced steps
-    (0 and ``n_steps`` included) or explicit steps in [0, n_steps]. The seed sets the initial weights (when
-    ``weights0`` is None), the input and the noise, from independent streams.
+    ``inputs``: the stream of (c_t, x_t) (a ``wrec.dynamics.Stream``, or a tuple of two (T, J) arrays); by default
+    ``AutoencoderInput``: smoothed white noise c and its leaky integral x. The network starts at V = 0, r = 0.
+    ``checkpoints`` is a count K of log-spaced steps (0 and ``n_steps`` included) or explicit steps in
+    [0, n_steps]. The seed sets the initial weights (when ``weights0`` is None), the default input and the noise,
+    from independent streams.
 
     ``checkpoint``: a file (``.npz``) where the whole learning state is saved (atomically, ``wrec.checkpoint``)
     at every checkpoint step; when it exists, learning resumes from it and gives the same numbers as an
@@ -236,85 +316,27 @@ def learn_autoencoder(rule: AutoencoderLearning, n_steps: int, *, seed: Seed = N
         raise TypeError(f"weights0 must be an SCNWeights or None, got {type(weights0).__name__}")
     elif weights0.F.shape != (rule.n, rule.j):
         raise ValueError(f"weights0.F must have shape (n, j) = ({rule.n}, {rule.j}), got {weights0.F.shape}")
-    params = rule.scn_params()
-    # What makes a checkpoint file ours: the run's parameters and the first draws of its streams.
-    run_id = checkpoint_store.fingerprint(rule, n_steps, ckpt, checkpoint_store.rng_state(rng_input),
-                                          checkpoint_store.rng_state(rng_noise), weights0.F, weights0.fast)
-    w = weights0
-    state = initial_state(w)
-    x_chunk0 = np.zeros(rule.j)  # x just before the current input chunk
-    trace: dict[str, list] = {"steps": [], "err_fast": [], "rate": [], "F": [], "fast": []}
-    n_spikes = spikes_since = last = t0 = chunk_start = 0
-    chunk = rule.input_block * _INPUT_CHUNK_BLOCKS
-    input_state = checkpoint_store.rng_state(rng_input)  # state before the current chunk was drawn
-
+    stream = AutoencoderInput(rule, rng_input) if inputs is None else inputs
+    identity = {"rule, n_steps, checkpoints, seed, inputs or weights0": (
+        rule, n_steps, ckpt, *dynamics.stream_identity(stream), checkpoint_store.rng_state(rng_noise)["state"],
+        weights0.F, weights0.fast)}
+    n = rule.n
+    state = AutoencoderState(np.zeros((1, n)), np.zeros((1, n)), np.full(1, -1, dtype=np.int64), weights0, 0, 0, 0)
     saved = checkpoint_store.load(checkpoint)
-    if saved is not None:
-        arrays, meta = saved
-        if meta.get("run") != run_id:
-            raise ValueError(f"checkpoint {checkpoint} was written by a different learning run (rule, n_steps, "
-                             "checkpoints, seed or weights0 differ); delete it or pass another path")
-        w = replace(w, F=arrays["F_now"], fast=arrays["fast_now"])
-        state = type(state)(arrays["V"], arrays["r"], arrays["pending"][()])
-        x_chunk0 = arrays["x_chunk0"]
-        trace = {k: list(arrays[k]) for k in trace}
-        n_spikes, t0, chunk_start = meta["n_spikes"], meta["step"], meta["chunk_start"]
-        last = t0
-        input_state = meta["input_rng"]
-        checkpoint_store.set_rng_state(rng_input, input_state)
-        checkpoint_store.set_rng_state(rng_noise, meta["noise_rng"])
-    x_now = np.zeros(rule.j)
-    # The hot loop runs scn._step on arrays this function owns and applies autoencoder_update's arithmetic in
-    # place (same operations, same numbers; tests/test_learning.py checks it against the public pure functions).
-    F, fast = w.F.copy(), w.fast.copy()
-    w = replace(w, F=F, fast=fast)
-    cap = params.spike_cap(rule.n)
+    last = [0 if saved is None else int(saved[1].get("step", 0))]
 
-    def on_spike(_b: int, k: int, V: Array, r: Array) -> None:
-        fast[:, k] -= rule.eps_fast * (rule.beta * (V + rule.mu * r) + fast[:, k])
-        fast[k, k] -= rule.eps_fast * rule.mu
-        F[k] += rule.eps_ff * (rule.alpha * x_now - F[k])
+    def log(t: int, s: AutoencoderState) -> tuple[dict, AutoencoderState]:
+        w = s.weights
+        entry = {"err_fast": alignment_error(w.fast, w.F),
+                 "rate": np.nan if t == last[0] else s.spikes_since / (n * (t - last[0]) * rule.dt),
+                 "F": w.F.copy(), "fast": w.fast.copy()}
+        last[0] = t
+        return entry, s._replace(spikes_since=0)
 
-    def record(t: int) -> None:
-        nonlocal spikes_since, last
-        trace["steps"].append(t)
-        trace["err_fast"].append(alignment_error(w.fast, w.F))
-        trace["rate"].append(np.nan if t == last else spikes_since / (rule.n * (t - last) * rule.dt))
-        trace["F"].append(w.F.copy())
-        trace["fast"].append(w.fast.copy())
-        spikes_since, last = 0, t
-        if checkpoint is not None:
-            checkpoint_store.save(
-                checkpoint,
-                {"F_now": w.F, "fast_now": w.fast, "V": state.V, "r": state.r, "pending": state.pending,
-                 "x_chunk0": x_chunk0, **{k: np.asarray(v) for k, v in trace.items()}},
-                {"run": run_id, "step": t, "chunk_start": start, "n_spikes": n_spikes, "input_rng": input_state,
-                 "noise_rng": checkpoint_store.rng_state(rng_noise)})
-
-    next_ck = int(np.searchsorted(ckpt, t0, side="right"))
-    start = chunk_start
-    if saved is None and ckpt[0] == 0:
-        record(0)
-    for start in range(chunk_start, n_steps, chunk):
-        length = min(chunk, n_steps - start)
-        input_state = checkpoint_store.rng_state(rng_input)
-        c = smoothed_white_noise(length, rule.j, width=rule.input_width, amplitude=rule.input_amplitude,
-                                 block=rule.input_block, seed=rng_input)
-        x = leaky_integral(c, rule.leak, rule.dt, x0=x_chunk0)  # x[t]: after c[t], seen by the rule at step t
-        for i in range(max(t0 - start, 0), length):
-            x_now = x[i]
-            V, r, pending, fired, _ = _step(params, w, state.V[None], state.r[None], state.pending.reshape(1),
-                                            c[i:i + 1] @ F.T, rng_noise, on_spike, start + i, cap)
-            state = SCNState(V[0], r[0], pending[0])
-            spikes_since += len(fired)
-            n_spikes += len(fired)
-            if next_ck < ckpt.size and start + i + 1 == ckpt[next_ck]:
-                record(start + i + 1)
-                next_ck += 1
-        x_chunk0 = x[-1]
-    return LearningTrace(steps=np.asarray(trace["steps"], dtype=np.int64), err_fast=np.asarray(trace["err_fast"]),
-                         rate=np.asarray(trace["rate"]), F=np.stack(trace["F"]), fast=np.stack(trace["fast"]),
-                         weights=w, n_spikes=n_spikes)
+    out = dynamics.run(autoencoder_step, rule, state, stream, n_steps, rng=rng_noise, log=log, log_at=ckpt,
+                       checkpoint=checkpoint, identity=identity, what="learning run")
+    return LearningTrace(steps=out.steps, err_fast=out.log["err_fast"], rate=out.log["rate"], F=out.log["F"],
+                         fast=out.log["fast"], weights=out.state.weights, n_spikes=out.state.n_spikes)
 
 
 def _vec(a: Array, name: str, n: int) -> Array:

@@ -92,6 +92,15 @@ class SCNWeights:
         return self.F.shape[1]
 
 
+def derived_weights(weights: SCNWeights, **arrays: Array) -> SCNWeights:
+    """``weights`` with some arrays replaced by ones of the same shapes computed from it (a learning rule's
+    update), without validating them again: the per-spike path of learning."""
+    new = object.__new__(SCNWeights)
+    for name in ("F", "fast", "T", "slow", "D"):
+        object.__setattr__(new, name, arrays.get(name, getattr(weights, name)))
+    return new
+
+
 @dataclass(frozen=True)
 class SCNParams:
     """Simulation parameters of a spike coding network.
