@@ -1,8 +1,10 @@
-"""One module per reproduced result, each with ``Config`` (``.quick()``, ``.tasks()``), ``evaluate(config)``,
-``table(results)`` and ``plot(results, path) -> list of figure paths``; optionally ``targets(results)``, a table of
-the reproduction targets (the paper's claim or our stated threshold; columns ``target``, ``measured``,
-``tolerance``, ``held``) that the CLI prints and saves, and ``reports(results)``, further named tables (saved as
-``<name>.csv``). The CLI finds them here by name.
+"""One module per reproduced result, each following ``_protocol.Experiment``: ``Config`` (the grid; ``.quick()``,
+``.tasks()``, a root ``seed``), ``evaluate(task)`` (one task's tidy rows), ``table(results)``, ``plot(results, path)
+-> list of figure paths`` and ``targets(results)``, a table of the reproduction targets (the paper's claim or our
+stated threshold; columns ``target``, ``measured``, ``tolerance``, ``held``) that the CLI prints and saves;
+optionally ``reports(results)``, further named tables (saved as ``<name>.csv``). A task is a frozen dataclass:
+``_protocol.Task`` (the grid narrowed to one point, and a replicate) where that is what a task is. The CLI finds the
+modules here by name.
 
 The modules load on first access, so a sweep worker that imports one experiment does not import the others;
 ``EXPERIMENTS`` (name -> module) imports all of them when first read.
