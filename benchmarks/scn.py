@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from _timing import best  # benchmarks/ is on sys.path when a script runs
-from wrec.spiking import SCNParams, initial_state, optimal_weights, simulate, step
+from wrec.spiking import SCN, SCNParams, initial_state, optimal_weights, simulate, step
 from wrec.spiking.learning import AutoencoderLearning, autoencoder_update, initial_weights, learn_autoencoder
 from wrec.tasks import smoothed_white_noise
 from wrec.tasks.signals import leaky_integral
@@ -82,7 +82,7 @@ def learning(steps: int, repeats: int) -> None:
                 w = autoencoder_update(w, k, V, r, x[t], rule)
                 return w
 
-            state, _ = step(params, w, state, c[t], rng_noise, hook)
+            state, _ = step(SCN(w, params), state, c[t], rng=rng_noise, on_spike=hook)
         return w
 
     np.testing.assert_array_equal(fast().weights.fast, naive().fast)  # the same learning, bit for bit

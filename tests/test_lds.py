@@ -11,7 +11,7 @@ import pytest
 
 import wrec.checkpoint
 from wrec.experiments.spike_coding_lds import QUICK_AUTONOMOUS_TOL, QUICK_WEIGHT_TOL
-from wrec.spiking import SCNParams, SCNState, optimal_weights, step
+from wrec.spiking import SCN, SCNParams, SCNState, optimal_weights, step
 from wrec.spiking.learning import (
     LDSLearning,
     autonomous_error,
@@ -95,7 +95,7 @@ def reference_lds(rule: LDSLearning, n_steps: int, seed: int):
     Ws, spikes = [], 0
     for t in range(n_steps):
         e = x - D @ state.r
-        new_state, fired = step(params, replace(net, slow=W), state, c[t] + rule.feedback * e)
+        new_state, fired = step(SCN(replace(net, slow=W), params), state, c[t] + rule.feedback * e)
         W = slow_update(W, D, e, state.r, rule.eta, dt)
         x = x + dt * (A @ x + c[t])
         state, spikes = new_state, spikes + fired.size

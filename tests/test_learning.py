@@ -123,7 +123,7 @@ def test_learning_loop_equals_the_public_step_and_rules(mode):
     from dataclasses import replace
 
     from wrec.spiking.learning import autoencoder_update
-    from wrec.spiking.scn import initial_state, step
+    from wrec.spiking.scn import SCN, initial_state, step
     from wrec.tasks.signals import leaky_integral
 
     rule = replace(AutoencoderLearning(), mode=mode)
@@ -140,7 +140,7 @@ def test_learning_loop_equals_the_public_step_and_rules(mode):
             w = autoencoder_update(w, k, V, r, x[t], rule)
             return w
 
-        state, fired = step(rule.scn_params(), w, state, c[t], rng_noise, hook)
+        state, fired = step(SCN(w, rule.scn_params()), state, c[t], rng=rng_noise, on_spike=hook)
         spikes += fired.size
     np.testing.assert_array_equal(fast.weights.fast, w.fast)
     np.testing.assert_array_equal(fast.weights.F, w.F)

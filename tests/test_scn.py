@@ -8,6 +8,7 @@ import pytest
 from scipy.optimize import nnls
 
 from wrec.spiking import (
+    SCN,
     SCNParams,
     SCNState,
     SCNWeights,
@@ -114,7 +115,7 @@ def test_step_by_hand_sequential_and_hook():
         want_spikes.append(k)
     assert len(want_spikes) >= 2
     calls = []
-    state, spikes = step(p, w, SCNState(V0, r0, np.array(-1)), c,
+    state, spikes = step(SCN(w, p), SCNState(V0, r0, np.array(-1)), c,
                          on_spike=lambda b, k, v, rr: calls.append((k, v, rr)))
     assert spikes.tolist() == want_spikes
     np.testing.assert_allclose(state.V, V, rtol=0, atol=1e-14)
@@ -132,12 +133,12 @@ def test_single_mode_amounts():
     p = SCNParams(leak=LEAK, dt=DT, mode="single")
     V0 = np.array([0.0, 0.5, 0.2, 0.0, 0.0, 0.0])  # neurons 1 and 2 above threshold (T = 0.02)
     c = np.zeros(2)
-    s1, sp1 = step(p, w, SCNState(V0, np.zeros(6), np.array(-1)), c)
+    s1, sp1 = step(SCN(w, p), SCNState(V0, np.zeros(6), np.array(-1)), c)
     assert sp1.tolist() == [1]
     np.testing.assert_allclose(s1.V, (1 - LEAK * DT) * V0, atol=1e-15)  # reset not yet applied
     np.testing.assert_allclose(s1.r, np.eye(6)[1], atol=0)
     assert int(s1.pending) == 1
-    s2, sp2 = step(p, w, s1, c)
+    s2, sp2 = step(SCN(w, p), s1, c)
     np.testing.assert_allclose(s2.V, (1 - LEAK * DT) * s1.V + w.fast[:, 1], atol=1e-15)
     assert sp2.size <= 1
     if sp2.size:  # a spike fired now is pending again, its reset still unapplied
@@ -155,9 +156,9 @@ def test_batched_step_matches_single_trials():
     V[1, 5] = 0.03
     r = rng.uniform(0, 1, (4, 10))
     c = rng.normal(0, 100, (4, 2))
-    sb, spb = step(p, w, SCNState(V, r, np.full(4, -1)), c)
+    sb, spb = step(SCN(w, p), SCNState(V, r, np.full(4, -1)), c)
     for b in range(4):
-        s1, sp1 = step(p, w, SCNState(V[b], r[b], np.array(-1)), c[b])
+        s1, sp1 = step(SCN(w, p), SCNState(V[b], r[b], np.array(-1)), c[b])
         assert spb[spb[:, 0] == b, 1].tolist() == sp1.tolist()
         np.testing.assert_allclose(sb.V[b], s1.V, atol=1e-15)
         np.testing.assert_allclose(sb.r[b], s1.r, atol=1e-15)
@@ -322,8 +323,9 @@ def test_hook_returning_weights_is_used_for_the_rest_of_the_step():
     V0 = w.F @ np.array([0.15, 0.0])  # consistent; exactly one spike (neuron 0) is due
     new = SCNWeights(F=w.F, fast=w.fast - 0.01 * np.eye(4), T=w.T, D=D)  # a larger reset
     p = SCNParams(leak=0.0, dt=DT)
-    s_old, sp_old = step(p, w, SCNState(V0, np.zeros(4), np.array(-1)), np.zeros(2))
-    s_new, sp_new = step(p, w, SCNState(V0, np.zeros(4), np.array(-1)), np.zeros(2), on_spike=lambda b, k, v, r: new)
+    s_old, sp_old = step(SCN(w, p), SCNState(V0, np.zeros(4), np.array(-1)), np.zeros(2))
+    s_new, sp_new = step(SCN(w, p), SCNState(V0, np.zeros(4), np.array(-1)), np.zeros(2),
+                         on_spike=lambda b, k, v, r: new)
     assert sp_old.tolist() == sp_new.tolist() == [0]
     np.testing.assert_allclose(s_old.V, V0 + w.fast[:, 0], atol=1e-15)
     np.testing.assert_allclose(s_new.V, V0 + new.fast[:, 0], atol=1e-15)

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING
 from wrec._lazy import attach
 
 _EXPORTS = {
-    **dict.fromkeys(["AutoencoderLearning", "LDSLearning", "LDSTest", "LDSTrace", "LearningTrace", "autonomous_error",
+    **dict.fromkeys(["AutoencoderInput", "AutoencoderLearning", "LDSInput", "LDSLearning",
+                     "LDSTest", "LDSTrace", "LearningTrace", "autonomous_error",
                      "autonomous_test", "effective_dynamics", "learn_autoencoder", "learn_lds", "slow_update"],
                     "learning"),
     **dict.fromkeys(["ConvexLearning", "ConvexTrace", "convex_fit_update", "fit_convex", "is_feasible", "rates_qp",
                      "readout_qp", "spiking_readout"], "qp"),
-    **dict.fromkeys(["SCNParams", "SCNRun", "SCNState", "SCNWeights", "coding_loss", "initial_state", "input_current",
+    **dict.fromkeys(["SCN",
+                     "SCNParams", "SCNRun", "SCNState", "SCNWeights", "coding_loss", "initial_state", "input_current",
                      "optimal_weights", "simulate", "step"], "scn"),
     # torch
     **dict.fromkeys(["RSNN", "LIFParameters", "LIFState", "lif_step", "rsnn_loss", "spike", "surrogate_derivative",
@@ -28,7 +30,9 @@ _EXPORTS = {
 __all__ = [
     "BPTT",
     "RSNN",
+    "SCN",
     "ATanSpike",
+    "AutoencoderInput",
     "AutoencoderLearning",
     "ConvexLearning",
     "ConvexTrace",
@@ -37,6 +41,7 @@ __all__ = [
     "FastSigmoidSpike",
     "FeedbackAlignment",
     "FeedbackLinear",
+    "LDSInput",
     "LDSLearning",
     "LDSTest",
     "LDSTrace",
@@ -84,7 +89,9 @@ __getattr__, __dir__ = attach(globals(), _EXPORTS, submodules=["learning", "metr
 if TYPE_CHECKING:
     from wrec.spiking import learning, metrics, qp, rsnn, rules
     from wrec.spiking.learning import (
+        AutoencoderInput,
         AutoencoderLearning,
+        LDSInput,
         LDSLearning,
         LDSTest,
         LDSTrace,
@@ -121,6 +128,7 @@ if TYPE_CHECKING:
     )
     from wrec.spiking.rules import BPTT, DirectFeedbackAlignment, EProp, FeedbackAlignment, LocalErrors, make_rule
     from wrec.spiking.scn import (
+        SCN,
         SCNParams,
         SCNRun,
         SCNState,

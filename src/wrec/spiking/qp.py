@@ -30,7 +30,7 @@ from scipy.spatial import HalfspaceIntersection
 
 from wrec import _checks
 from wrec import checkpoint as _ckpt
-from wrec.spiking.scn import SCNParams, SCNWeights, initial_state, input_current, simulate, step
+from wrec.spiking.scn import SCN, SCNParams, SCNWeights, initial_state, input_current, simulate, step
 
 try:  # qpsolvers is a declared dependency; the SciPy path keeps the module usable without it
     import qpsolvers
@@ -707,7 +707,7 @@ def _learn_trials(
         c[:, :K] = (X * (on_next - on_now)) / rule.dt + rule.leak * X * on_now
         c[:, K] = rule.leak
         learning = t >= learn_step
-        state, fired = step(params, w, state, c, None, on_spike if learning else None)
+        state, fired = step(SCN(w, params), state, c, on_spike=on_spike if learning else None)
         spikes += len(fired)
         if learning and drift > 0:
             T = T - drift

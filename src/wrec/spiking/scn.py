@@ -311,9 +311,23 @@ def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, 
     return V, r, pending, spikes, w
 
 
-def step(params: SCNParams, weights: SCNWeights, state: SCNState, c: Array, rng: Seed = None,
+@dataclass(frozen=True, eq=False)
+class SCN:
+    """A spike coding network, the params of ``step``: its ``weights`` and its simulation ``constants``."""
+
+    weights: SCNWeights
+    constants: SCNParams = field(default_factory=SCNParams)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.weights, SCNWeights):
+            raise TypeError(f"weights must be an SCNWeights, got {type(self.weights).__name__}")
+        if not isinstance(self.constants, SCNParams):
+            raise TypeError(f"constants must be an SCNParams, got {type(self.constants).__name__}")
+
+
+def step(params: SCN, state: SCNState, inputs: Array, *, rng: Seed = None,
          on_spike: OnSpike | None = None) -> tuple[SCNState, Array]:
-    """One time step of the SCN (pure: the state is not modified).
+    """One time step of the SCN (pure: the state is not modified), on the input current ``inputs`` = c_t.
 
     1. V ← V + dt(−λV + F c_t + W r) + σ_V ξ (plus, in ``"single"`` mode, the pending Ω column).
     2. r ← (1 − λ dt) r.
@@ -327,7 +341,7 @@ def step(params: SCNParams, weights: SCNWeights, state: SCNState, c: Array, rng:
     new ``SCNWeights`` they are used for the rest of the step (the caller keeps them for the next steps).
     The threshold noise η is drawn once per neuron and step.
 
-    Shape: state.V, state.r (N,) or (B, N); c (J,) or (B, J).
+    Shape: state.V, state.r (N,) or (B, N); inputs c (J,) or (B, J).
 
     Returns:
         The new state and the spikes in firing order: neuron indices (S,) for an unbatched state, or
@@ -336,6 +350,9 @@ def step(params: SCNParams, weights: SCNWeights, state: SCNState, c: Array, rng:
     Raises:
         RuntimeError: on a spike storm (more than ``max_spikes_per_step`` spikes in one trial and step).
     """
+    if not isinstance(params, SCN):
+        raise TypeError(f"params must be an SCN (weights and constants), got {type(params).__name__}")
+    weights, constants, c = params.weights, params.constants, inputs
     V = _checks.array(state.V, "state.V", ndim=(1, 2))
     batched = V.ndim == 2
     V2 = V if batched else V[None]
@@ -353,8 +370,8 @@ def step(params: SCNParams, weights: SCNWeights, state: SCNState, c: Array, rng:
     if c2.shape != (V2.shape[0], weights.j):
         raise ValueError(f"c must have shape (J,) or (B, J) with J = {weights.j} and B = {V2.shape[0]}, "
                          f"got {c.shape}")
-    Vn, rn, pn, spikes, _ = _step(params, weights, V2.copy(), r.reshape(V2.shape).copy(), pending,
-                                  c2 @ weights.F.T, _checks.rng(rng), on_spike, 0, params.spike_cap(n))
+    Vn, rn, pn, spikes, _ = _step(constants, weights, V2.copy(), r.reshape(V2.shape).copy(), pending,
+                                  c2 @ weights.F.T, _checks.rng(rng), on_spike, 0, constants.spike_cap(n))
     rows = np.concatenate([s[0] for s in spikes]) if spikes else np.zeros(0, np.int64)
     ks = np.concatenate([s[1] for s in spikes]) if spikes else np.zeros(0, np.int64)
     if batched:
