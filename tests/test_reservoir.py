@@ -95,7 +95,7 @@ def test_one_step_matches_float64_reference(kind, step, cls, kw):
     model = cls(W0, w_in=W_IN, **kw)
     x = RNG.standard_normal((B, N))
     u = RNG.uniform(-1, 1, B)
-    got = step(model, x.copy(), u.copy())
+    got, _ = step(model, x.copy(), u.copy())
     p = slice_b({"W": W0, "w_in": W_IN, **kw}, 0)
     want = np.stack([ref_step(kind, x[b], u[b], **p) for b in range(B)])
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
@@ -216,13 +216,13 @@ def test_float32_agrees_with_float64_and_returns_float32(W):
 def test_float32_leaky_with_scalar_leak_stays_float32():
     model = LeakyESN(W0, w_in=W_IN, leak=0.3, dtype=np.float32)
     x = np.zeros((B, N), np.float32)
-    assert leaky_esn_step(model, x, np.ones(B, np.float32)).dtype == np.float32
+    assert leaky_esn_step(model, x, np.ones(B, np.float32))[0].dtype == np.float32
 
 
 def test_float32_leaky_with_batched_leak_stays_float32():
     model = LeakyESN(W0, w_in=W_IN, leak=np.array([0.2, 0.5, 0.9]), dtype=np.float32)
     x = np.zeros((B, N), np.float32)
-    assert leaky_esn_step(model, x, np.ones(B, np.float32)).dtype == np.float32
+    assert leaky_esn_step(model, x, np.ones(B, np.float32))[0].dtype == np.float32
 
 
 @pytest.mark.parametrize("u", [U, US], ids=["unbatched", "batched"])
@@ -252,8 +252,9 @@ def test_unbatched_in_unbatched_out_batched_in_batched_out():
 
 
 def test_custom_step_with_x0_matches_closed_form():
-    def step(c, x, u):  # x_t = c x_{t−1} + u_t on every neuron
-        return c * x + u[:, None]
+    def step(c, x, u, *, rng=None):  # x_t = c x_{t−1} + u_t on every neuron
+        x = c * x + u[:, None]
+        return x, x
 
     x0 = np.array([1.0, -2.0, 0.5])
     X = run(0.5, U, step=step, x0=x0)
@@ -334,7 +335,8 @@ BAD = [
     (lambda: run(LIN, U, readout=np.zeros((2, 2), int)), ValueError, r"^readout must be None"),
     (lambda: run(LIN_B2, US), ValueError, r"describes 2 reservoirs but u has 3 input streams"),
     (lambda: run(LIN, U, dtype=np.float16), TypeError, r"^dtype must be numpy.float32 or numpy.float64"),
-    (lambda: run(1.0, U, step=lambda p, x, u: x, x0=np.zeros(2), dtype=np.int32), TypeError, r"^dtype must be"),
+    (lambda: run(1.0, U, step=lambda p, x, u, rng=None: (x, x), x0=np.zeros(2),
+                 dtype=np.int32), TypeError, r"^dtype must be"),
     (lambda: run(1.0, U, step=lambda p, x, u: x), ValueError, r"^x0 is required"),
     (lambda: run(object(), U), TypeError, r"^model must be one of"),
     (lambda: Linear(WS, w_in=W_INS[:2]), ValueError, r"batch axes of the model's fields disagree: sizes \[2, 3\]"),

@@ -214,8 +214,7 @@ class Rate(_Reservoir):
             raise TypeError(f"activation must be callable, got {type(self.activation).__name__}")
 
 
-def esn_step(p: ESN, x: Array, u: Array) -> Array:
-    """x_t = φ(s·W x_{t−1} + σ w_in u_t + b).  Shapes: x (B, N), u (B,) -> (B, N)."""
+def _esn(p: ESN, x: Array, u: Array) -> Array:
     pre = p.recurrent(x)
     pre += p.drive(u)
     if not (np.ndim(p.bias) == 0 and p.bias == 0.0):
@@ -223,37 +222,39 @@ def esn_step(p: ESN, x: Array, u: Array) -> Array:
     return p.activation(pre)
 
 
-def leaky_esn_step(p: LeakyESN, x: Array, u: Array) -> Array:
-    """x_t = (1−a) x_{t−1} + a φ(·).  Shapes: x (B, N), u (B,) -> (B, N)."""
+def esn_step(p: ESN, x: Array, u: Array, *, rng: np.random.Generator | None = None) -> tuple[Array, Array]:
+    """x_t = φ(s·W x_{t−1} + σ w_in u_t + b); outputs x_t.  Shapes: x (B, N), u (B,) -> ((B, N), (B, N))."""
+    x = _esn(p, x, u)
+    return x, x
+
+
+def leaky_esn_step(p: LeakyESN, x: Array, u: Array, *, rng: np.random.Generator | None = None
+                   ) -> tuple[Array, Array]:
+    """x_t = (1−a) x_{t−1} + a φ(·); outputs x_t.  Shapes: x (B, N), u (B,) -> ((B, N), (B, N))."""
     a = p.leak if np.ndim(p.leak) == 0 else p.leak[:, None]
-    return (1.0 - a) * x + a * esn_step(p, x, u)
+    x = (1.0 - a) * x + a * _esn(p, x, u)
+    return x, x
 
 
-def linear_step(p: Linear, x: Array, u: Array) -> Array:
-    """x_t = s·W x_{t−1} + σ w_in u_t.  Shapes: x (B, N), u (B,) -> (B, N)."""
+def linear_step(p: Linear, x: Array, u: Array, *, rng: np.random.Generator | None = None) -> tuple[Array, Array]:
+    """x_t = s·W x_{t−1} + σ w_in u_t; outputs x_t.  Shapes: x (B, N), u (B,) -> ((B, N), (B, N))."""
     y = p.recurrent(x)
     y += p.drive(u)
-    return y
+    return y, y
 
 
-def rate_step(p: Rate, h: Array, u: Array) -> Array:
-    """One Euler step of dh/dt = −h + s·W φ(h) + σ w_in u.  Shapes: h (B, N), u (B,) -> (B, N)."""
+def rate_step(p: Rate, h: Array, u: Array, *, rng: np.random.Generator | None = None) -> tuple[Array, Array]:
+    """One Euler step of dh/dt = −h + s·W φ(h) + σ w_in u; outputs φ(h_t) (``observe="rate"``) or h_t.
+    Shapes: h (B, N), u (B,) -> ((B, N), (B, N))."""
     dh = p.recurrent(p.activation(h))
     dh += p.drive(u)
     dh -= h
     dh *= p.dt
     dh += h
-    return dh
+    return dh, (p.activation(dh) if p.observe == "rate" else dh)
 
 
-def observe(p, state: Array) -> Array:
-    """What the runner records: φ(h) for a rate network observed as rates, the state itself otherwise."""
-    if isinstance(p, Rate) and p.observe == "rate":
-        return p.activation(state)
-    return state
-
-
-STEPS: dict[type, Callable[[object, Array, Array], Array]] = {
+STEPS: dict[type, Callable[..., tuple[Array, Array]]] = {
     ESN: esn_step,
     LeakyESN: leaky_esn_step,
     Linear: linear_step,

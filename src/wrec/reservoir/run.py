@@ -1,4 +1,4 @@
-"""The loop that runs a pure step over time, for a whole batch of reservoirs at once."""
+"""Running a reservoir over time, for a whole batch of reservoirs at once, on ``wrec.dynamics.run``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from wrec import _checks
-from wrec.reservoir.models import STEPS, observe
+from wrec import _checks, dynamics
+from wrec.reservoir.models import STEPS
 
 _CHECK_EVERY = 256  # steps between blow-up checks of the (B, N) state: cheap, and the error names the step
 
@@ -35,7 +35,8 @@ def run(
         readout: record all neurons (None), the first L (int), or these neuron indices (1-D int array).
         dtype: float64 (default, the model's) or float32 (faster; capacities are still computed in float64).
         x0: initial state, (N,) or (B, N); zeros by default.
-        step: a pure ``step(params, x, u) -> x`` on (B, N) states for user models (then x0 is required).
+        step: a pure ``step(params, x, u, *, rng=None) -> (x, outputs)`` on (B, N) states for user models (then
+            x0 is required); the outputs, (B, N), are what is recorded.
 
     Returns:
         States of shape (T − washout, L), or (B, T − washout, L) when anything is batched.
@@ -82,14 +83,15 @@ def run(
     cols = _checks.readout_index(readout, n)
     n_out = len(range(n)[cols]) if isinstance(cols, slice) else cols.size
     out = np.empty((B, T - washout, n_out), dtype)
+    def record(t: int, x: np.ndarray, y: np.ndarray) -> None:
+        if t >= washout:
+            out[:, t - washout] = y[:, cols]
+        if t % _CHECK_EVERY == _CHECK_EVERY - 1 or t == T - 1:
+            if not np.all(np.isfinite(x)):
+                raise ValueError(
+                    f"the reservoir blew up: states became non-finite by step {t} of {T}; "
+                    "lower the spectral radius / gain, the input scale or the time step")
+
     with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(T):
-            x = step(model, x, u[t])
-            if t >= washout:
-                out[:, t - washout] = observe(model, x)[:, cols]
-            if t % _CHECK_EVERY == _CHECK_EVERY - 1 or t == T - 1:
-                if not np.all(np.isfinite(x)):
-                    raise ValueError(
-                        f"the reservoir blew up: states became non-finite by step {t} of {T}; "
-                        "lower the spectral radius / gain, the input scale or the time step")
+        dynamics.run(step, model, x, u, T, on_step=record)
     return out if batched else out[0]
