@@ -146,12 +146,7 @@ def box_network(seed: int = 1, n: int = 30) -> tuple[np.ndarray, np.ndarray, np.
 def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     """(a) target, learned maxout and spiking mean readout against x (first replicate); (b) RMSE over epochs;
     (c) the bounding box of a 2-D readout with its trajectory y(t)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from wrec.plotting import STYLE
+    from wrec.plotting import style, subplots
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,8 +155,8 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     r = results[(results.record == "readout") & (results.replicate == rep)].sort_values("x")
     ep = results[results.record == "epoch"]
     paths = [path, path.with_name(path.stem + "-rmse.png"), path.with_name(path.stem + "-box.png")]
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    with style():
+        fig, ax = subplots(figsize=(4.6, 3.4))
         ax.plot(r.x, r.target, "k-", lw=2.5, alpha=0.3, label="target $x^2$")
         ax.plot(r.x, r.maxout, "C0-", lw=1.2, label="learned maxout $y^*(x)$")
         ax.plot(r.x, r.spiking, "C3.", ms=2.5, label=r"spiking mean readout $\bar y$")
@@ -170,9 +165,8 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_ylabel("readout y")
         ax.legend(fontsize=7)
         fig.savefig(paths[0])
-        plt.close(fig)
 
-        fig, ax = plt.subplots(figsize=(4.6, 3.0))
+        fig, ax = subplots(figsize=(4.6, 3.0))
         for rep_i, g in ep.groupby("replicate"):
             ax.plot(g.epoch, g.rmse, marker=".", lw=1, label=f"replicate {rep_i}")
         ax.axhline(TOLERANCE_RMSE, color="k", ls="--", lw=0.8, label="spec tolerance")
@@ -181,13 +175,12 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_ylabel("maxout relative RMSE")
         ax.legend(fontsize=7)
         fig.savefig(paths[1])
-        plt.close(fig)
 
-        _box_figure(plt, paths[2])
+        _box_figure(paths[2])
     return paths
 
 
-def _box_figure(plt, path: Path) -> None:
+def _box_figure(path: Path) -> None:
     """The polytope F x − G y ≤ T (``qp.polytope``) of ``box_network`` for one input, and y(t) of a 2 s trial."""
     F, G, T = box_network()
     x = np.array([-1.5, -1.5])  # a corner: two active neurons, each firing ~5 spikes per time constant
@@ -197,7 +190,9 @@ def _box_figure(plt, path: Path) -> None:
     y_mid = qp.readout_qp(F, G, qp.midpoint_thresholds(T, -s * G @ G.T), x).y
     lo, hi = y_star - 1.0, y_star + 1.0
     V = qp.polytope(F, G, T, x, bounds=(lo, hi))
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    from wrec.plotting import subplots
+
+    fig, ax = subplots(figsize=(4.2, 4.2))
     ax.fill(V[:, 0], V[:, 1], color="C0", alpha=0.12, lw=0)
     grid = np.linspace(lo[0], hi[0], 2)
     c = F @ x - T
@@ -217,4 +212,3 @@ def _box_figure(plt, path: Path) -> None:
     ax.set_title(f"N = {len(T)}, K = M = 2, G ≥ 0, s = {s:g}, x = ({x[0]:g}, {x[1]:g})", fontsize=8)
     ax.legend(fontsize=6, loc="lower right")
     fig.savefig(path)
-    plt.close(fig)
