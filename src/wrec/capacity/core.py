@@ -108,6 +108,10 @@ class _Basis:
     def leverage(self) -> np.ndarray:
         raise NotImplementedError
 
+    def from_projections(self, G: np.ndarray, sq: np.ndarray) -> np.ndarray:
+        """Capacities from G = ZᵀA and sq = ‖z_j‖² (each subclass: one value per target, or per readout size)."""
+        raise NotImplementedError
+
     @cached_property
     def augmented(self) -> np.ndarray:
         """A = [basis, 1, leverage] (T, k + 1 + w), C-ordered: ZᵀA gives every projection in one GEMM."""
@@ -126,7 +130,7 @@ class _Basis:
 
     def _centred(self, G: np.ndarray, sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(basisᵀ(z − z̄) (m, k), ‖z − z̄‖² (m,)) from G = ZᵀA and sq = ‖z‖²: the mean removed exactly."""
-        T, k = self.basis.shape
+        T, k = self.n_samples, self._column_sums.size
         zbar = G[:, k] / T
         proj = G[:, :k] - zbar[:, None] * self._column_sums[None, :]
         denom = sq - T * zbar * zbar
@@ -137,8 +141,8 @@ class _Basis:
     def null(self, G: np.ndarray, S: np.ndarray) -> np.ndarray:
         """e(z) = T/(T−1) · Σ_t h_t (z_t − z̄)² / ‖z − z̄‖² for G = ZᵀA, S = (Z∘Z)ᵀB: the expected capacity of
         each target were it unrelated to the states (module docstring). Shape (m,) or (m, n_readouts)."""
-        T, k = self.basis.shape
-        w = self.leverage.shape[1]
+        T, k = self.n_samples, self._column_sums.size
+        w = np.size(self.rank)  # one leverage column per readout size
         zbar = G[:, k] / T
         hz2 = S[:, :w] - 2.0 * zbar[:, None] * G[:, k + 1 : k + 1 + w] + (zbar * zbar)[:, None] * self.rank
         out = T / (T - 1) * hz2 / (S[:, w] - T * zbar * zbar)[:, None]

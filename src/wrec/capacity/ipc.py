@@ -16,6 +16,7 @@ import pandas as pd
 from wrec import _checks
 from wrec.capacity import targets as _targets
 from wrec.capacity.basis import orthonormal
+from wrec.capacity.blocks import BlockDecomposition, decompose_aligned, is_blocked
 from wrec.capacity.core import Decomposition, NestedDecomposition, RankRule, decompose
 from wrec.capacity.thresholds import (
     MAX_SPURIOUS,
@@ -66,8 +67,22 @@ def aligned(states: object, u: object, offset: int) -> tuple[np.ndarray, np.ndar
     return X, u
 
 
+def decomposed(
+    states: object, u: object, offset: int, *, rank: RankRule, standardize: bool
+) -> tuple[Decomposition | BlockDecomposition, np.ndarray]:
+    """(the decomposition of the state rows t ≥ offset, u) for in-memory states or states in row blocks
+    (``wrec.capacity.blocks``), checked to be aligned row by row with u (T,)."""
+    if is_blocked(states):
+        u = _checks.array(u, "u", ndim=1)
+        if offset >= u.size:
+            raise ValueError(f"max_delay must be smaller than T = {u.size}, got {offset}")
+        return decompose_aligned(states, u, offset, rank=rank, standardize=standardize), u
+    X, u = aligned(states, u, offset)
+    return decompose(X[offset:], rank=rank, standardize=standardize), u
+
+
 def evaluate(
-    dec: Decomposition | NestedDecomposition,
+    dec: Decomposition | NestedDecomposition | BlockDecomposition,
     basis: np.ndarray,
     max_delay: Mapping[int, int],
     threshold: Threshold,
@@ -180,7 +195,8 @@ def ipc(
 
     Args:
         states: X, shape (T, L); ``X[t]`` is the state right after ``u[t]`` (e.g. ``run(..., washout=w)``
-            with ``u[w:]``).
+            with ``u[w:]``). Or states that need not fit in memory: a ``.npy`` path or memmap, a dask array, a
+            list of row blocks or a function returning an iterator over them (``wrec.capacity.blocks``).
         u: the input, shape (T,).
         max_degree: degrees 1..max_degree are evaluated (default 3; with a ``max_delay`` mapping, default
             to the degrees it lists).
@@ -200,9 +216,8 @@ def ipc(
     ``CapacityWarning`` says when the total exceeds the rank or chance capacities are expected to weigh.
     """
     delays = _targets.max_delays(max_degree, max_delay)
-    X, u = aligned(states, u, max(delays.values()))
+    dec, u = decomposed(states, u, max(delays.values()), rank=rank, standardize=standardize)
     values = orthonormal(u, max(delays), basis)
-    dec = decompose(X[max(delays.values()):], rank=rank, standardize=standardize)
     threshold = as_threshold(threshold)
     evaluated = evaluate(dec, values, delays, threshold)
     table = pd.concat([

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from wrec import _checks
-from wrec.capacity.core import RankRule, decompose
-from wrec.capacity.ipc import aligned, diagnose, evaluate, sampling_variance, warn
+from wrec.capacity.blocks import is_blocked
+from wrec.capacity.core import RankRule
+from wrec.capacity.ipc import decomposed, diagnose, evaluate, sampling_variance, warn
 from wrec.capacity.thresholds import NoThreshold, Surrogate, Threshold, as_threshold
 
 
@@ -75,13 +76,16 @@ def memory_capacity(
     ``capacity_by_readout(..., max_degree=1)``. ``threshold``, ``rank`` and ``standardize`` as in ``ipc``.
     """
     max_delay = _checks.integer(max_delay, "max_delay", low=0)
-    X, u = aligned(states, u, max_delay)
-    X = X[:, _checks.readout_index(readout, X.shape[1])]
+    if readout is not None:
+        if is_blocked(states):
+            raise ValueError("readout= needs in-memory states; write the chosen columns to the blocks instead")
+        states = _checks.array(states, "states", ndim=2)
+        states = states[:, _checks.readout_index(readout, states.shape[1])]
+    dec, u = decomposed(states, u, max_delay, rank=rank, standardize=standardize)
     sd = u.std()
     if sd == 0.0:
         raise ValueError("u is constant; memory of an input with no variance is undefined")
     basis = np.vstack([np.ones_like(u), (u - u.mean()) / sd])
-    dec = decompose(X[max_delay:], rank=rank, standardize=standardize)
     threshold = as_threshold(threshold)
     (e,) = evaluate(dec, basis, {1: max_delay}, threshold)
     total = float(e.counted.sum())

@@ -117,6 +117,7 @@ def build(
 
 
 CHUNK_ELEMENTS = 1 << 20  # target values per row chunk (8 MiB): a chunk and its GEMM stay in cache
+CHUNK_ROWS = 1 << 13  # at most this many rows at once, so rows of A made on request stay small too
 
 
 def project(
@@ -137,7 +138,7 @@ def project(
     m = degrees.shape[0]
     G = np.zeros((m, A.shape[1]))
     S = np.zeros((m, B.shape[1]))
-    chunk = max(64, CHUNK_ELEMENTS // max(m, 1))
+    chunk = min(CHUNK_ROWS, max(64, CHUNK_ELEMENTS // max(m, 1)))
     for t0 in range(0, rows, chunk):
         t1 = min(t0 + chunk, rows)
         Zt = windows[degrees[:, 0], starts[:, 0], t0:t1]  # (m, chunk)

@@ -28,13 +28,13 @@ import numpy as np
 from scipy.special import betainc, betaincinv
 
 from wrec import _checks
-from wrec.capacity.core import Decomposition, NestedDecomposition
+from wrec.capacity.core import _Basis
 from wrec.capacity.targets import TargetSet, project
 
 SHUFFLED_ELEMENTS = 1 << 23  # shuffled basis copies held at once (64 MiB)
 MAX_SPURIOUS = 0.1  # default bound on the expected spurious total over a target family (capacity units)
 
-Dec = Decomposition | NestedDecomposition
+Dec = _Basis  # any decomposition: in memory, nested readouts, or states in row blocks
 
 
 def _null_shape(dec: Dec) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,79 @@
+"""States in row blocks (a .npy memmap, a dask array, a list of blocks, a function returning blocks) give the
+capacities of the same states in memory, to 1e-10."""
+
+import numpy as np
+import pytest
+
+import wrec
+from wrec.capacity import ChiSquare, ipc, memory_capacity
+from wrec.experiments.ipc_profile import kubota_input, kubota_reservoir
+from wrec.reservoir import ESN, run
+
+
+@pytest.fixture(scope="module")
+def esn():
+    W = wrec.weights.gaussian(40, spectral_radius=0.9, seed=0)
+    u = wrec.tasks.uniform_input(9_000, seed=1)
+    return run(ESN(W, input_scale=0.3, seed=2), u, washout=1000), u[1000:]
+
+
+def split(X, size):
+    return [X[i : i + size] for i in range(0, X.shape[0], size)]
+
+
+def same(a, b):
+    np.testing.assert_allclose(a.table.capacity, b.table.capacity, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(a.table.null, b.table.null, rtol=1e-8, atol=1e-13)
+    assert a.rank == b.rank and a.n_samples == b.n_samples
+    assert a.total == pytest.approx(b.total, abs=1e-8)
+
+
+@pytest.mark.parametrize("size", [1000, 777, 13])  # divides T, does not, shorter than max_delay
+def test_blocks_equal_memory_for_ipc_and_mc(esn, size):
+    X, u = esn
+    delays = {1: 40, 2: 8, 3: 8}
+    ref = ipc(X, u, max_delay=delays, threshold=ChiSquare())
+    same(ipc(split(X, size), u, max_delay=delays, threshold=ChiSquare()), ref)
+    mc_ref = memory_capacity(X, u, max_delay=60)
+    mc = memory_capacity(lambda: iter(split(X, size)), u, max_delay=60)
+    np.testing.assert_allclose(mc.raw, mc_ref.raw, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(mc.per_delay, mc_ref.per_delay, rtol=0, atol=1e-8)
+
+
+def test_memmap_and_dask_sources(esn, tmp_path):
+    X, u = esn
+    path = tmp_path / "states.npy"
+    np.save(path, X)
+    ref = ipc(X, u, max_delay={1: 30, 2: 5})
+    same(ipc(str(path), u, max_delay={1: 30, 2: 5}), ref)
+    same(ipc(np.load(path, mmap_mode="r"), u, max_delay={1: 30, 2: 5}), ref)
+    da = pytest.importorskip("dask.array")
+    same(ipc(da.from_array(X, chunks=(1500, -1)), u, max_delay={1: 30, 2: 5}), ref)
+
+
+def test_float32_states_and_the_rank_deficient_kubota_esn(esn):
+    X, u = esn
+    X32 = X.astype(np.float32)
+    same(ipc(split(X32, 500), u, max_delay={1: 30, 2: 5}), ipc(X32, u, max_delay={1: 30, 2: 5}))
+    W, w_in = kubota_reservoir(50, seed=0)
+    v = kubota_input(30_000, seed=0)
+    K = run(ESN(W, w_in=w_in, input_scale=0.1, recurrent_scale=0.1), v, washout=10_000)
+    ref = ipc(K, v[10_000:], max_delay={1: 40, 3: 10}, standardize=False)
+    assert ref.rank == 16
+    same(ipc(split(K, 3000), v[10_000:], max_delay={1: 40, 3: 10}, standardize=False), ref)
+
+
+@pytest.mark.parametrize(
+    ("make", "exc", "match"),
+    [
+        (lambda X: [X[:100], X[100:, :5]], ValueError, "blocks must all have 40 columns; the block at row 100"),
+        (lambda X: [X[:100], np.vstack([X[100:200], np.full((1, 40), np.nan)])], ValueError, "non-finite.*row 200"),
+        (lambda X: iter([X]), TypeError, "read more than once"),
+        (lambda X: "states.csv", ValueError, r"must be a \.npy file"),
+        (lambda X: [X[:-5]], ValueError, "rows but u has"),
+    ],
+)
+def test_bad_blocks(esn, make, exc, match):
+    X, u = esn
+    with pytest.raises(exc, match=match):
+        memory_capacity(make(X), u, max_delay=10)
