@@ -63,6 +63,18 @@ def test_float32_states_and_the_rank_deficient_kubota_esn(esn):
     same(ipc(split(K, 3000), v[10_000:], max_delay={1: 40, 3: 10}, standardize=False), ref)
 
 
+def test_capacities_of_blocks_equal_memory(esn):
+    from wrec.capacity import capacities
+
+    X, u = esn
+    Z = np.column_stack([np.roll(u, k) for k in range(5)]) + 0.1 * np.random.default_rng(3).standard_normal((len(u), 5))
+    ref, got = capacities(X, Z), capacities(split(X, 700), Z)
+    np.testing.assert_allclose(got.values, ref.values, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got.null, ref.null, rtol=1e-8)
+    with pytest.raises(ValueError, match="targets has 10 rows but states has"):
+        capacities(split(X, 700), Z[:10])
+
+
 @pytest.mark.parametrize(
     ("make", "exc", "match"),
     [

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.linalg
 
 from wrec import _checks
-from wrec.capacity.core import _EPS, GROWTH_BLOCKS, GROWTH_LIMIT, RankRule, _Basis, kept_rank
+from wrec.capacity.core import _EPS, GROWTH_BLOCKS, GROWTH_LIMIT, Capacities, RankRule, _Basis, kept_rank
 
 READ_ROWS = 1 << 13  # rows read at once from an array-like source (memory O(READ_ROWS · N))
 
@@ -312,3 +312,18 @@ def decompose_aligned(
         raise ValueError(f"states has T = {dec.n_samples + offset} rows but u has {u.size} samples; they must be "
                          "aligned (X[t] is the state right after u[t])")
     return dec
+
+
+def capacities_of_blocks(states: object, Z: np.ndarray, *, rank: RankRule, standardize: bool) -> Capacities:
+    """``wrec.capacity.capacities`` for states in row blocks and centred targets Z (T, m) in memory."""
+    dec = decompose_blocks(RowBlocks(states), rank=rank, standardize=standardize)
+    if dec.n_samples != Z.shape[0]:
+        raise ValueError(f"targets has {Z.shape[0]} rows but states has {dec.n_samples}; they must be aligned")
+    G = np.zeros((Z.shape[1], dec.rank + 2))
+    S = np.zeros((Z.shape[1], 2))
+    for t0 in range(0, dec.n_samples, READ_ROWS):
+        t1 = min(dec.n_samples, t0 + READ_ROWS)
+        G += Z[t0:t1].T @ dec.augmented[t0:t1]
+        S += (Z[t0:t1] ** 2).T @ dec.squared[t0:t1]
+    return Capacities(values=dec.from_projections(G, S[:, -1]), null=dec.null(G, S), rank=dec.rank,
+                      n_samples=dec.n_samples)

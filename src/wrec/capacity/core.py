@@ -314,11 +314,15 @@ def capacities(
     """Capacity of each target column against any state matrix (wrec's, another library's, a recording).
 
     Shapes: states (T, L), targets (T,) or (T, m), aligned row by row. Processed in blocks of columns so that
-    memory stays bounded for many targets.
+    memory stays bounded for many targets. ``states`` may also be states in row blocks (``wrec.capacity.blocks``).
     """
-    X = _checks.array(states, "states", ndim=2)
+    from wrec.capacity.blocks import capacities_of_blocks, is_blocked
+
     Z = _checks.array(targets, "targets", ndim=(1, 2))
     Z = Z[:, None] if Z.ndim == 1 else Z
+    if is_blocked(states):
+        return capacities_of_blocks(states, _centred(Z), rank=rank, standardize=standardize)
+    X = _checks.array(states, "states", ndim=2)
     if Z.shape[0] != X.shape[0]:
         raise ValueError(f"targets has {Z.shape[0]} rows but states has {X.shape[0]}; they must be aligned")
     dec = decompose(X, rank=rank, standardize=standardize)
