@@ -70,7 +70,9 @@ def test_core_subpackages_work_without_torch_and_matplotlib():
 def test_one_experiment_does_not_import_the_others():
     out = run_python("""
         import wrec.experiments.sligru_gain_sweep
-        print(sorted(m for m in sys.modules if m.startswith("wrec.experiments.") and not m.endswith("_stats")))
+        # the shared private helpers (_stats, _protocol, _torch) may load; no other experiment may
+        print(sorted(m for m in sys.modules if m.startswith("wrec.experiments.")
+                     and not m.rpartition(".")[2].startswith("_")))
     """, block=False)
     assert out.strip() == "['wrec.experiments.sligru_gain_sweep']"
 
