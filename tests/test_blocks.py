@@ -89,3 +89,11 @@ def test_bad_blocks(esn, make, exc, match):
     X, u = esn
     with pytest.raises(exc, match=match):
         memory_capacity(make(X), u, max_delay=10)
+
+
+def test_growing_states_in_blocks_are_an_error():
+    W = wrec.weights.gaussian(30, spectral_radius=1.02, seed=0)
+    u = wrec.tasks.uniform_input(5000, seed=1)
+    X = run(wrec.reservoir.Linear(W, seed=2), u, washout=1000)
+    with pytest.raises(ValueError, match="grow without bound"):
+        memory_capacity(split(X, 300), u[1000:], max_delay=20)

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.linalg
 
 from wrec import _checks
-from wrec.capacity.core import _EPS, GROWTH_BLOCKS, GROWTH_LIMIT, Capacities, RankRule, _Basis, kept_rank
+from wrec.capacity.core import _EPS, GROWTH_BLOCKS, Capacities, RankRule, _Basis, check_growth, kept_rank
 
 READ_ROWS = 1 << 13  # rows read at once from an array-like source (memory O(READ_ROWS · N))
 
@@ -202,12 +202,7 @@ def check_bounded(scan: Scan) -> None:
     squares = np.array([s for _, s in scan.block_rms])
     groups = np.minimum((np.cumsum(counts) - counts) * GROWTH_BLOCKS // scan.n_rows, GROWTH_BLOCKS - 1).astype(int)
     rms = np.sqrt(np.bincount(groups, squares, GROWTH_BLOCKS) / np.bincount(groups, counts, GROWTH_BLOCKS))
-    if rms[0] > 0.0 and np.all(np.diff(rms) > 0.0) and rms[-1] > GROWTH_LIMIT * rms[0]:
-        raise ValueError(
-            f"states grow without bound: their RMS rises from every tenth of the rows to the next, "
-            f"×{rms[-1] / rms[0]:.3g} in all. The network has lost the echo-state property (its state does not "
-            "forget its start), so capacities are not defined: lower the spectral radius (gain) or the input "
-            "scale, or check the simulation")
+    check_growth(rms)
 
 
 class _LazyRows:

@@ -64,6 +64,11 @@ def check_bounded(states: np.ndarray) -> None:
     rows = np.einsum("tn,tn->t", states, states)  # overflows to inf only beyond 1e154: growth is caught long before
     edges = np.linspace(0, T, GROWTH_BLOCKS + 1).astype(int)
     rms = np.sqrt(np.add.reduceat(rows, edges[:-1]) / np.diff(edges))
+    check_growth(rms)
+
+
+def check_growth(rms: np.ndarray) -> None:
+    """Raise if the RMS of successive tenths of the rows rises every time, by more than ``GROWTH_LIMIT`` in all."""
     if rms[0] > 0.0 and np.all(np.diff(rms) > 0.0) and rms[-1] > GROWTH_LIMIT * rms[0]:
         raise ValueError(
             f"states grow without bound: their RMS rises from every tenth of the rows to the next, "
