@@ -214,8 +214,7 @@ class _LazyRows:
         self.shape = (dec.n_samples, r + 2 if kind == "A" else 2)
 
     def __getitem__(self, rows: slice) -> np.ndarray:
-        U = self.dec.basis_rows(rows.start or 0, self.dec.n_samples if rows.stop is None else rows.stop)
-        h = np.einsum("tr,tr->t", U, U)[:, None]
+        U, h = self.dec.basis_rows(rows.start or 0, self.dec.n_samples if rows.stop is None else rows.stop)
         ones = np.ones_like(h)
         return np.hstack([U, ones, h]) if self.kind == "A" else np.hstack([h, ones])
 
@@ -236,18 +235,16 @@ class BlockDecomposition(_Basis):
     n_samples: int
     column_sums: np.ndarray
 
-    def basis_rows(self, t0: int, t1: int) -> np.ndarray:
-        """U for rows t0..t1 − 1 (the last range is kept: A and B ask for the same rows in turn)."""
+    def basis_rows(self, t0: int, t1: int) -> tuple[np.ndarray, np.ndarray]:
+        """(U, h) for rows t0..t1 − 1, h the row leverages as a column (the last range is kept: A and B ask for
+        the same rows in turn)."""
         last = self.__dict__.get("_last")
         if last is not None and last[0] == (t0, t1):
             return last[1]
         U = ((self.blocks.rows(t0, t1) - self.mean) * self.scale) @ self.W
-        object.__setattr__(self, "_last", ((t0, t1), U))
-        return U
-
-    @property
-    def leverage(self) -> Any:
-        return _LazyRows(self, "B")
+        out = U, np.einsum("tr,tr->t", U, U)[:, None]
+        object.__setattr__(self, "_last", ((t0, t1), out))
+        return out
 
     @cached_property
     def augmented(self) -> Any:

@@ -7,7 +7,7 @@ system with T, delays → ∞ the total over all degrees equals the rank r of th
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,12 +127,18 @@ def sampling_variance(counted: np.ndarray, n_samples: int) -> np.ndarray:
     return np.sum(4.0 * c * (1.0 - c) ** 2, axis=0) / n_samples
 
 
-def diagnose(total: float, rank: int, spurious: float, variance: float, n_targets: int, n_samples: int) -> list[str]:
-    """What is wrong with a thresholded capacity total, if anything, and what to change (one message each).
+def diagnose(
+    threshold: Threshold, total: float, rank: int, spurious: float, variance: float, n_targets: int, n_samples: int,
+    *, where: str = "",
+) -> tuple[str, ...]:
+    """What is wrong with a thresholded capacity total, if anything, and what to change (one message each, each
+    also issued as a ``CapacityWarning``, prefixed by ``where``). Raw capacities (``NoThreshold``) are not checked.
 
     The total may exceed the rank by the chance capacity the threshold allows (``MAX_SPURIOUS``) plus three
     standard errors of the sum (``sampling_variance``); beyond that it is an artefact of the finite sample.
     """
+    if isinstance(threshold, NoThreshold):
+        return ()
     found = []
     allowance = MAX_SPURIOUS + 3.0 * float(np.sqrt(variance))
     if total > rank + allowance:
@@ -145,12 +151,10 @@ def diagnose(total: float, rank: int, spurious: float, variance: float, n_target
             f"targets unrelated to the states are expected to add {spurious:.3g} to the total ({n_targets} "
             f"targets at T = {n_samples}): use more time steps, fewer targets (a smaller max_delay) or a "
             "smaller max_spurious of the threshold")
-    return found
-
-
-def warn(messages: Sequence[str]) -> None:
-    for message in messages:
+    found = [where + message for message in found]
+    for message in found:
         warnings.warn(message, CapacityWarning, stacklevel=3)
+    return tuple(found)
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,10 +249,8 @@ def ipc(
         "capacity": grouped["counted"].sum(),
     })
     by_degree = summary["capacity"].rename("capacity")
-    total = float(by_degree.sum())
-    variance = float(sampling_variance(counted, dec.n_samples))
-    found = () if isinstance(threshold, NoThreshold) else tuple(
-        diagnose(total, dec.rank, float(summary["spurious"].sum()), variance, len(table), dec.n_samples))
-    warn(found)
+    total, expected = float(by_degree.sum()), float(summary["spurious"].sum())
+    found = diagnose(threshold, total, dec.rank, expected, float(sampling_variance(counted, dec.n_samples)),
+                     len(table), dec.n_samples)
     return IPC(table=table, by_degree=by_degree, total=total, rank=dec.rank, n_samples=dec.n_samples,
-               spurious=float(summary["spurious"].sum()), summary=summary, warnings=found)
+               spurious=expected, summary=summary, warnings=found)

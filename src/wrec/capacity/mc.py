@@ -14,8 +14,8 @@ import numpy as np
 from wrec import _checks
 from wrec.capacity.blocks import is_blocked
 from wrec.capacity.core import RankRule
-from wrec.capacity.ipc import decomposed, diagnose, evaluate, sampling_variance, warn
-from wrec.capacity.thresholds import NoThreshold, Surrogate, Threshold, as_threshold
+from wrec.capacity.ipc import decomposed, diagnose, evaluate, sampling_variance
+from wrec.capacity.thresholds import Surrogate, Threshold, as_threshold
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,10 +89,8 @@ def memory_capacity(
     threshold = as_threshold(threshold)
     (e,) = evaluate(dec, basis, {1: max_delay}, threshold)
     total = float(e.counted.sum())
-    found = () if isinstance(threshold, NoThreshold) else tuple(
-        diagnose(total, dec.rank, float(e.spurious), float(sampling_variance(e.counted, dec.n_samples)),
-                 e.values.size, dec.n_samples))
-    warn(found)
+    found = diagnose(threshold, total, dec.rank, float(e.spurious),
+                     float(sampling_variance(e.counted, dec.n_samples)), e.values.size, dec.n_samples)
     return MemoryCapacity(
         per_delay=e.counted, raw=e.values, null=e.null, kept=e.kept, total=total, raw_total=float(e.values.sum()),
         adjusted_total=float(dec.adjusted(e.values, e.null).sum()), threshold=float(e.threshold),

@@ -17,8 +17,8 @@ from wrec._checks import Seed
 from wrec.capacity import targets as _targets
 from wrec.capacity.basis import orthonormal
 from wrec.capacity.core import RankRule, nested_decompose
-from wrec.capacity.ipc import aligned, diagnose, evaluate, sampling_variance, warn
-from wrec.capacity.thresholds import NoThreshold, Surrogate, Threshold, as_threshold
+from wrec.capacity.ipc import aligned, diagnose, evaluate, sampling_variance
+from wrec.capacity.thresholds import Surrogate, Threshold, as_threshold
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,21 +102,16 @@ def capacity_by_readout(
         group = [e for e in evaluated if e.tset.degree == degree]
         values = np.concatenate([e.values for e in group])  # (m, n_readouts)
         null = np.concatenate([e.null for e in group])
+        counted = np.concatenate([e.counted for e in group])
         frames.append(pd.DataFrame({
-            "L": dec.readouts, "degree": degree,
-            "capacity": np.concatenate([e.counted for e in group]).sum(axis=0),
+            "L": dec.readouts, "degree": degree, "capacity": counted.sum(axis=0),
             "raw": values.sum(axis=0), "adjusted": dec.adjusted(values, null).sum(axis=0),
             "floor": values.shape[0] * dec.floor, "spurious": sum(np.asarray(e.spurious) for e in group),
             "n_targets": values.shape[0], "rank": dec.rank,
-            "variance": sampling_variance(np.concatenate([e.counted for e in group]), dec.n_samples),
+            "variance": sampling_variance(counted, dec.n_samples),
         }))
     table = pd.concat(frames, ignore_index=True).sort_values(["L", "degree"], ignore_index=True)
-    found = []
-    if not isinstance(threshold, NoThreshold):
-        for L, rows in table.groupby("L"):
-            found += [f"L = {L}: {m}" for m in diagnose(
-                float(rows.capacity.sum()), int(rows["rank"].iloc[0]), float(rows.spurious.sum()),
-                float(rows.variance.sum()), int(rows.n_targets.sum()), dec.n_samples)]
-    warn(found)
-    table = table.drop(columns="variance")
-    return ReadoutProfile(table=table, order=idx, warnings=tuple(found))
+    found = [message for L, rows in table.groupby("L") for message in diagnose(
+        threshold, float(rows.capacity.sum()), int(rows["rank"].iloc[0]), float(rows.spurious.sum()),
+        float(rows.variance.sum()), int(rows.n_targets.sum()), dec.n_samples, where=f"L = {L}: ")]
+    return ReadoutProfile(table=table.drop(columns="variance"), order=idx, warnings=tuple(found))

@@ -97,6 +97,7 @@ class Surrogate:
             groups.setdefault(len(parts), []).append(s)
         best = np.zeros((len(shapes), *np.shape(dec.rank)))  # one threshold per readout size if nested
         rows, T = basis.shape
+        ones = np.ones((dec.n_samples, 1))  # surrogates need only ‖z‖², not the leverage sums
         batch = max(1, min(self.count, SHUFFLED_ELEMENTS // basis.size))
         for first in range(0, self.count, batch):
             size = min(batch, self.count - first)
@@ -106,8 +107,8 @@ class Surrogate:
             for n, members in groups.items():
                 degrees = (offsets + np.array([shapes[s] for s in members])[None]).reshape(-1, n)
                 delays = np.broadcast_to(np.arange(n), degrees.shape)
-                G, S = project(stacked, degrees, delays, offset, dec.augmented, dec.squared)
-                caps = dec.from_projections(G, S[:, -1]).reshape(size, len(members), *best.shape[1:])
+                G, S = project(stacked, degrees, delays, offset, dec.augmented, ones)
+                caps = dec.from_projections(G, S[:, 0]).reshape(size, len(members), *best.shape[1:])
                 best[members] = np.maximum(best[members], caps.max(axis=0))
         family = family_threshold(dec, sum(len(ts) for ts in sets), self.max_spurious)
         return np.maximum(self.scale * best, family)
