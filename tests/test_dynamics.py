@@ -94,3 +94,40 @@ def test_bad_arguments():
         dynamics.run(decay_step, 0.5, Acc(np.zeros(2), 0.0), np.zeros((3, 2)), 3, log=log, log_at=[4])
     with pytest.raises(TypeError, match="inputs must be"):
         dynamics.run(decay_step, 0.5, Acc(np.zeros(2), 0.0), 3.0, 3)
+
+
+@pytest.mark.parametrize("crash_at", [12, 25])
+def test_resume_from_a_checkpoint_at_the_end_of_a_chunk(tmp_path, crash_at):
+    # chunks of 5 steps end exactly at the logged steps 10 and 20: the resumed run draws the next chunk, not the
+    # used-up one again
+    kw = {"log": log, "log_at": [0, 10, 20, 30], "identity": {"seed": 1}}
+    whole = dynamics.run(decay_step, 0.9, Acc(np.zeros(2), 0.0), Noise(1, size=5), 30, rng=np.random.default_rng(2),
+                         **kw)
+
+    def dying(a, state, u, *, rng=None, calls=[0]):  # noqa: B006 (a counter)
+        calls[0] += 1
+        if calls[0] > crash_at:
+            raise KeyboardInterrupt
+        return decay_step(a, state, u, rng=rng)
+
+    path = tmp_path / "ck.npz"
+    with pytest.raises(KeyboardInterrupt):
+        dynamics.run(dying, 0.9, Acc(np.zeros(2), 0.0), Noise(1, size=5), 30, rng=np.random.default_rng(2),
+                     checkpoint=path, **kw)
+    resumed = dynamics.run(decay_step, 0.9, Acc(np.zeros(2), 0.0), Noise(1, size=5), 30,
+                           rng=np.random.default_rng(2), checkpoint=path, **kw)
+    assert resumed.resumed_from == (crash_at // 10) * 10
+    np.testing.assert_array_equal(resumed.log["x"], whole.log["x"])
+    np.testing.assert_array_equal(resumed.state.x, whole.state.x)
+
+
+def test_an_error_in_a_step_names_the_run_and_the_step():
+    def failing(a, state, u, *, rng=None):
+        if u[0] > 2:
+            raise RuntimeError("diverged")
+        return decay_step(a, state, u, rng=rng)
+
+    with pytest.raises(RuntimeError, match="diverged") as info:
+        dynamics.run(failing, 0.5, Acc(np.zeros(2), 0.0), np.arange(10.0)[:, None] * np.ones(2), 10,
+                     what="test run", unit="epoch")
+    assert info.value.__notes__ == ["(in test run, epoch 3 of 10)"]

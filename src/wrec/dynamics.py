@@ -35,9 +35,11 @@ each logged step with ``wrec.checkpoint``; a rerun resumes from that file and gi
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -88,7 +90,7 @@ def stream_identity(inputs: Any) -> tuple:
 
 
 def _entry(chunk: Any, i: int) -> Any:
-    return tuple(a[i] for a in chunk) if isinstance(chunk, tuple) else chunk[i]
+    return tuple([a[i] for a in chunk]) if isinstance(chunk, tuple) else chunk[i]
 
 
 def _length(chunk: Any) -> int:
@@ -96,23 +98,38 @@ def _length(chunk: Any) -> int:
 
 
 class _Chunks:
-    """The loop's view of a ``Stream``: the current chunk, where it starts, and the stream's state before it."""
+    """The loop's view of a ``Stream``: the current chunk [start, end) as an iterator of per-step entries, and the
+    stream's state before that chunk. Entries are taken in order (the loop asks for t, t + 1, ...)."""
 
     def __init__(self, stream: Stream, n_steps: int) -> None:
         self.stream, self.n_steps = stream, n_steps
-        self.start, self.length, self.chunk = 0, 0, None
+        self.start = self.end = 0
+        self.entries: Iterator[Any] = iter(())
         self.before = stream.get_state()
 
+    def resume(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], start: int) -> None:
+        """Continue from a state saved by ``saved``: the stream as it was before the chunk that starts at ``start``."""
+        self.stream.set_state(meta, arrays)
+        self.start = self.end = start
+
+    def saved(self, t: int) -> tuple[tuple[dict[str, Any], dict[str, np.ndarray]], int]:
+        """What a checkpoint after t steps holds: the stream's state before the chunk holding step t, and where that
+        chunk starts (a used-up chunk is not drawn again on resume)."""
+        return (self.stream.get_state(), t) if t >= self.end else (self.before, self.start)
+
     def at(self, t: int) -> Any:
-        if self.chunk is None or t >= self.start + self.length:
-            if self.chunk is not None:
-                self.start += self.length
+        while t >= self.end:  # the first chunk, the next one, or (on resume) the chunk holding step t
+            self.start = self.end
             self.before = self.stream.get_state()
-            self.chunk = self.stream.draw(self.n_steps - self.start)
-            self.length = _length(self.chunk)
-            if self.length < 1:
+            chunk = self.stream.draw(self.n_steps - self.start)
+            length = _length(chunk)
+            if length < 1:
                 raise ValueError("an input Stream returned an empty chunk")
-        return _entry(self.chunk, t - self.start)
+            self.end = self.start + length
+            self.entries = zip(*chunk, strict=True) if isinstance(chunk, tuple) else iter(chunk)
+            if self.start < t < self.end:  # resuming inside this chunk: skip the steps already done
+                collections.deque(itertools.islice(self.entries, t - self.start), maxlen=0)
+        return next(self.entries)
 
 
 def _source(inputs: Any, n_steps: int) -> tuple[Callable[[int], Any], _Chunks | None, bool]:
@@ -165,9 +182,9 @@ def _unflatten(prefix: str, template: Any, arrays: Mapping[str, np.ndarray]) -> 
 
 def run(step: Step, params: Any, state: Any, inputs: Any, n_steps: int, *, rng: np.random.Generator | None = None,
         on_step: Callable[[int, Any, Any], None] | None = None,
-        log: Callable[[int, Any], tuple[Mapping[str, Any], Any]] | None = None, log_at: Sequence[int] = (),
-        checkpoint: str | os.PathLike | None = None, identity: Mapping[str, object] | None = None,
-        what: str = "run") -> Run:
+        log: Callable[[int, Any], tuple[Mapping[str, Any], Any]] | None = None,
+        log_at: Sequence[int] | np.ndarray = (), checkpoint: str | os.PathLike | None = None,
+        identity: Mapping[str, object] | None = None, what: str = "run", unit: str = "step") -> Run:
     """Run ``step`` for steps t = 0 .. n_steps − 1: ``state, out = step(params, state, inputs_t, rng=rng)``, then
     ``on_step(t, state, out)``; after the steps listed in ``log_at`` (counts of steps done, in [0, n_steps]),
     ``entry, state = log(t, state)`` (a log may reset running sums it reads from the state).
@@ -177,16 +194,18 @@ def run(step: Step, params: Any, state: Any, inputs: Any, n_steps: int, *, rng: 
     from it, bit for bit as an uninterrupted run. ``identity`` names what makes a file this run's (description ->
     a value or a tuple of parts, each fingerprinted with ``wrec.checkpoint.fingerprint``); a file whose identity
     differs is a ``ValueError`` naming ``what`` and the parts that differ. A file past ``n_steps`` gives its log cut at
-    ``n_steps`` and ``state`` None. Resuming needs inputs that can be replayed (not a bare iterator).
+    ``n_steps`` and ``state`` None. Resuming needs inputs that can be replayed (not a bare iterator). ``unit`` names
+    one step (an ``"epoch"`` for a loop over epochs): the file's metadata holds the steps done under that name.
+    An error raised by a step carries a note naming ``what`` and the step.
 
     Shape: whatever the step takes; an array input is indexed on its first axis (time).
     """
     n_steps = int(n_steps)
     get, chunks, replayable = _source(inputs, n_steps)
-    log_at = np.unique(np.asarray(log_at, dtype=np.int64))
-    if log_at.size and (log_at[0] < 0 or log_at[-1] > n_steps):
-        raise ValueError(f"log_at must lie in [0, n_steps] = [0, {n_steps}], got [{log_at[0]}, {log_at[-1]}]")
-    if log_at.size and log is None:
+    marks = np.unique(np.asarray(log_at, dtype=np.int64))
+    if marks.size and (marks[0] < 0 or marks[-1] > n_steps):
+        raise ValueError(f"log_at must lie in [0, n_steps] = [0, {n_steps}], got [{marks[0]}, {marks[-1]}]")
+    if marks.size and log is None:
         raise ValueError("log_at needs a log function")
     ident = {k: _ckpt.fingerprint(*v) if isinstance(v, tuple) else _ckpt.fingerprint(v)
              for k, v in (identity or {}).items()}
@@ -202,11 +221,11 @@ def run(step: Step, params: Any, state: Any, inputs: Any, n_steps: int, *, rng: 
         theirs = meta.get("identity", {})
         differ = [k for k in ident if theirs.get(k) != ident[k]] or ([] if theirs.keys() == ident.keys() else
                                                                      sorted(set(theirs) ^ set(ident)))
-        if differ:
-            raise ValueError(f"checkpoint {checkpoint} was written by a different {what} ({', '.join(differ)} "
-                             "differ); delete it or pass another path")
-        t0 = int(meta["step"])
-        steps = list(arrays["log.steps"]) if "log.steps" in arrays else []
+        if differ or unit not in meta:
+            raise ValueError(f"checkpoint {checkpoint} was written by a different {what} "
+                             f"({', '.join(differ or [repr(unit)])} differ); delete it or pass another path")
+        t0 = int(meta[unit])
+        steps = [int(s) for s in arrays["log.steps"]] if "log.steps" in arrays else []
         columns = {k[4:]: list(v) for k, v in arrays.items() if k.startswith("log.") and k != "log.steps"}
         if t0 > n_steps:
             keep = sum(s <= n_steps for s in steps)
@@ -216,11 +235,12 @@ def run(step: Step, params: Any, state: Any, inputs: Any, n_steps: int, *, rng: 
         if rng is not None:
             _ckpt.set_rng_state(rng, meta["rng"])
         if chunks is not None:
-            chunks.stream.set_state(meta["stream"], {k[7:]: v for k, v in arrays.items() if k.startswith("stream.")})
-            chunks.start = int(meta["chunk_start"])
+            chunks.resume(meta["stream"], {k[7:]: v for k, v in arrays.items() if k.startswith("stream.")},
+                          int(meta["chunk_start"]))
 
     def record(t: int) -> None:
         nonlocal state
+        assert log is not None  # checked above: log_at needs a log function
         entry, state = log(t, state)
         steps.append(t)
         for k, v in entry.items():
@@ -230,26 +250,31 @@ def run(step: Step, params: Any, state: Any, inputs: Any, n_steps: int, *, rng: 
             _flatten("state", state, arrays)
             arrays["log.steps"] = np.asarray(steps, dtype=np.int64)
             arrays.update({f"log.{k}": np.asarray(v) for k, v in columns.items()})
-            meta: dict[str, Any] = {"identity": ident, "step": t}
+            meta: dict[str, Any] = {"identity": ident, unit: t}
             if rng is not None:
                 meta["rng"] = _ckpt.rng_state(rng)
             if chunks is not None:
-                stream_meta, stream_arrays = chunks.before
-                meta.update(stream=stream_meta, chunk_start=chunks.start)
+                (stream_meta, stream_arrays), start = chunks.saved(t)
+                meta.update(stream=stream_meta, chunk_start=start)
                 arrays.update({f"stream.{k}": np.asarray(v) for k, v in stream_arrays.items()})
             _ckpt.save(checkpoint, arrays, meta)
 
-    if saved is None and log_at.size and log_at[0] == 0:
+    if saved is None and marks.size and marks[0] == 0:
         record(0)
-    nxt = int(np.searchsorted(log_at, t0, side="right"))
-    next_log = int(log_at[nxt]) if nxt < log_at.size else -1
-    for t in range(t0, n_steps):
-        state, out = step(params, state, get(t), rng=rng)
-        if on_step is not None:
-            on_step(t, state, out)
-        if t + 1 == next_log:
-            record(t + 1)
-            nxt += 1
-            next_log = int(log_at[nxt]) if nxt < log_at.size else -1
+    nxt = int(np.searchsorted(marks, t0, side="right"))
+    next_log = int(marks[nxt]) if nxt < marks.size else -1
+    t = t0
+    try:
+        for t in range(t0, n_steps):
+            state, out = step(params, state, get(t), rng=rng)
+            if on_step is not None:
+                on_step(t, state, out)
+            if t + 1 == next_log:
+                record(t + 1)
+                nxt += 1
+                next_log = int(marks[nxt]) if nxt < marks.size else -1
+    except Exception as exc:
+        exc.add_note(f"(in {what}, {unit} {t} of {n_steps})")
+        raise
     return Run(state, np.asarray(steps, dtype=np.int64), {k: np.asarray(v) for k, v in columns.items()},
                resumed_from=t0)
