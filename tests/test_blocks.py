@@ -97,3 +97,45 @@ def test_growing_states_in_blocks_are_an_error():
     X = run(wrec.reservoir.Linear(W, seed=2), u, washout=1000)
     with pytest.raises(ValueError, match="grow without bound"):
         memory_capacity(split(X, 300), u[1000:], max_delay=20)
+
+
+def test_readout_profile_and_readout_subsets_of_blocks_equal_memory(esn):
+    from wrec.capacity import capacity_by_readout
+
+    X, u = esn
+    for order in ("first", "random"):
+        ref = capacity_by_readout(X, u, [5, 20, 40], max_delay={1: 30, 2: 5}, order=order, seed=4)
+        got = capacity_by_readout(split(X, 900), u, [5, 20, 40], max_delay={1: 30, 2: 5}, order=order, seed=4)
+        np.testing.assert_array_equal(got.order, ref.order)
+        np.testing.assert_allclose(got.table.capacity, ref.table.capacity, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(got.table.raw, ref.table.raw, rtol=0, atol=1e-10)
+        assert got.table["rank"].tolist() == ref.table["rank"].tolist()
+    ref, got = memory_capacity(X, u, 30, readout=[3, 1, 7]), memory_capacity(split(X, 900), u, 30, readout=[3, 1, 7])
+    np.testing.assert_allclose(got.raw, ref.raw, rtol=0, atol=1e-10)
+
+
+def test_readout_profile_of_rank_deficient_blocks_uses_the_same_fallback():
+    from wrec.capacity import capacity_by_readout
+
+    W, w_in = kubota_reservoir(50, seed=0)
+    v = kubota_input(20_000, seed=0)
+    K = run(ESN(W, w_in=w_in, input_scale=0.1, recurrent_scale=0.1), v, washout=10_000)
+    kw = dict(max_delay={1: 30, 2: 5}, standardize=False, threshold=ChiSquare())
+    ref = capacity_by_readout(K, v[10_000:], [10, 30, 50], **kw)
+    got = capacity_by_readout(split(K, 2500), v[10_000:], [10, 30, 50], **kw)
+    assert ref.table["rank"].max() == 16 and got.table["rank"].tolist() == ref.table["rank"].tolist()
+    np.testing.assert_allclose(got.table.capacity, ref.table.capacity, rtol=0, atol=1e-10)
+
+
+def test_torch_states_give_numpys_numbers(esn):
+    torch = pytest.importorskip("torch")
+    X, u = esn
+    delays = {1: 30, 2: 5, 3: 3}
+    same(ipc(torch.from_numpy(X), u, max_delay=delays), ipc(X, u, max_delay=delays))
+    X32 = X.astype(np.float32)
+    same(ipc(torch.from_numpy(X32), u, max_delay=delays, threshold=ChiSquare()),
+         ipc(X32, u, max_delay=delays, threshold=ChiSquare()))
+    ref = memory_capacity(X, u, 40, readout=5)
+    np.testing.assert_allclose(memory_capacity(torch.from_numpy(X), u, 40, readout=5).raw, ref.raw, rtol=0, atol=1e-10)
+    with pytest.raises(TypeError, match="real numbers"):
+        memory_capacity(torch.zeros(100, 3, dtype=torch.complex64), u[:100], 5)

@@ -28,7 +28,19 @@ import numpy as np
 import scipy.linalg
 
 from wrec import _checks
-from wrec.capacity.core import _EPS, GROWTH_BLOCKS, Capacities, RankRule, _Basis, check_growth, kept_rank
+from wrec.capacity.backend import NUMPY, NumpyBackend, TorchBackend, as_tensor, is_tensor
+from wrec.capacity.core import (
+    _EPS,
+    GROWTH_BLOCKS,
+    Capacities,
+    RankRule,
+    _Basis,
+    check_growth,
+    check_samples,
+    kept_rank,
+    prefix_ranks,
+    readout_sizes,
+)
 
 READ_ROWS = 1 << 13  # rows read at once from an array-like source (memory O(READ_ROWS · N))
 
@@ -37,7 +49,7 @@ def is_blocked(states: object) -> bool:
     """Whether ``states`` is one of the out-of-memory forms (module docstring), not an in-memory array."""
     if isinstance(states, (str, os.PathLike, np.memmap, Iterator)) or callable(states):
         return True
-    if _is_dask(states):
+    if _is_dask(states) or is_tensor(states):
         return True
     return isinstance(states, (list, tuple)) and len(states) > 0 and all(
         isinstance(b, np.ndarray) and b.ndim == 2 for b in states)
@@ -51,6 +63,15 @@ def _is_dask(x: object) -> bool:
     return type(x).__module__.startswith("dask.") and hasattr(x, "chunks") and hasattr(x, "compute")
 
 
+def _host(x: Any) -> Any:
+    """A block as something ``np.asarray`` reads: dask blocks computed, tensors copied to the host."""
+    if _is_dask(x):
+        return x.compute()
+    if is_tensor(x):
+        return x.detach().cpu().numpy()
+    return x
+
+
 class RowBlocks:
     """Row blocks of a state matrix (module docstring), read as float64 with the first ``skip`` rows left out.
 
@@ -58,9 +79,11 @@ class RowBlocks:
     re-read from their start when asked for an earlier row).
     """
 
-    def __init__(self, source: object, *, skip: int = 0, name: str = "states") -> None:
+    def __init__(self, source: object, *, skip: int = 0, columns: np.ndarray | None = None,
+                 name: str = "states") -> None:
         self.name = name
         self.skip = skip
+        self.columns = columns
         if isinstance(source, (str, os.PathLike)):
             path = os.fspath(source)
             if not path.endswith(".npy"):
@@ -68,7 +91,16 @@ class RowBlocks:
             source = np.load(path, mmap_mode="r")
         self._array: Any = None
         self._factory: Callable[[], Iterable[np.ndarray]] | None = None
-        if isinstance(source, np.ndarray) or _is_dask(source):
+        self.backend: NumpyBackend | TorchBackend = NUMPY
+        if is_tensor(source):
+            tensor = as_tensor(source)
+            if tensor.ndim != 2:
+                raise ValueError(f"{name} must be 2-D (T, N), got shape {tuple(tensor.shape)}")
+            self.backend = TorchBackend(tensor.device)
+            if tensor.is_complex() or tensor.dtype == self.backend.torch.bool:
+                raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+            self._array = tensor
+        elif isinstance(source, np.ndarray) or _is_dask(source):
             array = _any(source)
             if array.ndim != 2:
                 raise ValueError(f"{name} must be 2-D (T, N), got shape {array.shape}")
@@ -87,11 +119,24 @@ class RowBlocks:
             raise TypeError(f"{name} must be an array, a .npy path, a memmap, a dask array, a sequence of row blocks "
                             f"or a function returning an iterator of them, got {type(source).__name__}")
 
-    def with_skip(self, skip: int) -> RowBlocks:
+    def narrowed(self, *, skip: int = 0, columns: np.ndarray | None = None) -> RowBlocks:
+        """The same source with ``skip`` more rows left out and only ``columns`` (in that order) kept."""
         out = object.__new__(RowBlocks)
-        out.__dict__.update({k: v for k, v in self.__dict__.items() if k in ("name", "_array", "_factory")})
+        out.__dict__.update({k: v for k, v in self.__dict__.items() if k in ("name", "_array", "_factory", "backend")})
         out.skip = self.skip + skip
+        out.columns = self.columns if columns is None else columns if self.columns is None else self.columns[columns]
         return out
+
+    @property
+    def n_columns(self) -> int:
+        """N, the width of every block (read from the first block of a sequential source)."""
+        if self.columns is not None:
+            return len(self.columns)
+        if self._array is not None:
+            return int(self._array.shape[1])
+        for raw in self._raw():
+            return int(np.shape(raw)[1]) if np.ndim(raw) == 2 else 0
+        raise ValueError(f"{self.name} has no rows")
 
     def _raw(self) -> Iterator[np.ndarray]:
         if self._array is not None:
@@ -104,7 +149,7 @@ class RowBlocks:
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         seen, width = 0, None
         for raw in self._raw():
-            block = np.asarray(_any(raw).compute() if _is_dask(raw) else raw)
+            block = np.asarray(_host(raw))
             if block.ndim != 2:
                 raise ValueError(f"{self.name} blocks must be 2-D (rows, N), got shape {block.shape}")
             if width is None:
@@ -122,13 +167,21 @@ class RowBlocks:
             if stop <= self.skip:
                 continue
             cut = max(0, self.skip - start)
-            yield start + cut - self.skip, block[cut:]
+            yield start + cut - self.skip, block[cut:] if self.columns is None else block[cut:, self.columns]
+
+    def device_rows(self, t0: int, t1: int) -> Any:
+        """Rows t0..t1 − 1 as float64 where the states live (a torch tensor on its device; else ``rows``)."""
+        if self.backend is NUMPY:
+            return self.rows(t0, t1)
+        part = self._array[self.skip + t0 : self.skip + t1]
+        part = part if self.columns is None else part[:, self.backend.index(self.columns)]
+        return self.backend.asarray(part)
 
     def rows(self, t0: int, t1: int) -> np.ndarray:
         """Rows t0..t1 − 1 (after the skipped ones) as a float64 array."""
         if self._array is not None:
-            part = self._array[self.skip + t0 : self.skip + t1]
-            return np.asarray(part.compute() if _is_dask(part) else part, dtype=np.float64)
+            part = np.asarray(_host(self._array[self.skip + t0 : self.skip + t1]), dtype=np.float64)
+            return part if self.columns is None else part[:, self.columns]
         cache = self.__dict__.setdefault("_cursor", {"iter": None, "start": 0, "block": None})
         pieces = []
         while t0 < t1:
@@ -205,101 +258,198 @@ def check_bounded(scan: Scan) -> None:
     check_growth(rms)
 
 
-class _LazyRows:
-    """Rows of [U, 1, h] (``kind="A"``) or [h, 1] (``"B"``) made from the state blocks on request."""
+class _Rows:
+    """Rows of A = [X − x̄, 1, H] (``kind="A"``) or B = [H, 1] (``"B"``) read from the state blocks on request
+    (H: one leverage column per readout size), made where the states live (``backend``). The last range is kept:
+    A and B ask for the same rows in turn."""
 
-    def __init__(self, dec: BlockDecomposition, kind: str) -> None:
+    def __init__(self, dec: _BlockBasis, kind: str) -> None:
         self.dec, self.kind = dec, kind
-        r = dec.rank
-        self.shape = (dec.n_samples, r + 2 if kind == "A" else 2)
+        self.backend = xp = dec.blocks.backend
+        w = dec.leverage_rows.shape[1]
+        self.shape = (dec.n_samples, dec.mean.size + 1 + w if kind == "A" else w + 1)
+        self._mean, self._H = xp.asarray(dec.mean), xp.asarray(dec.leverage_rows)  # on the device once
 
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        U, h = self.dec.basis_rows(rows.start or 0, self.dec.n_samples if rows.stop is None else rows.stop)
-        ones = np.ones_like(h)
-        return np.hstack([U, ones, h]) if self.kind == "A" else np.hstack([h, ones])
+    def __getitem__(self, rows: slice) -> Any:
+        dec, xp = self.dec, self.backend
+        t0, t1 = rows.start or 0, dec.n_samples if rows.stop is None else rows.stop
+        out = xp.zeros((t1 - t0, self.shape[1]))
+        N = dec.mean.size
+        if self.kind == "B":
+            out[:, :-1] = self._H[t0:t1]
+            out[:, -1] = 1.0
+            return out
+        last = dec.__dict__.get("_last")
+        if last is not None and last[0] == (t0, t1):
+            return last[1]
+        out[:, :N] = dec.blocks.device_rows(t0, t1)
+        out[:, :N] -= self._mean
+        out[:, N] = 1.0
+        out[:, N + 1 :] = self._H[t0:t1]
+        dec.__dict__["_last"] = ((t0, t1), out)
+        return out
 
 
 @dataclass(frozen=True, eq=False)
-class BlockDecomposition(_Basis):
-    """The decomposition of states read in row blocks: U_t = ((x_t − x̄)/d)·W, made on request (module docstring).
+class _BlockBasis(_Basis):
+    """States in row blocks, projected in the coordinates of the centred states themselves: G = Zᵀ[X − x̄, 1, H]
+    is accumulated block by block (reading and centring rows costs no GEMM), and the N-column projections
+    g = (X − x̄)ᵀz̃ are mapped to the basis afterwards, once per block of targets (subclasses: ``_project``).
 
-    ``W`` (N, r) maps standardised, centred state rows to the basis; ``mean`` and ``scale`` (N,) centre and
-    scale them (scale 0 for a constant column)."""
+    ``mean`` and ``scale`` (N,) centre and standardise the columns (scale 0 for a constant column);
+    ``leverage_rows`` (T, w) holds h_t for each readout size; ``column_sums`` = 1ᵀ(X − x̄) (≈ 0, kept exact)."""
 
     blocks: RowBlocks
     mean: np.ndarray
     scale: np.ndarray
-    W: np.ndarray
-    singular_values: np.ndarray
-    rank: int
-    n_samples: int
+    leverage_rows: np.ndarray
     column_sums: np.ndarray
-
-    def basis_rows(self, t0: int, t1: int) -> tuple[np.ndarray, np.ndarray]:
-        """(U, h) for rows t0..t1 − 1, h the row leverages as a column (the last range is kept: A and B ask for
-        the same rows in turn)."""
-        last = self.__dict__.get("_last")
-        if last is not None and last[0] == (t0, t1):
-            return last[1]
-        U = ((self.blocks.rows(t0, t1) - self.mean) * self.scale) @ self.W
-        out = U, np.einsum("tr,tr->t", U, U)[:, None]
-        object.__setattr__(self, "_last", ((t0, t1), out))
-        return out
+    n_samples: int
 
     @cached_property
     def augmented(self) -> Any:
-        return _LazyRows(self, "A")
+        return _Rows(self, "A")
 
     @cached_property
     def squared(self) -> Any:
-        return _LazyRows(self, "B")
+        return _Rows(self, "B")
 
     @cached_property
     def _column_sums(self) -> np.ndarray:
         return self.column_sums
 
+    def _project(self, g: np.ndarray) -> np.ndarray:
+        """Squared projections of the centred, standardised target loadings g·scale (m, N) onto the basis,
+        summed per readout size: (m,) or (m, n_readouts)."""
+        raise NotImplementedError
+
     def from_projections(self, G: np.ndarray, sq: np.ndarray) -> np.ndarray:
-        proj, denom = self._centred(G, sq)
-        return np.clip(np.einsum("jr,jr->j", proj, proj) / denom, 0.0, 1.0)
+        g, denom = self._centred(G, sq)
+        out = self._project(g * self.scale)
+        return np.clip(out / (denom if out.ndim == 1 else denom[:, None]), 0.0, 1.0)
 
 
-def decompose_blocks(blocks: RowBlocks, *, rank: RankRule = "kubota", standardize: bool = True) -> BlockDecomposition:
-    """Pass 1, the rank rule on R, and the refinement pass (module docstring)."""
-    s = scan(blocks)
-    check_bounded(s)
-    T, N = s.n_rows, s.n_cols
-    mean = s.sums / T
+@dataclass(frozen=True, eq=False)
+class BlockDecomposition(_BlockBasis):
+    """The decomposition of states read in row blocks: the basis U_t = (x_t − x̄)·diag(scale)·W, never formed;
+    ``W`` (N, r) from the SVD of R (module docstring)."""
+
+    W: np.ndarray
+    singular_values: np.ndarray
+    rank: int
+
+    def _project(self, g: np.ndarray) -> np.ndarray:
+        p = g @ self.W
+        return np.einsum("jr,jr->j", p, p)
+
+
+@dataclass(frozen=True, eq=False)
+class BlockNestedDecomposition(_BlockBasis):
+    """``wrec.capacity.NestedDecomposition`` for states in row blocks: with X̃ = QR (R from the blockwise QR,
+    columns standardised), Qᵀz̃ = R⁻ᵀX̃ᵀz̃, a forward substitution whose first L entries use only the first L
+    neurons, so C_L is a cumulative sum; a rank-deficient prefix uses its SVD R_LL = U S Vᵀ, the basis
+    X̃_L V_r S_r⁻¹, i.e. the directions ``fallback[i]`` = V_r S_r⁻¹ applied to X̃_Lᵀz̃."""
+
+    R: np.ndarray
+    readouts: np.ndarray
+    rank: np.ndarray
+    fallback: dict[int, np.ndarray]
+
+    def _project(self, g: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):  # beyond a zero pivot the entries are inf: only fallback sizes use them
+            y = scipy.linalg.solve_triangular(self.R, g.T, trans="T", lower=False, check_finite=False).T
+            out = np.cumsum(y * y, axis=1)[:, self.readouts - 1]
+        for i, M in self.fallback.items():
+            p = g[:, : M.shape[0]] @ M
+            out[:, i] = np.einsum("jr,jr->j", p, p)
+        return out
+
+
+def _standardised(s: Scan, standardize: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, scale, R·diag(scale)) from pass 1, constant columns (as ``centred_states``) set to 0."""
+    mean = s.sums / s.n_rows
     constant = s.high - s.low <= 8.0 * _EPS * np.maximum(np.abs(s.high), np.abs(s.low))
     R = s.R.copy()
     R[:, constant] = 0.0
     norms = np.linalg.norm(R, axis=0)  # ‖x_j − x̄_j‖: Q has orthonormal columns
     scale = np.where(constant, 0.0, 1.0 / np.where(norms > 0.0, norms, 1.0)) if standardize else \
         np.where(constant, 0.0, 1.0)
-    _, sv, Vt = scipy.linalg.svd(R * scale, check_finite=False, lapack_driver="gesdd")
-    r = kept_rank(sv, N, rank)
-    if T <= r + 1:
-        raise ValueError(f"states has T = {T} samples for rank r = {r}: too short for the number of neurons; "
-                         f"use more time steps (T > r + 1, and T >> r for reliable capacities)")
-    W = Vt[:r].T / sv[:r]
-    # refinement: UᵀU = CᵀC, then U·C⁻¹ is orthonormal to rounding; also 1ᵀU for the exact mean removal
-    gram, colsum = np.zeros((r, r)), np.zeros(r)
+    return mean, scale, R * scale
+
+
+def _row_passes(blocks: RowBlocks, T: int) -> Iterator[tuple[int, int, np.ndarray]]:
     for t0 in range(0, T, READ_ROWS):
-        U = ((blocks.rows(t0, min(T, t0 + READ_ROWS)) - mean) * scale) @ W
+        t1 = min(T, t0 + READ_ROWS)
+        yield t0, t1, blocks.rows(t0, t1)
+
+
+def decompose_blocks(blocks: RowBlocks, *, rank: RankRule = "kubota", standardize: bool = True) -> BlockDecomposition:
+    """Pass 1, the rank rule on R, a refinement pass and a pass for the leverages (module docstring)."""
+    s = scan(blocks)
+    check_bounded(s)
+    T, N = s.n_rows, s.n_cols
+    mean, scale, Rs = _standardised(s, standardize)
+    _, sv, Vt = scipy.linalg.svd(Rs, check_finite=False, lapack_driver="gesdd")
+    r = kept_rank(sv, N, rank)
+    check_samples(T, r)
+    W = scale[:, None] * (Vt[:r].T / sv[:r])
+    # refinement: UᵀU = CᵀC, then U·C⁻¹ is orthonormal to rounding; also 1ᵀ(X − x̄) for the exact mean removal
+    gram, colsum = np.zeros((r, r)), np.zeros(N)
+    for _, _, X in _row_passes(blocks, T):
+        Xc = X - mean
+        colsum += Xc.sum(axis=0)
+        U = Xc @ W
         gram += U.T @ U
-        colsum += U.sum(axis=0)
     if r:
         C = scipy.linalg.cholesky(gram, lower=False, check_finite=False)
         W = scipy.linalg.solve_triangular(C, W.T, trans="T", lower=False, check_finite=False).T
-        colsum = scipy.linalg.solve_triangular(C, colsum, trans="T", lower=False, check_finite=False)
-    return BlockDecomposition(blocks=blocks, mean=mean, scale=scale, W=np.ascontiguousarray(W), singular_values=sv,
-                              rank=r, n_samples=T, column_sums=colsum)
+    h = np.empty((T, 1))
+    for t0, t1, X in _row_passes(blocks, T):
+        U = (X - mean) @ W
+        h[t0:t1, 0] = np.einsum("tr,tr->t", U, U)
+    return BlockDecomposition(blocks=blocks, mean=mean, scale=scale, leverage_rows=h, column_sums=colsum,
+                              n_samples=T, W=np.ascontiguousarray(W / np.where(scale > 0, scale, 1.0)[:, None]),
+                              singular_values=sv, rank=r)
+
+
+def nested_decompose_blocks(
+    blocks: RowBlocks, readouts: np.ndarray, *, rank: RankRule = "kubota", standardize: bool = True
+) -> BlockNestedDecomposition:
+    """``wrec.capacity.nested_decompose`` for states in row blocks: R from pass 1, the same rank rule per prefix,
+    and one pass for the leverages h_t(L) and the column sums."""
+    s = scan(blocks)
+    check_bounded(s)
+    T, N = s.n_rows, s.n_cols
+    readouts = readout_sizes(readouts, N)
+    mean, scale, R = _standardised(s, standardize)
+    ranks, fallback = prefix_ranks(R, readouts, rank, side="right")
+    check_samples(T, int(ranks.max()))
+    H = np.empty((T, readouts.size))
+    colsum = np.zeros(N)
+    for t0, t1, X in _row_passes(blocks, T):
+        Xs = (X - mean)
+        colsum += Xs.sum(axis=0)
+        Xs *= scale
+        with np.errstate(all="ignore"):
+            Q = scipy.linalg.solve_triangular(R, Xs.T, trans="T", lower=False, check_finite=False).T
+            H[t0:t1] = np.cumsum(Q * Q, axis=1)[:, readouts - 1]
+        for i, M in fallback.items():
+            B = Xs[:, : M.shape[0]] @ M
+            H[t0:t1, i] = np.einsum("tr,tr->t", B, B)
+    return BlockNestedDecomposition(blocks=blocks, mean=mean, scale=scale, leverage_rows=H, column_sums=colsum,
+                                    n_samples=T, R=R, readouts=readouts.astype(np.int64), rank=ranks,
+                                    fallback=fallback)
 
 
 def decompose_aligned(
-    states: object, u: np.ndarray, offset: int, *, rank: RankRule, standardize: bool
-) -> BlockDecomposition:
-    """The decomposition of the state rows t ≥ offset of blocked states, checked to be aligned with u (T,)."""
-    dec = decompose_blocks(RowBlocks(states).with_skip(offset), rank=rank, standardize=standardize)
+    blocks: RowBlocks, u: np.ndarray, offset: int, *, rank: RankRule, standardize: bool,
+    readouts: np.ndarray | None = None,
+) -> _BlockBasis:
+    """The decomposition of the state rows t ≥ offset of blocked states (nested for a grid of ``readouts``),
+    checked to be aligned with u (T,)."""
+    blocks = blocks.narrowed(skip=offset)
+    dec: _BlockBasis = decompose_blocks(blocks, rank=rank, standardize=standardize) if readouts is None else \
+        nested_decompose_blocks(blocks, readouts, rank=rank, standardize=standardize)
     if dec.n_samples + offset != u.size:
         raise ValueError(f"states has T = {dec.n_samples + offset} rows but u has {u.size} samples; they must be "
                          "aligned (X[t] is the state right after u[t])")

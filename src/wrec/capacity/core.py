@@ -213,10 +213,46 @@ def decompose(states: np.ndarray, *, rank: RankRule = "kubota", standardize: boo
     T, L = Xc.shape
     U, s, _ = scipy.linalg.svd(Xc, full_matrices=False, check_finite=False, lapack_driver="gesdd")
     r = kept_rank(s, L, rank)
+    check_samples(T, r)
+    return Decomposition(basis=np.ascontiguousarray(U[:, :r]), singular_values=s, rank=r, n_samples=T)
+
+
+def check_samples(T: int, r: int) -> None:
+    """Raise unless T > r + 1 (a rank-r readout with intercept needs more samples than parameters)."""
     if T <= r + 1:
         raise ValueError(f"states has T = {T} samples for rank r = {r}: too short for the number of neurons; "
                          f"use more time steps (T > r + 1, and T >> r for reliable capacities)")
-    return Decomposition(basis=np.ascontiguousarray(U[:, :r]), singular_values=s, rank=r, n_samples=T)
+
+
+def readout_sizes(readouts: object, N: int) -> np.ndarray:
+    """The readout sizes as an int array, each in 1..N."""
+    Ls = np.asarray(readouts)
+    if Ls.ndim != 1 or Ls.size == 0 or not np.issubdtype(Ls.dtype, np.integer):
+        raise ValueError(f"readouts must be a non-empty 1-D sequence of ints, got {readouts!r}")
+    if Ls.min() < 1 or Ls.max() > N:
+        raise ValueError(f"readouts must lie in 1..N = {N} (the number of state columns), got {Ls.min()}..{Ls.max()}")
+    return Ls.astype(np.int64)
+
+
+def prefix_ranks(
+    R: np.ndarray, readouts: np.ndarray, rank: RankRule, *, side: str
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """r(L) for each readout size from R of X = QR, and the fallback directions of the prefixes whose R[:L, :L]
+    is numerically singular (|R_ii| ≤ 100·√(L ε)·max|R_ii| for some i ≤ L): there the SVD R_LL = U S Vᵀ and
+    the rank rule give r(L), and the directions are U_r (``side="left"``, applied to Qᵀz) or V_r S_r⁻¹
+    (``"right"``, applied to X̃ᵀz)."""
+    d = np.abs(np.diag(R))
+    ranks = np.empty(readouts.size, dtype=np.int64)
+    fallback = {}
+    for i, L in enumerate(readouts.tolist()):
+        top = d[:L].max()
+        if top > 0.0 and np.all(d[:L] > 100.0 * np.sqrt(L * _EPS) * top):
+            ranks[i] = L
+            continue
+        U, s, Vt = np.linalg.svd(R[:L, :L])
+        r = ranks[i] = kept_rank(s, L, rank)
+        fallback[i] = np.ascontiguousarray(U[:, :r] if side == "left" else Vt[:r].T / s[:r])
+    return ranks, fallback
 
 
 @dataclass(frozen=True, eq=False)
@@ -268,27 +304,11 @@ def nested_decompose(
     """
     X = _checks.array(states, "states", ndim=2)
     T, N = X.shape
-    Ls = np.asarray(readouts)
-    if Ls.ndim != 1 or Ls.size == 0 or not np.issubdtype(Ls.dtype, np.integer):
-        raise ValueError(f"readouts must be a non-empty 1-D sequence of ints, got {readouts!r}")
-    if Ls.min() < 1 or Ls.max() > N:
-        raise ValueError(f"readouts must lie in 1..N = {N} (the number of state columns), got {Ls.min()}..{Ls.max()}")
+    Ls = readout_sizes(readouts, N)
     Xc = centred_states(X, standardize=standardize)
     Q, R = scipy.linalg.qr(Xc, mode="economic", check_finite=False)
-    d = np.abs(np.diag(R))
-    ranks = np.empty(Ls.size, dtype=np.int64)
-    fallback = {}
-    for i, L in enumerate(Ls.tolist()):
-        top = d[:L].max()
-        if top > 0.0 and np.all(d[:L] > 100.0 * np.sqrt(L * _EPS) * top):
-            ranks[i] = L
-            continue
-        U, s, _ = np.linalg.svd(R[:L, :L])
-        ranks[i] = kept_rank(s, L, rank)
-        fallback[i] = np.ascontiguousarray(U[:, : ranks[i]])
-    if T <= ranks.max() + 1:
-        raise ValueError(f"states has T = {T} samples for rank r = {ranks.max()}: too short for the number of "
-                         "neurons; use more time steps (T > r + 1, and T >> r for reliable capacities)")
+    ranks, fallback = prefix_ranks(R, Ls, rank, side="left")
+    check_samples(T, int(ranks.max()))
     return NestedDecomposition(basis=np.ascontiguousarray(Q), readouts=Ls.astype(np.int64), rank=ranks,
                                n_samples=T, fallback=fallback)
 

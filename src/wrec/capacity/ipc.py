@@ -7,8 +7,9 @@ system with T, delays → ∞ the total over all degrees equals the rank r of th
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,8 +17,8 @@ import pandas as pd
 from wrec import _checks
 from wrec.capacity import targets as _targets
 from wrec.capacity.basis import orthonormal
-from wrec.capacity.blocks import BlockDecomposition, decompose_aligned, is_blocked
-from wrec.capacity.core import Decomposition, NestedDecomposition, RankRule, decompose
+from wrec.capacity.blocks import RowBlocks, _BlockBasis, decompose_aligned, is_blocked
+from wrec.capacity.core import Decomposition, NestedDecomposition, RankRule, decompose, nested_decompose
 from wrec.capacity.thresholds import (
     MAX_SPURIOUS,
     NoThreshold,
@@ -68,21 +69,32 @@ def aligned(states: object, u: object, offset: int) -> tuple[np.ndarray, np.ndar
 
 
 def decomposed(
-    states: object, u: object, offset: int, *, rank: RankRule, standardize: bool
-) -> tuple[Decomposition | BlockDecomposition, np.ndarray]:
+    states: object, u: object, offset: int, *, rank: RankRule, standardize: bool,
+    columns: Callable[[int], np.ndarray | slice] | None = None, readouts: np.ndarray | None = None,
+) -> tuple[Any, np.ndarray]:
     """(the decomposition of the state rows t ≥ offset, u) for in-memory states or states in row blocks
-    (``wrec.capacity.blocks``), checked to be aligned row by row with u (T,)."""
+    (``wrec.capacity.blocks``), checked to be aligned row by row with u (T,).
+
+    ``columns(N)`` picks the state columns used (in that order); with ``readouts`` the decomposition is nested
+    (``nested_decompose``: one basis per readout size L, the first L of the columns)."""
     if is_blocked(states):
         u = _checks.array(u, "u", ndim=1)
         if offset >= u.size:
             raise ValueError(f"max_delay must be smaller than T = {u.size}, got {offset}")
-        return decompose_aligned(states, u, offset, rank=rank, standardize=standardize), u
+        blocks = RowBlocks(states)
+        if columns is not None:
+            n = blocks.n_columns
+            blocks = blocks.narrowed(columns=np.arange(n)[columns(n)])
+        return decompose_aligned(blocks, u, offset, rank=rank, standardize=standardize, readouts=readouts), u
     X, u = aligned(states, u, offset)
-    return decompose(X[offset:], rank=rank, standardize=standardize), u
+    X = X[offset:] if columns is None else X[offset:, columns(X.shape[1])]
+    if readouts is not None:
+        return nested_decompose(X, readouts, rank=rank, standardize=standardize), u
+    return decompose(X, rank=rank, standardize=standardize), u
 
 
 def evaluate(
-    dec: Decomposition | NestedDecomposition | BlockDecomposition,
+    dec: Decomposition | NestedDecomposition | _BlockBasis,
     basis: np.ndarray,
     max_delay: Mapping[int, int],
     threshold: Threshold,

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from wrec import _checks
-from wrec.capacity.blocks import is_blocked
 from wrec.capacity.core import RankRule
 from wrec.capacity.ipc import decomposed, diagnose, evaluate, sampling_variance
 from wrec.capacity.thresholds import Surrogate, Threshold, as_threshold
@@ -76,12 +75,8 @@ def memory_capacity(
     ``capacity_by_readout(..., max_degree=1)``. ``threshold``, ``rank`` and ``standardize`` as in ``ipc``.
     """
     max_delay = _checks.integer(max_delay, "max_delay", low=0)
-    if readout is not None:
-        if is_blocked(states):
-            raise ValueError("readout= needs in-memory states; write the chosen columns to the blocks instead")
-        states = _checks.array(states, "states", ndim=2)
-        states = states[:, _checks.readout_index(readout, states.shape[1])]
-    dec, u = decomposed(states, u, max_delay, rank=rank, standardize=standardize)
+    columns = None if readout is None else lambda n: _checks.readout_index(readout, n)
+    dec, u = decomposed(states, u, max_delay, rank=rank, standardize=standardize, columns=columns)
     sd = u.std()
     if sd == 0.0:
         raise ValueError("u is constant; memory of an input with no variance is undefined")

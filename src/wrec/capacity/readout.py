@@ -16,8 +16,8 @@ from wrec import _checks
 from wrec._checks import Seed
 from wrec.capacity import targets as _targets
 from wrec.capacity.basis import orthonormal
-from wrec.capacity.core import RankRule, nested_decompose
-from wrec.capacity.ipc import aligned, diagnose, evaluate, sampling_variance
+from wrec.capacity.core import RankRule
+from wrec.capacity.ipc import decomposed, diagnose, evaluate, sampling_variance
 from wrec.capacity.thresholds import Surrogate, Threshold, as_threshold
 
 
@@ -68,7 +68,7 @@ def readout_order(n: int, order: str | Sequence[int] | np.ndarray | None = None,
 
 
 def capacity_by_readout(
-    states: np.ndarray,
+    states: object,
     u: np.ndarray,
     readouts: Sequence[int] | np.ndarray,
     *,
@@ -88,13 +88,19 @@ def capacity_by_readout(
     ``CapacityWarning`` for each L whose total exceeds r(L)). ``max_degree=1`` gives MC(L).
     """
     delays = _targets.max_delays(max_degree, max_delay)
-    offset = max(delays.values())
-    X, u = aligned(states, u, offset)
-    idx = readout_order(X.shape[1], order, seed)
     Ls = np.unique(np.asarray(readouts))
-    if Ls.size and Ls.max() > idx.size:
-        raise ValueError(f"readouts must be <= the number of neurons in order ({idx.size}), got {Ls.max()}")
-    dec = nested_decompose(X[offset:, idx], Ls, rank=rank, standardize=standardize)
+    chosen: list[np.ndarray] = []
+
+    def columns(n: int) -> np.ndarray:
+        idx = readout_order(n, order, seed)
+        if Ls.size and Ls.max() > idx.size:
+            raise ValueError(f"readouts must be <= the number of neurons in order ({idx.size}), got {Ls.max()}")
+        chosen.append(idx)
+        return idx
+
+    dec, u = decomposed(states, u, max(delays.values()), rank=rank, standardize=standardize, columns=columns,
+                        readouts=Ls)
+    idx = chosen[0]
     threshold = as_threshold(threshold)
     evaluated = evaluate(dec, orthonormal(u, max(delays), basis), delays, threshold)
     frames = []

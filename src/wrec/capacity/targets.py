@@ -13,9 +13,9 @@ from itertools import combinations, permutations
 from math import comb, factorial, prod
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from wrec import _checks
+from wrec.capacity.backend import backend_of
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,23 +128,25 @@ def project(
     ``A`` (T − offset, p) and ``B`` (T − offset, q) are row-aligned with the targets (e.g. A = [U_r, 1, h] and
     B = [h, 1]: projections, Σz, Σ h z, Σ h z² and ‖z‖²). Z is never formed: it is generated chunk by chunk of
     rows by vectorised gathers from a sliding-window view of the basis, and each chunk is multiplied at once,
-    so memory and speed do not depend on holding target columns of length T.
+    so memory and speed do not depend on holding target columns of length T. The work runs where A's rows live
+    (``wrec.capacity.backend``: NumPy, or a torch device). G and S come back as NumPy arrays.
     Shapes: degrees, delays (m, n_factors) -> (m, p), (m, q).
     """
     T = basis.shape[1]
     rows = T - offset
-    windows = sliding_window_view(basis, rows, axis=1)  # windows[d, j] = basis[d, j : j + rows]
-    starts = offset - delays
+    xp = backend_of(A)  # where the rows of A live: the GEMMs run there
+    windows = xp.windows(xp.asarray(basis), rows)  # windows[d, j] = basis[d, j : j + rows]
+    degrees, starts = xp.index(degrees), xp.index(offset - delays)
     m = degrees.shape[0]
-    G = np.zeros((m, A.shape[1]))
-    S = np.zeros((m, B.shape[1]))
+    G = xp.zeros((m, A.shape[1]))
+    S = xp.zeros((m, B.shape[1]))
     chunk = min(CHUNK_ROWS, max(64, CHUNK_ELEMENTS // max(m, 1)))
     for t0 in range(0, rows, chunk):
         t1 = min(t0 + chunk, rows)
         Zt = windows[degrees[:, 0], starts[:, 0], t0:t1]  # (m, chunk)
         for f in range(1, degrees.shape[1]):
             Zt *= windows[degrees[:, f], starts[:, f], t0:t1]
-        G += Zt @ A[t0:t1]
+        G += Zt @ xp.asarray(A[t0:t1])
         Zt *= Zt
-        S += Zt @ B[t0:t1]
-    return G, S
+        S += Zt @ xp.asarray(B[t0:t1])
+    return xp.to_numpy(G), xp.to_numpy(S)
