@@ -1,9 +1,11 @@
 """States that need not fit in memory: read in row blocks, decomposed by a blockwise QR, projected block by block.
 
-``memory_capacity``, ``ipc`` and ``capacities`` accept, besides an in-memory array, any of:
+``memory_capacity``, ``ipc``, ``capacities`` and ``capacity_by_readout`` accept, besides an in-memory array:
 
 * a ``.npy`` file (a path) or a ``numpy.memmap``: rows are read where they are needed;
 * a ``dask.array`` chunked along time (one chunk across the columns);
+* a torch tensor (CPU or CUDA; CuPy arrays through DLPack): the projections run on its device
+  (``wrec.capacity.backend``);
 * a sequence of row blocks (2-D arrays of one width), or a function that returns a fresh iterator over them
   (the blocks are read more than once, so a one-shot generator is refused).
 
@@ -11,9 +13,13 @@ Pass 1 reads every block once: column sums, ranges, the growth check and the R f
 blockwise (TSQR) QR: R of the stacked R factors of the blocks equals R of the whole matrix, and the trailing
 block of R([1, X]) is R of the centred X (Demmel et al., SIAM J. Sci. Comput. 34, 2012). The singular values
 and the rank rule come from R, never from a Gram matrix of raw states (which squares the condition number).
-The basis rows U_t = ((x_t − x̄)/d) V_r Σ_r⁻¹ are then made where a projection needs them; one more pass
-measures UᵀU and refines U by its Cholesky factor (as CholeskyQR2 does), so U is orthonormal to rounding even
-where Σ_r spans the 10⁷ the rank rule allows. Memory: O(N² + rows per block · (N + targets per chunk)).
+The basis is U = (X − x̄)·diag(d)·W, W = V_r Σ_r⁻¹ from the SVD of R; one pass measures UᵀU and refines W by its
+Cholesky factor (as CholeskyQR2 does), so U is orthonormal to rounding even where Σ_r spans the 10⁷ the rank
+rule allows, and one more pass stores the row leverages h_t = ‖U_t‖² (one float per row).
+Pass 2 never forms U: each target block is projected onto the centred rows themselves, G = Zᵀ[X − x̄, 1, h]
+(reading and centring a block costs no GEMM), and the loadings (X − x̄)ᵀz̃ are mapped by diag(d)·W once per
+target block. Memory: O(N² + T + rows per block · (N + targets per chunk)): the states (N floats per row)
+are never held, only the input and the leverages (a few floats per row).
 """
 
 from __future__ import annotations
