@@ -139,3 +139,22 @@ def test_torch_states_give_numpys_numbers(esn):
     np.testing.assert_allclose(memory_capacity(torch.from_numpy(X), u, 40, readout=5).raw, ref.raw, rtol=0, atol=1e-10)
     with pytest.raises(TypeError, match="real numbers"):
         memory_capacity(torch.zeros(100, 3, dtype=torch.complex64), u[:100], 5)
+
+
+def test_reservoir_writes_states_to_a_npy_file_that_capacities_read_in_blocks(tmp_path):
+    W = wrec.weights.gaussian(30, spectral_radius=0.9, seed=0)
+    u = wrec.tasks.uniform_input(6_000, seed=1)
+    model = ESN(W, input_scale=0.3, seed=2)
+    X = run(model, u, washout=500)
+    on_disk = run(model, u, washout=500, out=tmp_path / "states.npy", dtype=np.float32)
+    assert isinstance(on_disk, np.memmap) and on_disk.shape == X.shape
+    np.testing.assert_allclose(np.load(tmp_path / "states.npy"), X, rtol=1e-4, atol=1e-5)  # float32 run
+    same(ipc(tmp_path / "states.npy", u[500:], max_delay={1: 20, 2: 4}), ipc(np.asarray(on_disk), u[500:],
+                                                                               max_delay={1: 20, 2: 4}))
+    batch = run(ESN(W, input_scale=np.array([0.3, 0.6]), seed=2), u, washout=500, out=tmp_path / "b.npy")
+    assert batch.shape == (2, 5500, 30)
+    np.testing.assert_allclose(batch[0], X, rtol=0, atol=1e-12)  # a batched product rounds differently
+    with pytest.raises(ValueError, match=r"\.npy file"):
+        run(model, u, out=tmp_path / "states.txt")
+    with pytest.raises(ValueError, match="shape"):
+        run(model, u, washout=500, out=np.empty((10, 30)))

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from numbers import Integral, Real
 
 import numpy as np
+import numpy.typing as npt
 
 Seed = int | np.random.Generator | None
 
@@ -24,7 +25,7 @@ def array(
     name: str,
     *,
     ndim: int | Sequence[int] | None = None,
-    dtype: type = np.float64,
+    dtype: npt.DTypeLike = np.float64,
     finite: bool = True,
 ) -> np.ndarray:
     """`x` as a real array of `dtype`, checked for rank and finiteness; errors name the argument."""

@@ -108,8 +108,8 @@ class _Reservoir:
     @property
     def batch_size(self) -> int | None:
         """B, the number of reservoirs this record describes, or None for one unbatched reservoir."""
-        sizes = {_recurrent_operator_batch(self.W)}
-        sizes.add(self.w_in.shape[0] if self.w_in.ndim == 2 else None)
+        w_in = self.inputs
+        sizes = {_recurrent_operator_batch(self.W), w_in.shape[0] if w_in.ndim == 2 else None}
         for f in fields(self):
             v = getattr(self, f.name) if f.init else None
             if f.name in ("W", "w_in") or not isinstance(v, np.ndarray):
@@ -118,10 +118,16 @@ class _Reservoir:
                 sizes.add(v.shape[0] if v.ndim == 2 else None)
             else:
                 sizes.add(v.shape[0])
-        sizes.discard(None)
-        if len(sizes) > 1:
-            raise ValueError(f"batch axes of the model's fields disagree: sizes {sorted(sizes)}")
-        return sizes.pop() if sizes else None
+        found = sorted(s for s in sizes if s is not None)
+        if len(found) > 1:
+            raise ValueError(f"batch axes of the model's fields disagree: sizes {found}")
+        return found[0] if found else None
+
+    @property
+    def inputs(self) -> Array:
+        """w_in as validated (drawn from ``seed`` when not given)."""
+        assert self.w_in is not None  # set in __post_init__
+        return self.w_in
 
     def astype(self, dtype: type):
         """The same reservoir with its arrays in ``dtype`` (float32 for faster simulation)."""
@@ -139,8 +145,8 @@ class _Reservoir:
     def drive(self, u: Array) -> Array:
         """σ w_in u_t for a (B,) batch of inputs: (B, N)."""
         scale = self.input_scale
-        amp = (u * scale) if np.ndim(scale) == 0 else u * scale.astype(u.dtype, copy=False)
-        return amp[:, None] * self.w_in
+        amp = (u * scale) if np.ndim(scale) == 0 else u * np.asarray(scale, dtype=u.dtype)
+        return amp[:, None] * self.inputs
 
 
 def _recurrent_operator_batch(W) -> int | None:
@@ -231,7 +237,7 @@ def esn_step(p: ESN, x: Array, u: Array, *, rng: np.random.Generator | None = No
 def leaky_esn_step(p: LeakyESN, x: Array, u: Array, *, rng: np.random.Generator | None = None
                    ) -> tuple[Array, Array]:
     """x_t = (1−a) x_{t−1} + a φ(·); outputs x_t.  Shapes: x (B, N), u (B,) -> ((B, N), (B, N))."""
-    a = p.leak if np.ndim(p.leak) == 0 else p.leak[:, None]
+    a = p.leak if np.ndim(p.leak) == 0 else np.asarray(p.leak)[:, None]
     x = (1.0 - a) * x + a * _esn(p, x, u)
     return x, x
 

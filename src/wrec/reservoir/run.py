@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from wrec import _checks, dynamics
 from wrec.reservoir.models import STEPS
@@ -18,9 +20,10 @@ def run(
     *,
     washout: int = 0,
     readout: int | np.ndarray | None = None,
-    dtype: type | None = None,
+    dtype: npt.DTypeLike | None = None,
     x0: np.ndarray | None = None,
     step: Callable | None = None,
+    out: str | os.PathLike | np.ndarray | None = None,
 ) -> np.ndarray:
     """Simulate ``model`` driven by ``u`` and return the states after the washout.
 
@@ -37,6 +40,9 @@ def run(
         x0: initial state, (N,) or (B, N); zeros by default.
         step: a pure ``step(params, x, u, *, rng=None) -> (x, outputs)`` on (B, N) states for user models (then
             x0 is required); the outputs, (B, N), are what is recorded.
+        out: where the states go: a new array (None), an array of the right shape and dtype, or a ``.npy`` path,
+            written as the run goes (a memory map: the states never need to fit in memory, and every capacity
+            function reads the file in row blocks, ``wrec.capacity.blocks``).
 
     Returns:
         States of shape (T − washout, L), or (B, T − washout, L) when anything is batched.
@@ -51,21 +57,21 @@ def run(
                             f"got {type(model).__name__}")
         if dtype is not None:
             model = model.astype(dtype)
-        dtype = np.dtype(model.dtype)
+        kind = np.dtype(model.dtype)
         n, model_batch = model.n, model.batch_size
     else:
         if x0 is None:
             raise ValueError("x0 is required with a custom step (it fixes N)")
-        dtype = np.dtype(dtype or np.float64)
+        kind = np.dtype(dtype or np.float64)
         n, model_batch = np.shape(x0)[-1], (np.shape(x0)[0] if np.ndim(x0) == 2 else None)
     if x0 is not None:
-        x0 = _checks.array(x0, "x0", ndim=(1, 2), dtype=dtype)
+        x0 = _checks.array(x0, "x0", ndim=(1, 2), dtype=kind)
         if x0.shape[-1] != n or (x0.ndim == 2 and model_batch is not None and x0.shape[0] not in (1, model_batch)):
             raise ValueError(f"x0 must have shape (N,) or (B, N) with N = {n}"
                              f"{'' if model_batch is None else f' and B = {model_batch}'}, got {x0.shape}")
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype}")
-    u = _checks.array(u, "u", ndim=(1, 2), dtype=dtype)
+    if kind not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {kind}")
+    u = _checks.array(u, "u", ndim=(1, 2), dtype=kind)
     T = u.shape[-1]
     washout = _checks.integer(washout, "washout", low=0)
     if washout >= T:
@@ -79,13 +85,16 @@ def run(
     u = np.ascontiguousarray(np.broadcast_to(u, (B, T)).T)  # (T, B): u[t] is contiguous
     if x0 is not None and x0.ndim == 2 and x0.shape[0] not in (1, B):
         raise ValueError(f"x0 has {x0.shape[0]} rows but the batch has B = {B}")
-    x = np.zeros((B, n), dtype) if x0 is None else np.array(np.broadcast_to(x0, (B, n)))
+    x = np.zeros((B, n), kind) if x0 is None else np.array(np.broadcast_to(x0, (B, n)))
     cols = _checks.readout_index(readout, n)
     n_out = len(range(n)[cols]) if isinstance(cols, slice) else cols.size
-    out = np.empty((B, T - washout, n_out), dtype)
+    shape = (B, T - washout, n_out) if batched else (T - washout, n_out)
+    states = _output(out, shape, kind)
+    record_to = states if batched else states[None]
+
     def record(t: int, x: np.ndarray, y: np.ndarray) -> None:
         if t >= washout:
-            out[:, t - washout] = y[:, cols]
+            record_to[:, t - washout] = y[:, cols]
         if t % _CHECK_EVERY == _CHECK_EVERY - 1 or t == T - 1:
             if not np.all(np.isfinite(x)):
                 raise ValueError(
@@ -94,4 +103,21 @@ def run(
 
     with np.errstate(over="ignore", invalid="ignore"):
         dynamics.run(step, model, x, u, T, on_step=record)
-    return out if batched else out[0]
+    if isinstance(states, np.memmap):
+        states.flush()
+    return states
+
+
+def _output(out: str | os.PathLike | np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The array the states are written to (``run``'s ``out``)."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if isinstance(out, (str, os.PathLike)):
+        path = os.fspath(out)
+        if not path.endswith(".npy"):
+            raise ValueError(f"out as a path must name a .npy file, got {path!r}")
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"out must be a .npy path or an array of shape {shape} and dtype {dtype}, got "
+                         f"{getattr(out, 'shape', type(out).__name__)} {getattr(out, 'dtype', '')}")
+    return out
