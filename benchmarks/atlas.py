@@ -1,0 +1,117 @@
+"""``wrec.states.state_matrix`` against each family's own forward loop: states per second, one adapter at a time.
+
+For every family the baseline is the plain run its own code offers for one input sequence, producing the same
+states (checked): ``reservoir.run``; ``spiking.simulate`` on the precomputed current (recording r only);
+``RSNN.hidden`` (spike trains only) on a float64 copy under ``torch.no_grad()``; one full-sequence ``forward`` of a
+float64 copy of each torch module in eval mode under ``torch.no_grad()`` (the output, i.e. the last layer's hidden
+sequence; for StableSSM the layer's output, not the SSM state the adapter returns, which is d_state times wider:
+its baseline is ``StableSSM.forward`` in its default conv mode); ``LinearDiagonalSSM.forward`` (its output C h);
+the bare callable. ``ratio = adapter_time / baseline_time``; goal: ratio <= 1.1 (the adapter adds no real cost).
+
+Sizes: T = 10⁴ steps (``--quick``: 2000) of u ~ U[−1, 1]; ESN N = 200; SCN N = 40, J = 1; RSNN one layer of 100
+LIF neurons (T/5 steps: its step loop is slow); nn.GRU / LSTM / wrec LiGRU / CfC with 64 units; StableSSM with
+H = 16 channels and d_state = 32; LinearDiagonalSSM with 64 modes; chunks of 2048 steps. Every time is the minimum
+of ``--repeats`` runs after a warm-up, all in this one process. The machine may be shared: the load average is
+printed, and torch runs on one thread for steadier figures.
+
+    python benchmarks/atlas.py [--quick] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+
+import numpy as np
+import torch
+
+from _timing import best  # benchmarks/ is on sys.path when a script runs
+from wrec import reservoir, weights
+from wrec.nn import CfC, LiGRU, LinearDiagonalSSM, StableSSM
+from wrec.spiking import RSNN, SCN, SCNParams, input_current, optimal_weights, simulate
+from wrec.states import state_matrix
+
+
+def float64_eval(module: torch.nn.Module) -> torch.nn.Module:
+    return copy.deepcopy(module).to(torch.float64).eval()
+
+
+def torch_forward(module: torch.nn.Module, u: np.ndarray):
+    """One forward call of a float64 eval copy over the whole sequence (what a user would write)."""
+    net = float64_eval(module)
+    batch_first = getattr(net, "batch_first", False)
+    x = torch.as_tensor(u, dtype=torch.float64)[:, None, None]
+    x = x.transpose(0, 1) if batch_first else x
+
+    def go():
+        with torch.no_grad():
+            out = net(x)
+            return out[0] if isinstance(out, tuple) else out
+
+    return go
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="T = 2000 (CI smoke test)")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    T = 2000 if args.quick else 10_000
+    u = np.random.default_rng(0).uniform(-1.0, 1.0, T)
+    g = torch.Generator().manual_seed(0)
+    print(f"T = {T} steps; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, torch threads 1")
+    print(f"  {'family':<28} {'baseline':>10} {'adapter':>10}   states/s (adapter)   ratio = adapter / baseline")
+
+    def row(name: str, baseline, adapter, steps: int = T) -> None:
+        t_base = best(baseline, args.repeats, warmup=baseline)
+        t_adapt = best(adapter, args.repeats, warmup=adapter)
+        print(f"  {name:<28} {t_base:9.4f}s {t_adapt:9.4f}s   {steps / t_adapt:12.3g}         "
+              f"{t_adapt / t_base:5.2f}   (goal <= 1.1)")
+
+    esn = reservoir.ESN(weights.gaussian(200, spectral_radius=0.9, seed=1), input_scale=0.5, seed=2)
+    row("reservoir ESN, N = 200", lambda: reservoir.run(esn, u), lambda: state_matrix(esn, u))
+
+    D = np.r_[np.full(20, 0.1), np.full(20, -0.1)][None]
+    scn = SCN(optimal_weights(D, mu=1e-4), SCNParams(leak=10.0, dt=1e-3))
+    c = input_current(np.r_[0.0, u][:, None], 10.0, 1e-3)
+    row("spike coding network, N = 40", lambda: simulate(scn.weights, c, scn.constants, record=("r",)),
+        lambda: state_matrix(scn, u))
+
+    steps = T // 5
+    rsnn = RSNN(1, (100,), 2, generator=g)
+    net = float64_eval(rsnn)
+    x = torch.as_tensor(3 * u[:steps], dtype=torch.float64)[:, None, None]
+
+    def rsnn_hidden():
+        with torch.no_grad():
+            return net.hidden(x)
+
+    row("RSNN (LIF), H = 100", rsnn_hidden, lambda: state_matrix(rsnn, 3 * u[:steps]), steps)
+
+    for name, module in [("torch.nn.GRU, H = 64", torch.nn.GRU(1, 64)),
+                         ("torch.nn.LSTM, H = 64", torch.nn.LSTM(1, 64, batch_first=True)),
+                         ("wrec.nn.LiGRU, H = 64", LiGRU(1, 64, ff_normalization="layernorm")),
+                         ("wrec.nn.CfC, H = 64", CfC(1, 64, generator=g)),
+                         ("wrec.nn.StableSSM, H=16 N=32", StableSSM(1, 16, d_state=32, seed=0)),
+                         ("LinearDiagonalSSM, m = 64", LinearDiagonalSSM(1, 64, 1, seed=0))]:
+        if isinstance(module, LinearDiagonalSSM):
+            net_l = float64_eval(module)
+            xl = torch.as_tensor(u, dtype=torch.float64)[None, :, None]
+
+            def baseline(net_l=net_l, xl=xl):
+                with torch.no_grad():
+                    return net_l(xl)
+        else:
+            baseline = torch_forward(module, u)
+        row(name, baseline, lambda module=module: state_matrix(module, u))
+
+    def delay(v: np.ndarray) -> np.ndarray:
+        return np.stack([v, np.r_[0.0, v[:-1]]], 1)
+
+    row("callable (a delay line)", lambda: delay(u), lambda: state_matrix(delay, u))
+
+
+if __name__ == "__main__":
+    main()
