@@ -3,7 +3,7 @@ whose numbers can be checked exactly: the normalisation anchors, D, the paired b
 
 from __future__ import annotations
 
-from dataclasses import replace
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -11,6 +11,7 @@ import pytest
 
 from wrec import sweep
 from wrec.experiments import cfc_closed_loop as exp
+from wrec.store import Store, config_key
 
 pytest.importorskip("gymnasium")
 
@@ -118,13 +119,38 @@ def test_low_rank_sparse_baseline_gate_blocks():
 
     from wrec.nn import LowRankSparseLSTM
 
-    config = replace(exp.Config.smoke(), variant=("LSTM", 4, 0.5), replicate=0)
-    policy = exp.build_policy(config, torch.Generator().manual_seed(0))
+    policy = exp.build_policy(exp.Config.smoke(), ("LSTM", 4, 0.5), torch.Generator().manual_seed(0))
     assert isinstance(policy["rnn"], LowRankSparseLSTM) and policy["rnn"].rank == 2
     assert exp._label("LSTM", 4, 0.5) == "LSTM r=H/4 s=0.5" and exp._label("GRU", 1, 0.0) == "GRU"
 
 
-def test_evaluate_needs_one_task():
-    with pytest.raises(ValueError, match=r"use config\.tasks"):
-        exp.evaluate(exp.Config.smoke())
-    assert replace(exp.Config.smoke(), replicate=0).variant is None
+def test_tasks_are_variant_replicate_pairs_of_the_grid():
+    config = exp.Config.smoke()
+    tasks = config.tasks()
+    assert [(t.variant, t.replicate) for t in tasks] == [(v, r) for v in config.variants for r in (0, 1)]
+    assert all(t.config == config for t in tasks) and len({config_key(t) for t in tasks}) == len(tasks)
+    assert not any(f.name in ("variant", "replicate") for f in dataclasses.fields(exp.Config))  # the grid has none
+    with pytest.raises(ValueError, match="replicate must be >= 0"):
+        exp.Task(config, ("CfC", 1, 0.0), -1)
+    with pytest.raises(ValueError, match="d must divide hidden_size"):
+        exp.Task(config, ("CfC", 3, 0.0), 0)
+
+
+# The keys of Config.smoke()'s tasks when a task was the grid Config with variant and replicate fields, keyed by
+# the hash of all its fields (computed with wrec at commit cbd4017).
+SMOKE_LEGACY_KEYS = ["7a80ceec6f18f602", "f42b56c7c462e2c5", "b5d07df36637640a", "8490d4b6eb20ed86",
+                     "b110db9145aa485a", "378ab6df6df07d72", "6cf082c42c5006ca", "88225c1d0cd084b9"]
+
+
+def test_results_stored_under_the_earlier_task_type_are_rekeyed_not_recomputed(tmp_path):
+    tasks = exp.Config.smoke().tasks()
+    assert [t.legacy_key() for t in tasks] == SMOKE_LEGACY_KEYS
+    store = Store(tmp_path)
+    store.save(SMOKE_LEGACY_KEYS[1], pd.DataFrame({"return": [1.5], "key": [SMOKE_LEGACY_KEYS[1]]}))
+
+    def never(task):
+        raise AssertionError(f"recomputed {task}")
+
+    out = sweep.run(never, [tasks[1]], store=store)
+    assert out["return"].tolist() == [1.5] and out.key.tolist() == [config_key(tasks[1])]
+    assert store.keys() == [config_key(tasks[1])]

@@ -7,8 +7,8 @@ action, on the batched environments that equal gymnasium's step exactly (tests/t
 recurrent policy that sees positions only (Pendulum cos θ, sin θ; CartPole x, θ): u = 2·tanh(w·h_t + b) with MSE
 (CartPole: two logits, cross-entropy), Adam, windows of ``window`` steps after a ``burn_in`` with the loss masked.
 Cells: CfC with W_rec = (P Qᵀ) ⊙ M at rank r = H/d and sparsity s (d = 1 is the dense full-rank matrix, ``rank=None``),
-and dense torch LSTM, GRU and tanh RNN baselines. One sweep task per (cell, d, s, replicate); each replicate redraws the
-data, the init and the masks (``sweep.task_rng``).
+and dense torch LSTM, GRU and tanh RNN baselines. One sweep task (:class:`Task`) per (cell, d, s, replicate); each
+replicate redraws the data, the init and the masks (``sweep.task_rng``).
 
 Closed-loop evaluation: ``eval_episodes`` episodes per condition (reset seeds disjoint from the training data),
 conditions nominal and the shifts of :mod:`wrec.tasks.control`; R̂ = (R − R_zero)/(R_oracle − R_zero) with R_zero the
@@ -20,9 +20,11 @@ CfC's; H2 — smaller than LSTM's and GRU's; each a paired difference over repli
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,20 +32,30 @@ import pandas as pd
 from wrec import _checks, sweep
 from wrec.experiments._stats import bootstrap_ci, target_row
 from wrec.experiments._torch import torch_generator, torch_threads
+from wrec.store import legacy_key
+
+if TYPE_CHECKING:  # torch and the control tasks are imported inside the functions (optional extras)
+    import torch
+    from torch import Tensor, nn
+
+    from wrec.tasks.control import Shift
+
+#: (cell, d, s): the cell, the rank divisor d (rank r = H/d) and the sparsity s of W_rec
+Variant = tuple[str, int, float]
 
 BASELINES = ("LSTM", "GRU", "RNN")
 CELLS = ("CfC", *BASELINES)
 VALIDATION = ("obs_noise",)  # shift kinds that choose the best low-rank sparse CfC
 
 
-def _default_variants() -> tuple[tuple[str, int, float], ...]:
+def _default_variants() -> tuple[Variant, ...]:
     grid = tuple(("CfC", d, s) for d in (1, 4, 16) for s in (0.0, 0.5, 0.8))
     return grid + tuple((b, 1, 0.0) for b in BASELINES)
 
 
 @dataclass(frozen=True)
 class Config:
-    """The (cell, r = H/d, s) grid × replicates; each (variant, replicate) is one task.
+    """The (cell, r = H/d, s) grid × replicates; each (variant, replicate) is one :class:`Task`.
 
     ``variants``: (cell, d, s) with cell in CfC/LSTM/GRU/RNN (the baselines are torch's dense modules at d = 1,
     s = 0, and :class:`wrec.nn.LowRankSparseLSTM` etc. otherwise). ``observe``:
@@ -52,7 +64,7 @@ class Config:
     step executes the other action. CartPole runs want ``steps=500`` (its episode length).
     """
 
-    variants: tuple[tuple[str, int, float], ...] = _default_variants()
+    variants: tuple[Variant, ...] = _default_variants()
     env: str = "Pendulum-v1"
     hidden_size: int = 64
     replicates: int = 5
@@ -69,13 +81,11 @@ class Config:
     burn_in: int = 16
     eval_episodes: int = 20
     seed: int = 0
-    variant: tuple[str, int, float] | None = None
-    replicate: int | None = None
 
     def __post_init__(self) -> None:
         if not self.variants:
             raise ValueError("variants is empty: give at least one (cell, d, s)")
-        for v in self.variants if self.variant is None else (*self.variants, self.variant):
+        for v in self.variants:
             _check_variant(v, self.hidden_size)
         _checks.integer(self.hidden_size, "hidden_size", low=1)
         _checks.integer(self.replicates, "replicates", low=1)
@@ -94,22 +104,43 @@ class Config:
         _checks.real(self.lr, "lr", low=0.0, low_open=True)
 
     @classmethod
-    def quick(cls, **overrides) -> Config:
+    def quick(cls, **overrides: Any) -> Config:
         """H = 32; dense CfC, two low-rank sparse CfCs (r = H/4, s ∈ {0.5, 0.8}), LSTM, GRU; 2 replicates."""
         quick = {"hidden_size": 32, "replicates": 2, "train_steps": 2500, "episodes": 64,
                  "variants": (("CfC", 1, 0.0), ("CfC", 4, 0.5), ("CfC", 4, 0.8), ("LSTM", 1, 0.0), ("GRU", 1, 0.0))}
         return cls(**{**quick, **overrides})
 
     @classmethod
-    def smoke(cls, **overrides) -> Config:
+    def smoke(cls, **overrides: Any) -> Config:
         """Seconds: for CI (every code path, numbers meaningless)."""
         smoke = {"hidden_size": 8, "replicates": 2, "train_steps": 5, "episodes": 4, "steps": 40, "window": 16,
                  "burn_in": 4, "eval_episodes": 3, "batch": 4,
                  "variants": (("CfC", 1, 0.0), ("CfC", 4, 0.5), ("LSTM", 1, 0.0), ("GRU", 1, 0.0))}
         return cls(**{**smoke, **overrides})
 
-    def tasks(self) -> list[Config]:
-        return [replace(self, variant=tuple(v), replicate=r) for v in self.variants for r in range(self.replicates)]
+    def tasks(self) -> list[Task]:
+        """Every variant × replicate, the replicates of a variant together."""
+        return [Task(self, v, r) for v in self.variants for r in range(self.replicates)]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One sweep task: one ``variant`` (cell, d, s) of the grid ``config``, on ``replicate``'s data, initial
+    weights and masks. The task keeps the whole grid (its key depends on it), as its stored results always have."""
+
+    config: Config
+    variant: Variant
+    replicate: int
+
+    def __post_init__(self) -> None:
+        _check_variant(self.variant, self.config.hidden_size)
+        _checks.integer(self.replicate, "replicate", low=0)
+
+    def legacy_key(self) -> str:
+        """The key of this task's result when the task was the grid ``Config`` itself with ``variant`` and
+        ``replicate`` fields (see ``store.legacy_config_key``): such results are re-keyed, not recomputed."""
+        return legacy_key(type(self.config).__qualname__, {**dataclasses.asdict(self.config), "variant": self.variant,
+                                                           "replicate": self.replicate})
 
 
 def _check_variant(v: object, H: int) -> None:
@@ -124,13 +155,13 @@ def _check_variant(v: object, H: int) -> None:
     _checks.real(s, "s", low=0.0, high=1.0, high_open=True)
 
 
-def _conditions(env: str):
+def _conditions(env: str) -> tuple[Shift, ...]:
     from wrec.tasks.control import CARTPOLE_SHIFTS, PENDULUM_SHIFTS, Shift
 
     return (Shift(), *(PENDULUM_SHIFTS if env == "Pendulum-v1" else CARTPOLE_SHIFTS))
 
 
-def _role(shift) -> str:
+def _role(shift: Shift) -> str:
     return "nominal" if shift.kind == "nominal" else "validation" if shift.kind in VALIDATION else "report"
 
 
@@ -142,7 +173,7 @@ def expert_data(config: Config, rng: np.random.Generator) -> tuple[np.ndarray, n
 
     exp = expert(config.env)
 
-    def noisy(obs):
+    def noisy(obs: np.ndarray) -> np.ndarray:
         if config.env == "Pendulum-v1":
             return np.clip(exp(obs) + config.action_noise * rng.standard_normal(obs.shape[0]), -2.0, 2.0)
         return np.where(rng.random(obs.shape[0]) < config.flip_prob, 1 - exp(obs), exp(obs))
@@ -159,17 +190,18 @@ def _inputs(obs: np.ndarray, observe: str, env: str) -> np.ndarray:
     return positions_only(obs, env) if observe == "positions" else obs
 
 
-def build_policy(config: Config, generator):
-    """The recurrent policy: cell (batch_first) + readout; u = 2·tanh(w·h + b)."""
+def build_policy(config: Config, variant: Variant, generator: torch.Generator) -> nn.ModuleDict:
+    """The recurrent policy of ``variant`` (cell, d, s): cell (batch_first) + readout; u = 2·tanh(w·h + b)."""
     import torch
     from torch import nn
 
     from wrec.nn import CfC
     from wrec.nn import cfc as lowrank
 
-    cell, d, s = config.variant
+    cell, d, s = variant
     H = config.hidden_size
     n_in = 2 if config.observe == "positions" else 3 if config.env == "Pendulum-v1" else 4
+    rnn: nn.Module
     if cell == "CfC":
         rnn = CfC(n_in, H, batch_first=True, mode=config.mode, rank=None if d == 1 else H // d, sparsity=s,
                   generator=generator)
@@ -188,7 +220,7 @@ def build_policy(config: Config, generator):
     return nn.ModuleDict({"rnn": rnn, "readout": readout})
 
 
-def _act(policy, x, hx):
+def _act(policy: nn.ModuleDict, x: Tensor, hx: Any) -> tuple[Tensor, Tensor, Any]:
     """Pendulum: torques 2·tanh(readout) (B, T); CartPole: logits (B, T, 2)."""
     import torch
 
@@ -197,7 +229,7 @@ def _act(policy, x, hx):
     return (2.0 * torch.tanh(y).squeeze(-1) if y.size(-1) == 1 else y), out, hx
 
 
-def _spectra(policy) -> dict[str, float]:
+def _spectra(policy: nn.ModuleDict) -> dict[str, float]:
     from wrec.nn import recurrent_matrices, spectral_summary
 
     summaries = [spectral_summary(W) for W in recurrent_matrices(policy["rnn"]).values()]
@@ -207,17 +239,17 @@ def _spectra(policy) -> dict[str, float]:
             "norm_max": float(np.max([s["norm"] for s in summaries]))}
 
 
-def _param_counts(policy) -> tuple[int, int]:
+def _param_counts(policy: nn.ModuleDict) -> tuple[int, int]:
     """Trainable parameters, and those that can be nonzero (masked entries of a dense masked block removed)."""
     from wrec.nn import LowRankSparse
 
     total = sum(p.numel() for p in policy.parameters())
-    masked = sum(int((m.mask == 0).sum()) for m in policy.modules()
+    masked = sum(int((m.get_buffer("mask") == 0).sum()) for m in policy.modules()
                  if isinstance(m, LowRankSparse) and m.rank is None)
     return total, total - masked
 
 
-def train(config: Config, policy, obs: np.ndarray, labels: np.ndarray, alive: np.ndarray,
+def train(config: Config, policy: nn.ModuleDict, obs: np.ndarray, labels: np.ndarray, alive: np.ndarray,
           rng: np.random.Generator) -> list[float]:
     """Behaviour cloning on windows of burn_in + window steps inside an episode's live steps, the loss on the last
     ``window``: MSE (Pendulum) or cross-entropy (CartPole). Returns the loss curve."""
@@ -252,16 +284,17 @@ def train(config: Config, policy, obs: np.ndarray, labels: np.ndarray, alive: np
     return losses
 
 
-def closed_loop(config: Config, policy, shift, seed: np.random.SeedSequence, record: bool = False):
+def closed_loop(config: Config, policy: nn.ModuleDict, shift: Shift, seed: np.random.SeedSequence,
+                record: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Returns of the policy in closed loop under ``shift`` (and the hidden trajectories with ``record``)."""
     import torch
 
     from wrec.tasks.control import rollout
 
-    state = {"hx": None}
+    state: dict[str, Any] = {"hx": None}
     hidden = []
 
-    def act(obs):
+    def act(obs: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(_inputs(obs, config.observe, config.env)).float()[:, None, :]
         with torch.no_grad():
             u, out, state["hx"] = _act(policy, x, state["hx"])
@@ -281,25 +314,23 @@ def _top5_share(hidden: np.ndarray) -> float:
     return float(ev[:5].sum() / ev.sum()) if ev.sum() > 0 else float("nan")
 
 
-def evaluate(config: Config) -> pd.DataFrame:
+def evaluate(task: Task) -> pd.DataFrame:
     """One task: data, training, spectra before/after, closed loop under every condition. Tidy rows, one per
     condition, with the task's constants (parameter counts, spectra, final loss, PCA share) repeated. Runs with
     one torch thread and restores the caller's thread count afterwards."""
-    if config.variant is None or config.replicate is None:
-        raise ValueError("evaluate runs one task: use config.tasks()")
     with torch_threads(1):  # one thread per task: two threads on a busy 2-core machine ran ~10x slower
-        return _evaluate(config)
+        return _evaluate(task)
 
 
-def _evaluate(config: Config) -> pd.DataFrame:
+def _evaluate(task: Task) -> pd.DataFrame:
     from wrec.tasks.control import expert, rollout, zero_policy
 
     start = time.perf_counter()
-    cell, d, s = config.variant
-    rep = config.replicate
+    config, (cell, d, s), rep = task.config, task.variant, task.replicate
     data_rng = sweep.task_rng(config.seed, "data", rep)  # shared by every variant of this replicate: paired
     obs, labels, alive = expert_data(config, data_rng)
-    policy = build_policy(config, torch_generator(sweep.task_seed(config.seed, "init", cell, d, float(s), rep)))
+    init = torch_generator(sweep.task_seed(config.seed, "init", cell, d, float(s), rep))
+    policy = build_policy(config, task.variant, init)
     before = _spectra(policy)
     params, params_effective = _param_counts(policy)
     losses = train(config, policy, obs, labels, alive, sweep.task_rng(config.seed, "batches", cell, d, float(s), rep))
@@ -346,11 +377,13 @@ def degradation(results: pd.DataFrame) -> pd.DataFrame:
     for (cell, d, s, rep), f in results.groupby(["cell", "d", "sparsity", "replicate"]):
         nominal = float(f.loc[f.role == "nominal", "r_hat"].mean())
         shifted = f[f.role != "nominal"]
-        rows.append({"cell": cell, "d": d, "sparsity": s, "replicate": rep, "variant": _label(cell, d, s),
+        rows.append({"cell": cell, "d": d, "sparsity": s, "replicate": rep,
                      "r_hat_nominal": nominal, "D": nominal - shifted.r_hat.mean(),
                      "D_validation": nominal - f.loc[f.role == "validation", "r_hat"].mean(),
                      "D_report": nominal - f.loc[f.role == "report", "r_hat"].mean()})
-    return pd.DataFrame(rows)
+    per = pd.DataFrame(rows)
+    per.insert(4, "variant", [_label(c, d, s) for c, d, s in zip(per.cell, per.d, per.sparsity, strict=True)])
+    return per
 
 
 def table(results: pd.DataFrame) -> pd.DataFrame:
@@ -361,7 +394,7 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
     for (cell, d, s), f in per.groupby(["cell", "d", "sparsity"], sort=False):
         r = results[(results.cell == cell) & (results.d == d) & (results.sparsity == s)]
         lo, hi = bootstrap_ci(f.D.to_numpy())
-        row = {"variant": _label(cell, d, s), "cell": cell, "rank": int(r["rank"].iloc[0]), "sparsity": s,
+        row = {"variant": f.variant.iloc[0], "cell": cell, "rank": int(r["rank"].iloc[0]), "sparsity": s,
                "replicates": int(f.replicate.nunique()), "r_hat_nominal": f.r_hat_nominal.mean(), "D": f.D.mean(),
                "D_ci_low": lo, "D_ci_high": hi, "D_validation": f.D_validation.mean(), "D_report": f.D_report.mean()}
         for cond, g in r.groupby("condition", sort=False):
@@ -391,7 +424,7 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     if sparse.empty or "CfC dense" not in set(per.variant):
         return pd.DataFrame([target_row("H1/H2", "needs dense CfC and a low-rank sparse CfC", "-", False)])
-    best = sparse.groupby("variant").D_validation.mean().idxmin()
+    best = str(sparse.groupby("variant").D_validation.mean().idxmin())
     refs = [("H1", "CfC dense")] + [("H2", b) for b in ("LSTM", "GRU") if b in set(per.variant)]
     for name, ref in refs:
         diff = _paired(per, ref, best, "D_report")
