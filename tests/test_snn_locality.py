@@ -13,7 +13,7 @@ import torch
 from wrec import sweep
 from wrec.experiments import snn_locality as m
 from wrec.spiking.rsnn import RSNN
-from wrec.store import Store
+from wrec.store import Store, config_key
 
 # the attack tests need torchattacks 3.5.1 (installed with --no-deps); the measures and configs do not
 needs_torchattacks = pytest.mark.skipif(
@@ -197,15 +197,50 @@ def test_names_agree_with_the_library():
 
 
 def test_task_grid():
-    tasks = m.Config(replicates=2).tasks()
+    grid = m.Config(replicates=2)
+    tasks = grid.tasks()
     assert len(tasks) == 2 * (3 + 1) * 2  # 2 studies × (digits × 3 encodings + patterns) × 2 replicates
-    assert {(t.study, t.encodings[0], t.replicate) for t in tasks if t.datasets == ("patterns",)} == {
-        (s, "direct", r) for s in m.STUDIES for r in (0, 1)}
+    assert len({config_key(t) for t in tasks}) == len(tasks)
+    assert [(t.dataset, t.encoding) for t in tasks[:4]] == [("digits", "direct")] * 4  # the headline tasks first
+    patterns = [t for t in tasks if t.dataset == "patterns"]
+    assert {(t.study, t.config.encodings, t.encoding, t.replicate) for t in patterns} == {
+        (s, ("direct",), "spikes", r) for s in m.STUDIES for r in (0, 1)}
+    assert all(t.config == dataclasses.replace(grid, datasets=(t.dataset,), encodings=t.config.encodings)
+               for t in tasks)
+    assert {t.hidden_sizes for t in tasks} == {(100,), (100, 100)}
+    assert {(t.study, t.encoding) for t in tasks if t.attacked} == {("recurrence", e) for e in m.ENCODINGS}
     assert len(m.Config(replicates=2, locality_hidden_sizes=()).tasks()) == (3 + 1) * 2
-    with pytest.raises(ValueError, match="one task"):
-        m.evaluate(m.Config.smoke())
+    assert not any(f.name in ("study", "replicate") for f in dataclasses.fields(m.Config))  # the grid has none
+    point = tasks[0].config
     with pytest.raises(ValueError, match="study must be one of"):
-        m.Config(study="depth")
+        m.Task(point, "depth", 0)
+    with pytest.raises(ValueError, match="replicate must be >= 0"):
+        m.Task(point, "recurrence", -1)
+    with pytest.raises(ValueError, match="one dataset and one encoding"):
+        m.Task(grid, "recurrence", 0)
+    with pytest.raises(ValueError, match="locality study needs hidden layers"):
+        m.Task(dataclasses.replace(point, locality_hidden_sizes=()), "locality", 0)
+
+
+# The keys of Config.smoke()'s and Config.quick()'s tasks when a task was the narrowed Config with replicate and
+# study fields, keyed by the hash of all its fields (computed with wrec at commit cbd4017).
+LEGACY_KEYS = {"smoke": ["4b1258bd04f79b20", "473dc2134b9d370e"],
+               "quick": ["bdd25ac75fdc3cf3", "7cad0789de2d4e54", "b47b1b9fba644628", "00d39e4fff971a96"]}
+
+
+def test_results_stored_under_the_earlier_task_type_are_rekeyed_not_recomputed(tmp_path):
+    assert [t.legacy_key() for t in m.Config.smoke().tasks()] == LEGACY_KEYS["smoke"]
+    tasks = m.Config.quick().tasks()
+    assert [t.legacy_key() for t in tasks] == LEGACY_KEYS["quick"]
+    store = Store(tmp_path)
+    store.save(LEGACY_KEYS["quick"][2], pd.DataFrame({"accuracy": [0.97], "key": [LEGACY_KEYS["quick"][2]]}))
+
+    def never(task):
+        raise AssertionError(f"recomputed {task}")
+
+    out = sweep.run(never, [tasks[2]], store=store)
+    assert out.accuracy.tolist() == [0.97] and out.key.tolist() == [config_key(tasks[2])]
+    assert store.keys() == [config_key(tasks[2])]
 
 
 def test_non_finite_loss_stops_with_a_clear_message(monkeypatch):
@@ -214,15 +249,10 @@ def test_non_finite_loss_stops_with_a_clear_message(monkeypatch):
             return torch.tensor(float("nan"))
 
     monkeypatch.setattr("wrec.spiking.rules.make_rule", lambda name, **kwargs: Diverging())
-    config = m.Config.smoke().tasks()[0]
+    task = m.Config.smoke().tasks()[0]
+    task = dataclasses.replace(task, config=dataclasses.replace(task.config, rules=("eprop",)))
     with pytest.raises(FloatingPointError, match=r"rule 'eprop'.*non-finite.*epoch 1"):
-        m.evaluate(replace_rules(config, ("eprop",)))
-
-
-def replace_rules(config, rules):
-    from dataclasses import replace
-
-    return replace(config, rules=rules)
+        m.evaluate(task)
 
 
 @needs_torchattacks
@@ -298,33 +328,42 @@ def test_an_interrupted_task_resumes_after_its_finished_trainings(tmp_path, monk
         resumed = sweep.run(m.evaluate, [task], store=store).drop(columns=["seconds", "key"])
     finally:
         torch.set_num_threads(threads)
-    n_trainings = len(m.ARCHITECTURES) * len(task.rules)
+    n_trainings = len(m.ARCHITECTURES) * len(task.config.rules)
     assert len(calls) == n_trainings - 2  # the two finished trainings were not redone
     pd.testing.assert_frame_equal(resumed, whole, check_dtype=False)
 
 
-def test_a_saved_training_is_resumed_only_by_its_own_task(tmp_path):
-    """A finished training kept in the task folder records whose it is: the same task loads it (weights, rows,
-    spike counts); another task's, or one with no owner, is trained again rather than resumed."""
+def test_a_saved_training_is_resumed_only_by_its_own_task_and_network(tmp_path):
+    """A finished training kept in the task folder carries the fingerprint of its task (every grid field, study,
+    replicate) and network: the same task loads it (weights, rows, spike counts); another replicate's, another
+    config's (same study and replicate, another learning rate or epoch count), another network's, or a file with no
+    owner, is trained again rather than resumed."""
     from wrec import checkpoint
 
     task = m.Config.smoke().tasks()[1]
-    other = dataclasses.replace(task, replicate=task.replicate + 1)
+    others = {"replicate": dataclasses.replace(task, replicate=task.replicate + 1),
+              "lr": dataclasses.replace(task, config=dataclasses.replace(task.config, lr=1e-3)),
+              "epochs": dataclasses.replace(task, config=dataclasses.replace(task.config, epochs=2)),
+              "study": dataclasses.replace(task, study="recurrence")}
 
-    def fn(config):
-        net = m._build(config, "recurrent", 64, torch.Generator().manual_seed(0))
-        m._save_trained(config, net, "recurrent", "bptt", [{"epoch": 0, "accuracy": 0.5}], [np.arange(3.0)])
-        fresh = m._build(config, "recurrent", 64, torch.Generator().manual_seed(1))
-        rows, history = m._load_trained(config, fresh, "recurrent", "bptt")
+    def fn(task):
+        net = m._build(task, "recurrent", 64, torch.Generator().manual_seed(0))
+        m._save_trained(task, net, "recurrent", "bptt", [{"epoch": 0, "accuracy": 0.5}], [np.arange(3.0)])
+        fresh = m._build(task, "recurrent", 64, torch.Generator().manual_seed(1))
+        rows, history = m._load_trained(task, fresh, "recurrent", "bptt")
         same = all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), fresh.state_dict().values(),
                                                      strict=True))
-        foreign = m._load_trained(other, fresh, "recurrent", "bptt")
+        refused = {name: m._load_trained(other, fresh, "recurrent", "bptt") is None for name, other in others.items()}
         path = sweep.task_dir() / "trained-recurrent-bptt.npz"
+        path.rename(path.with_name("trained-recurrent-eprop.npz"))  # the file of another network of this task
+        refused["network"] = m._load_trained(task, fresh, "recurrent", "eprop") is None
+        path.with_name("trained-recurrent-eprop.npz").rename(path)
         arrays, meta = checkpoint.load(path)
-        checkpoint.save(path, arrays, {k: v for k, v in meta.items() if k != "run"})  # as written before owners
-        ownerless = m._load_trained(config, fresh, "recurrent", "bptt")
+        checkpoint.save(path, arrays, {k: v for k, v in meta.items() if k != "identity"})  # written without owner
+        refused["ownerless"] = m._load_trained(task, fresh, "recurrent", "bptt") is None
         own = same and rows == [{"epoch": 0, "accuracy": 0.5}] and history[0].tolist() == [0.0, 1.0, 2.0]
-        return pd.DataFrame({"own": [own], "foreign": [foreign is None], "ownerless": [ownerless is None]})
+        return pd.DataFrame([{"own": own, **refused}])
 
     out = sweep.run(fn, [task], store=Store(tmp_path))
-    assert out[["own", "foreign", "ownerless"]].all(axis=None)
+    assert set(out.columns) >= {"own", *others, "network", "ownerless"}
+    assert out[["own", *others, "network", "ownerless"]].all(axis=None)

@@ -2,9 +2,9 @@
 representational similarity, and robustness to gradient and non-gradient attacks (Lin, Lu, Bal & Sengupta,
 arXiv 2402.01782; counter-evidence Yin et al., arXiv 2403.16674).
 
-One sweep task is one (study, dataset, encoding, replicate); the ``recurrence`` study uses ``hidden_sizes``
-(default one layer of 100) and is attacked, the ``locality`` study uses ``locality_hidden_sizes`` (default
-100, 100: local errors differ from e-prop only with two layers) and gives clean accuracy and CKA. Inside a
+One sweep task (:class:`Task`) is one (study, dataset, encoding, replicate); the ``recurrence`` study uses
+``hidden_sizes`` (default one layer of 100) and is attacked, the ``locality`` study uses ``locality_hidden_sizes``
+(default 100, 100: local errors differ from e-prop only with two layers) and gives clean accuracy and CKA. Inside a
 task, for every architecture — ``feedforward`` (no W_rec), ``recurrent``, ``feedforward-matched`` (uniform width
 chosen so the trained parameter count, autapses excluded, matches the recurrent net) — every rule (BPTT,
 symmetric e-prop, random-B e-prop, local errors, feedback alignment, direct feedback alignment) trains from the
@@ -34,12 +34,14 @@ task's coordinates, so the caller's RNG state is untouched and results are repro
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +49,7 @@ import pandas as pd
 from wrec import _checks, checkpoint, sweep
 from wrec.experiments._stats import bootstrap_ci, target_row
 from wrec.experiments._torch import torch_generator, torch_threads
+from wrec.store import legacy_key
 
 if TYPE_CHECKING:  # torch is imported inside the functions: wrec.experiments must import without it
     import torch
@@ -65,7 +68,7 @@ SOURCE_RULE = "bptt-independent"
 
 @dataclass(frozen=True)
 class Config:
-    """The grid; ``tasks()`` makes one task per (dataset, encoding, replicate)."""
+    """The grid; ``tasks()`` makes one :class:`Task` per (study, dataset, encoding, replicate)."""
 
     datasets: tuple[str, ...] = DATASETS
     encodings: tuple[str, ...] = ENCODINGS
@@ -87,8 +90,6 @@ class Config:
     transfer: bool = True
     attack_encodings: tuple[str, ...] = ENCODINGS
     online: bool = False
-    replicate: int = -1  # the task's replicate; -1 in the grid config
-    study: str = ""  # the task's study, "recurrence" or "locality"; "" in the grid config
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -105,8 +106,6 @@ class Config:
             raise ValueError("hidden_sizes is empty")
         for h in (*self.hidden_sizes, *self.locality_hidden_sizes):
             _checks.integer(h, "hidden_sizes", low=1)
-        if self.study not in ("", *STUDIES):
-            raise ValueError(f"study must be one of {STUDIES}, got {self.study!r}")
         for eps in self.eps:
             _checks.real(eps, "eps", low=0.0, high=1.0)
         _checks.integer(self.replicates, "replicates", low=1)
@@ -117,40 +116,85 @@ class Config:
         _checks.integer(self.pattern_test, "pattern_test", low=1)
         _checks.integer(self.attack_points, "attack_points", low=1)
         _checks.integer(self.square_queries, "square_queries", low=1)
-        _checks.integer(self.replicate, "replicate", low=-1)
         _checks.real(self.lr, "lr", low=0.0, low_open=True)
 
     @classmethod
-    def quick(cls, **overrides) -> Config:
+    def quick(cls, **overrides: Any) -> Config:
         """Digits with direct coding only, 2 replicates, 6 epochs, ε ∈ {0, 0.05, 0.1, 0.2}, attacks on 200 test
         points with 100 Square queries."""
         return cls(**{"datasets": ("digits",), "encodings": ("direct",), "replicates": 2, "epochs": 6,
                       "eps": (0.0, 0.05, 0.1, 0.2), "attack_points": 200, "square_queries": 100, **overrides})
 
     @classmethod
-    def smoke(cls, **overrides) -> Config:
+    def smoke(cls, **overrides: Any) -> Config:
         """A seconds-long run for CI: one replicate, H = 16, 1 epoch, T = 8, two ε, 48 attacked points."""
         return cls.quick(**{"replicates": 1, "epochs": 1, "hidden_sizes": (16,), "locality_hidden_sizes": (12, 12),
                             "steps": 8, "eps": (0.0, 0.1),
                             "attack_points": 48, "square_queries": 5, **overrides})
 
-    def tasks(self) -> list[Config]:
+    def tasks(self) -> list[Task]:
         """One task per (study, dataset, encoding, replicate): ``recurrence`` with ``hidden_sizes`` (attacked on
         digits, ``attack_encodings``) and, unless ``locality_hidden_sizes`` is empty, ``locality`` with those
         layers (clean accuracy and CKA only: local errors differ from e-prop only with two or more layers)."""
-        out = []
+        out: list[Task] = []
         studies = STUDIES if self.locality_hidden_sizes else STUDIES[:1]
         for study in studies:
             for dataset in self.datasets:
-                for enc in (self.encodings if dataset == "digits" else ("spikes",)):
-                    for r in range(self.replicates):
-                        # the spike patterns need no encoding: their task keeps the first one as a placeholder
-                        out.append(replace(self, datasets=(dataset,), encodings=(enc if enc != "spikes" else
-                                                                                 self.encodings[0],), replicate=r,
-                                           study=study))
+                # the spike patterns need no encoding: their task keeps the grid's first one, unused
+                for enc in (self.encodings if dataset == "digits" else self.encodings[:1]):
+                    point = replace(self, datasets=(dataset,), encodings=(enc,))
+                    out.extend(Task(point, study, r) for r in range(self.replicates))
         # digits with direct coding first (the attacked comparison and the clean-accuracy targets): an interrupted
         # full run has its headline results first; the order does not change any task's numbers
-        return sorted(out, key=lambda t: (t.datasets[0], t.encodings[0]) != ("digits", "direct"))
+        return sorted(out, key=lambda t: (t.dataset, t.config.encodings[0]) != ("digits", "direct"))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One sweep task: the ``study`` ('recurrence' or 'locality') of one dataset and encoding, ``config`` being the
+    grid narrowed to them (the spike patterns keep the grid's first encoding, which they do not use), on
+    ``replicate``'s initial weights, batches and encoding noise."""
+
+    config: Config
+    study: str
+    replicate: int
+
+    def __post_init__(self) -> None:
+        if self.study not in STUDIES:
+            raise ValueError(f"study must be one of {STUDIES}, got {self.study!r}")
+        _checks.integer(self.replicate, "replicate", low=0)
+        if len(self.config.datasets) != 1 or len(self.config.encodings) != 1:
+            raise ValueError("a task's config holds one dataset and one encoding, got datasets="
+                             f"{self.config.datasets} and encodings={self.config.encodings}")
+        if not self.hidden_sizes:
+            raise ValueError(f"the {self.study} study needs hidden layers, got none")
+
+    @property
+    def dataset(self) -> str:
+        return self.config.datasets[0]
+
+    @property
+    def encoding(self) -> str:
+        """The digits' encoding, or 'spikes' for the spike patterns (already spike trains)."""
+        return self.config.encodings[0] if self.dataset == "digits" else "spikes"
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        """The recurrent net's layers: ``hidden_sizes`` in the recurrence study, ``locality_hidden_sizes`` in the
+        locality study."""
+        return self.config.hidden_sizes if self.study == "recurrence" else self.config.locality_hidden_sizes
+
+    @property
+    def attacked(self) -> bool:
+        """Whether the nets are attacked: the recurrence study on digits, for the ``attack_encodings``."""
+        return (self.study == "recurrence" and self.dataset == "digits"
+                and self.encoding in self.config.attack_encodings)
+
+    def legacy_key(self) -> str:
+        """The key of this task's result when the task was the narrowed ``Config`` itself with ``replicate`` and
+        ``study`` fields (see ``store.legacy_config_key``): such results are re-keyed, not recomputed."""
+        return legacy_key(type(self.config).__qualname__, {**dataclasses.asdict(self.config),
+                                                           "replicate": self.replicate, "study": self.study})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -219,17 +263,17 @@ class _Data:
     test_inputs: Tensor
 
 
-def _data(config: Config, generator: torch.Generator) -> _Data:
+def _data(task: Task, generator: torch.Generator) -> _Data:
     import torch
 
     from wrec.tasks.spikes import digits, encode, spike_patterns
 
-    dataset = config.datasets[0]
-    if dataset == "digits":
+    config = task.config
+    if task.dataset == "digits":
         d = digits(config.seed)
         f32 = torch.float32
         x_test = torch.tensor(d.x_test, dtype=f32)
-        test_inputs = encode(x_test, config.encodings[0], config.steps, generator=generator).contiguous()
+        test_inputs = encode(x_test, task.encoding, config.steps, generator=generator).contiguous()
         return _Data(torch.tensor(d.x_train, dtype=f32), torch.tensor(d.y_train), x_test, torch.tensor(d.y_test),
                      True, test_inputs)
     train = spike_patterns(config.pattern_train, seed=2 * config.seed, template_seed=config.seed)
@@ -266,17 +310,19 @@ def _test_forward(net: RSNN, data: _Data) -> tuple[float, np.ndarray]:
     return correct / n, np.concatenate(counts)
 
 
-def _build(config: Config, architecture: str, n_in: int, init: torch.Generator) -> RSNN:
+def _build(task: Task, architecture: str, n_in: int, init: torch.Generator) -> RSNN:
     from wrec.spiking.rsnn import RSNN, LIFParameters
 
-    hidden = config.hidden_sizes if config.study == "recurrence" else config.locality_hidden_sizes
+    hidden = task.hidden_sizes
     if architecture == "feedforward-matched":
         hidden = (matched_width(n_in, hidden, 10),) * len(hidden)
     return RSNN(n_in, hidden, 10, recurrent=architecture == "recurrent", params=LIFParameters(), generator=init)
 
 
-def _train(config: Config, net: RSNN, rule_name: str, data: _Data, task: tuple, on_epoch) -> None:
-    """Adam on the rule's gradients; ``on_epoch(epoch, net)`` after each epoch (epoch 0: before training).
+def _train(config: Config, net: RSNN, rule_name: str, data: _Data, coords: tuple[str | int, ...],
+           on_epoch: Callable[[int, RSNN], None]) -> None:
+    """Adam on the rule's gradients; ``on_epoch(epoch, net)`` after each epoch (epoch 0: before training). Its
+    random streams (feedback matrices, batch order, encoding noise) come from the task's ``coords``.
 
     A non-finite loss stops the task with a FloatingPointError naming the rule, architecture and epoch (finished
     tasks of the sweep are kept)."""
@@ -284,11 +330,11 @@ def _train(config: Config, net: RSNN, rule_name: str, data: _Data, task: tuple, 
 
     from wrec.spiking.rules import make_rule
 
-    rule = make_rule(rule_name, seed=int(sweep.task_rng(config.seed, "feedback", *task).integers(2**31)),
+    rule = make_rule(rule_name, seed=int(sweep.task_rng(config.seed, "feedback", *coords).integers(2**31)),
                      online=config.online)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
-    order = torch_generator(sweep.task_rng(config.seed, "batches", *task))
-    noise = torch_generator(sweep.task_rng(config.seed, "encoding", *task))
+    order = torch_generator(sweep.task_rng(config.seed, "batches", *coords))
+    noise = torch_generator(sweep.task_rng(config.seed, "encoding", *coords))
     n = len(data.y_train)
     on_epoch(0, net)
     for epoch in range(1, config.epochs + 1):
@@ -298,7 +344,7 @@ def _train(config: Config, net: RSNN, rule_name: str, data: _Data, task: tuple, 
             opt.zero_grad(set_to_none=True)
             loss = rule.compute_grads(net, _inputs(config, data, _batch(data, idx), noise), data.y_train[idx])
             if not math.isfinite(float(loss)):
-                raise FloatingPointError(f"snn-locality: the loss of rule {rule_name!r} on {task} became non-finite "
+                raise FloatingPointError(f"snn-locality: the loss of rule {rule_name!r} on {coords} became non-finite "
                                          f"({float(loss)}) in epoch {epoch}; training stopped")
             opt.step()
         on_epoch(epoch, net)
@@ -370,36 +416,33 @@ def _accuracy(model: nn.Module, images: Tensor, labels: Tensor) -> float:
 # The task.
 
 
-def evaluate(config: Config) -> pd.DataFrame:
-    """Train every (architecture, rule) of one (dataset, encoding, replicate); tidy rows as in the module doc.
-    Runs with one torch thread (tasks run side by side in the sweep's pool) and restores the caller's count."""
-    if config.replicate < 0 or not config.study:
-        raise ValueError("evaluate takes one task of Config.tasks() (replicate >= 0, a study)")
+def evaluate(task: Task) -> pd.DataFrame:
+    """Train every (architecture, rule) of one (study, dataset, encoding, replicate); tidy rows as in the module
+    doc. Runs with one torch thread (tasks run side by side in the sweep's pool) and restores the caller's count."""
     with torch_threads(1):
-        return _evaluate(config)
+        return _evaluate(task)
 
 
-def _evaluate(config: Config) -> pd.DataFrame:
-    dataset, enc, rep = config.datasets[0], config.encodings[0], config.replicate
-    enc = enc if dataset == "digits" else "spikes"
-    coords = (config.study, dataset, enc, rep)
-    data = _data(config, torch_generator(sweep.task_rng(config.seed, "test-encoding", *coords)))
+def _evaluate(task: Task) -> pd.DataFrame:
+    config, dataset, enc, rep = task.config, task.dataset, task.encoding, task.replicate
+    coords = (task.study, dataset, enc, rep)
+    data = _data(task, torch_generator(sweep.task_rng(config.seed, "test-encoding", *coords)))
     n_in = data.x_train.shape[-1]
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     nets: dict[tuple[str, str], RSNN] = {}
     for arch in config.architectures:
         reps: dict[str, list[np.ndarray]] = {}
         init_state = None
-        for rule in (*config.rules, *([SOURCE_RULE] if _attacked(config) and config.transfer else [])):
+        for rule in (*config.rules, *([SOURCE_RULE] if task.attacked and config.transfer else [])):
             independent = rule == SOURCE_RULE
             init = torch_generator(sweep.task_rng(config.seed, "init", *coords, arch, "independent" if independent
                                                    else "shared"))
-            net = _build(config, arch, n_in, init)
+            net = _build(task, arch, n_in, init)
             if not independent:  # every rule starts from the same weights
                 if init_state is None:
                     init_state = {k: v.clone() for k, v in net.state_dict().items()}
                 net.load_state_dict(init_state)
-            saved = _load_trained(config, net, arch, rule)
+            saved = _load_trained(task, net, arch, rule)
             if saved is not None:  # trained before this task was interrupted
                 rows.extend(saved[0])
                 reps[rule] = saved[1]
@@ -418,7 +461,7 @@ def _evaluate(config: Config) -> pd.DataFrame:
 
             _train(config, net, "bptt" if independent else rule, data, (*coords, arch, rule), on_epoch)
             nets[(arch, rule)] = net
-            _save_trained(config, net, arch, rule, rows[first_row:], history)
+            _save_trained(task, net, arch, rule, rows[first_row:], history)
         trained = [r for r in config.rules if r in reps]
         for epoch in range(config.epochs + 1):
             for i, ra in enumerate(trained):
@@ -427,9 +470,9 @@ def _evaluate(config: Config) -> pd.DataFrame:
                                  "cka": linear_cka(reps[ra][epoch], reps[rb][epoch])})
                 rows.append({"kind": "cka", "architecture": arch, "rule": ra, "rule_b": "untrained", "epoch": epoch,
                              "cka": linear_cka(reps[ra][epoch], reps[ra][0])})
-    if _attacked(config):
+    if task.attacked:
         rows += _robustness(config, data, nets, coords)
-    return pd.DataFrame(rows).assign(study=config.study, dataset=dataset, encoding=enc, replicate=rep)
+    return pd.DataFrame(rows).assign(study=task.study, dataset=dataset, encoding=enc, replicate=rep)
 
 
 def _trained_path(arch: str, rule: str) -> Path | None:
@@ -437,41 +480,40 @@ def _trained_path(arch: str, rule: str) -> Path | None:
     return None if folder is None else folder / f"trained-{arch}-{rule}.npz"
 
 
-def _trained_owner(config: Config, arch: str, rule: str) -> str:
-    """Whose training a saved file is: the fingerprint of the task's config and the (architecture, rule)."""
-    return checkpoint.fingerprint(config, arch, rule)
+def _identity(task: Task, arch: str, rule: str) -> dict[str, str]:
+    """Whose training a kept file is, as ``wrec.dynamics.run`` records a checkpoint's run: the fingerprints
+    (``wrec.checkpoint.fingerprint``) of the task (every grid field, the study and the replicate) and of the
+    network trained in it (architecture, rule)."""
+    return {"task": checkpoint.fingerprint(task), "network": checkpoint.fingerprint(arch, rule)}
 
 
-def _save_trained(config: Config, net: RSNN, arch: str, rule: str, rows: list[dict],
+def _save_trained(task: Task, net: RSNN, arch: str, rule: str, rows: list[dict[str, Any]],
                   history: list[np.ndarray]) -> None:
-    """Keep one finished training of a sweep task durably (weights, its rows, its per-epoch spike counts), so an
-    interrupted task resumes after its last finished (architecture, rule) instead of from scratch."""
+    """Keep one finished training of a sweep task durably in its folder (weights, its rows, its per-epoch spike
+    counts, and whose it is), so an interrupted task resumes after its last finished (architecture, rule)
+    instead of from scratch."""
     path = _trained_path(arch, rule)
     if path is None:
         return
     arrays = {f"state.{k}": v.detach().cpu().numpy() for k, v in net.state_dict().items()}
     arrays |= {f"history.{i}": np.asarray(h) for i, h in enumerate(history)}
-    checkpoint.save(path, arrays, {"rows": rows, "epochs": len(history), "run": _trained_owner(config, arch, rule)})
+    checkpoint.save(path, arrays, {"rows": rows, "epochs": len(history), "identity": _identity(task, arch, rule)})
 
 
-def _load_trained(config: Config, net: RSNN, arch: str, rule: str) -> tuple[list[dict], list[np.ndarray]] | None:
-    """The rows and spike counts of a training saved by ``_save_trained`` for this very task, its weights loaded
-    into ``net``; None when there is none, or the file is another task's (or has no owner): that one is trained
-    again and overwritten."""
+def _load_trained(task: Task, net: RSNN, arch: str,
+                  rule: str) -> tuple[list[dict[str, Any]], list[np.ndarray]] | None:
+    """The rows and spike counts of a training saved by ``_save_trained`` for this very task and network, its
+    weights loaded into ``net``; None when there is none, or the file is another task's or another config's (or
+    records no owner): that network is trained again and the file overwritten."""
     import torch
 
     saved = checkpoint.load(_trained_path(arch, rule))
-    if saved is None or saved[1].get("run") != _trained_owner(config, arch, rule):
+    if saved is None or saved[1].get("identity") != _identity(task, arch, rule):
         return None
     arrays, meta = saved
     net.load_state_dict({k.removeprefix("state."): torch.from_numpy(v) for k, v in arrays.items()
                          if k.startswith("state.")})
     return meta["rows"], [arrays[f"history.{i}"] for i in range(meta["epochs"])]
-
-
-def _attacked(config: Config) -> bool:
-    return (config.study == "recurrence" and config.datasets[0] == "digits"
-            and config.encodings[0] in config.attack_encodings)
 
 
 def _robustness(config: Config, data: _Data, nets: dict, coords: tuple) -> list[dict]:
@@ -540,8 +582,8 @@ def auc_table(results: pd.DataFrame) -> pd.DataFrame:
     if "attack" not in results or not (results.kind == "attack").any():  # e.g. only the locality study
         return pd.DataFrame(columns=[*keys, "auc"])
     att = results[results.kind == "attack"]
-    return (att.groupby(keys).apply(lambda g: normalised_auc(g.eps.to_numpy(), g.accuracy.to_numpy()),
-                                    include_groups=False).rename("auc").reset_index())
+    rows = [(*point, normalised_auc(g.eps.to_numpy(), g.accuracy.to_numpy())) for point, g in att.groupby(keys)]
+    return pd.DataFrame(rows, columns=[*keys, "auc"])
 
 
 def delta_rec(results: pd.DataFrame, baseline: str = "feedforward") -> pd.DataFrame:
@@ -648,8 +690,8 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
             sub = fs[(fs.dataset == dataset) & (fs.architecture == "recurrent")]
             if len(order) < 2 or sub.empty:
                 continue
-            means = sub.groupby("rule").accuracy.mean()
-            means = [float(means[r]) for r in order if r in means]
+            by_rule = sub.groupby("rule").accuracy.mean()
+            means = [float(by_rule[r]) for r in order if r in by_rule]
             held = all(a >= b - slack for a, b in itertools.pairwise(means))
             rows.append(target_row(f"{study}: ordering {' >= '.join(order)} on {dataset} (recurrent)",
                                    " / ".join(f"{m:.3f}" for m in means), f"within {slack:g}", held))
@@ -677,7 +719,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     out = []
     att = results[results.kind == "attack"]
     styles = {"feedforward": "--", "recurrent": "-", "feedforward-matched": ":"}
-    tab10 = matplotlib.colormaps["tab10"].colors
+    tab10 = matplotlib.color_sequences["tab10"]
     colors = dict(zip(RULES, tab10, strict=False))
     arch_colors = {"feedforward": "0.35", "recurrent": "tab:red", "feedforward-matched": "tab:blue"}
     if not att.empty:
@@ -692,8 +734,8 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
                     sub = att[(att.attack == attack) & (att.source == source) & (att.encoding == encoding)]
                     for arch, g in sub.groupby("architecture"):  # mean over rules and replicates, band: the rules
                         per_rule = g.pivot_table(index="eps", columns="rule", values="accuracy")
-                        line, = ax.plot(per_rule.index, per_rule.mean(axis=1), styles.get(arch, "-"),
-                                        color=arch_colors.get(arch), lw=1.2, label=arch)
+                        line, = ax.plot(per_rule.index, per_rule.mean(axis=1), styles.get(str(arch), "-"),
+                                        color=arch_colors.get(str(arch)), lw=1.2, label=arch)
                         ax.fill_between(per_rule.index, per_rule.min(axis=1), per_rule.max(axis=1),
                                         color=line.get_color(), alpha=0.15, lw=0)
                     ax.set_title(f"{attack} ({source}), {encoding}", fontsize=8)
@@ -715,7 +757,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
                     for j, (rule, g) in enumerate(d.groupby("rule")):
                         x = np.array([labels.index(lab) for lab in g.label]) + 0.12 * (j - (len(RULES) - 1) / 2)
                         err = np.vstack([g.delta_rec - g.ci_low, g.ci_high - g.delta_rec])
-                        ax.errorbar(x, g.delta_rec, yerr=np.nan_to_num(err), fmt="o", ms=3, color=colors.get(rule),
+                        ax.errorbar(x, g.delta_rec, yerr=np.nan_to_num(err), fmt="o", ms=3, color=colors.get(str(rule)),
                                     label=rule)
                     ax.axhline(0, color="k", lw=0.5)
                     ax.set_xticks(range(len(labels)), labels, fontsize=7)
@@ -730,10 +772,10 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         with plotting.figure(p, figsize=(4.0 * len(studies), 2.8)) as fig:
             axes = fig.subplots(1, len(studies), squeeze=False)
             for ax, study in zip(axes[0], studies, strict=True):
-                for (arch, other), g in cka[cka.study == study].groupby(["architecture", "rule_b"]):
+                for (architecture, other), g in cka[cka.study == study].groupby(["architecture", "rule_b"]):
                     m = g.groupby("epoch").cka.mean()
-                    ax.plot(m.index, m.values, styles.get(arch, "-"), color=shades.get(other), lw=1,
-                            label=f"BPTT vs {other}, {arch}")
+                    ax.plot(m.index, m.values, styles.get(str(architecture), "-"), color=shades.get(str(other)),
+                            lw=1, label=f"BPTT vs {other}, {architecture}")
                 ax.set_title(f"{study} study", fontsize=9)
                 ax.set_xlabel("epoch")
             axes[0][0].set_ylabel("linear CKA (test spike counts)")
