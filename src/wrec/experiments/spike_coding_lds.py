@@ -15,15 +15,17 @@ in ``sweep.task_dir()``, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from wrec import _checks, sweep
+from wrec.experiments._protocol import Task, replicate_tasks
 from wrec.experiments._stats import target_row
-from wrec.spiking.learning import LDSLearning, autonomous_test, effective_dynamics, learn_lds
+from wrec.spiking.learning import LDSLearning, LDSTest, autonomous_test, effective_dynamics, learn_lds
 
 # tolerances after 30 s of learning, and for the table the values of our float64 reference simulations ("ref";
 # not paper figures: the paper's parameters are not known, these defaults are our choice)
@@ -45,8 +47,9 @@ TRACE_STRIDE = 10  # test traces are stored every 10 steps (1 ms)
 
 @dataclass(frozen=True)
 class Config:
-    """Learning runs of the supervised slow-weight rule: one task per (feedback gain K, replicate); the weight
-    error every ``checkpoint_every`` s and the autonomous error at ``eval_times`` (s, within ``train_time``)."""
+    """Learning runs of the supervised slow-weight rule: one task per (feedback gain K, replicate)
+    (``Task(config narrowed to one K, replicate)``); the weight error every ``checkpoint_every`` s and the
+    autonomous error at ``eval_times`` (s, within ``train_time``)."""
 
     feedbacks: tuple[float, ...] = (50.0, 0.0)
     replicates: int = 3
@@ -58,7 +61,6 @@ class Config:
     test_time: float = 2.0
     test_discard: float = 0.2
     seed: int = 0
-    replicate: int | None = None
 
     def __post_init__(self) -> None:
         if not self.feedbacks:
@@ -74,50 +76,43 @@ class Config:
             raise ValueError("eval_times is empty: give at least one time (s) for the autonomous test")
         for t in self.eval_times:
             _checks.real(t, "eval_times", low=0.0, high=train, low_open=True)
-        if self.replicate is not None:
-            _checks.integer(self.replicate, "replicate", low=0)
         self.rule(self.feedbacks[0])  # validates n, eta, test_time, test_discard
 
     @classmethod
-    def quick(cls, **overrides) -> Config:
+    def quick(cls, **overrides: Any) -> Config:
         """10 s of learning, 2 replicates (about 4 s of CPU per task). The test stays 2 s: it costs a tenth of
         the learning, and shorter tests make the autonomous error noisier (0.06–0.22 with 1 s tests)."""
         return cls(**{"train_time": 10.0, "eval_times": (2.5, 5.0, 10.0), "replicates": 2, **overrides})
 
-    def tasks(self) -> list[Config]:
-        return [replace(self, feedbacks=(k,), replicates=1, replicate=r)
-                for k in self.feedbacks for r in range(self.replicates)]
+    def tasks(self) -> list[Task[Config]]:
+        """One task per (K, replicate), K outermost."""
+        return replicate_tasks(self, self.replicates, feedbacks=self.feedbacks)
 
     def rule(self, feedback: float) -> LDSLearning:
         return LDSLearning(n=self.n, feedback=feedback, eta=self.eta, train_time=self.train_time,
                            test_time=self.test_time, test_discard=self.test_discard)
 
 
-def evaluate(config: Config) -> pd.DataFrame:
-    """One row per (feedback, replicate, checkpoint): weight error, training error and rate; the autonomous error
-    (NaN except at ``eval_times``); the references; W (flattened) and, at ``eval_times``, the test traces."""
-    frames = []
+def evaluate(task: Task[Config]) -> pd.DataFrame:
+    """One row per checkpoint of one (feedback, replicate) learning run: weight error, training error and rate;
+    the autonomous error (NaN except at ``eval_times``); the references; W (flattened) and, at ``eval_times``, the
+    test traces."""
+    config, rep = task.config, task.replicate
+    (gain,) = config.feedbacks
+    feedback = float(gain)
     folder = sweep.task_dir()
-    reps = range(config.replicates) if config.replicate is None else (config.replicate,)
-    for feedback in config.feedbacks:
-        for rep in reps:
-            path = None if folder is None else folder / f"lds-K{feedback:g}-{rep}.npz"
-            frames.append(_one(config, float(feedback), rep, path))
-    return pd.concat(frames, ignore_index=True)
-
-
-def _one(config: Config, feedback: float, rep: int, path: Path | None) -> pd.DataFrame:
+    path = None if folder is None else folder / f"lds-K{feedback:g}-{rep}.npz"
     rule = config.rule(feedback)
     grid = np.arange(0, rule.train_steps + 1, max(round(config.checkpoint_every / rule.dt), 1))
     evals = sorted({round(t / rule.dt) for t in config.eval_times})
     steps = np.unique(np.concatenate([grid, evals, [rule.train_steps]])).astype(np.int64)
     start = time.process_time()
-    trace = learn_lds(rule, seed=sweep.task_seed(config.seed, rep, "learn"), checkpoints=steps.tolist(),
+    trace = learn_lds(rule, seed=sweep.task_rng(config.seed, rep, "learn"), checkpoints=steps.tolist(),
                       checkpoint=path)
     cpu = time.process_time() - start
     test_seed = sweep.task_seed(config.seed, rep, "test")  # one test input for every W of this replicate
 
-    def test(W: np.ndarray):
+    def test(W: np.ndarray) -> tuple[LDSTest | None, str]:
         try:
             return autonomous_test(rule, W, seed=np.random.default_rng(test_seed)), ""
         except RuntimeError as exc:  # an unstable learned W can drive a spike storm: recorded, not raised
@@ -228,87 +223,80 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
 def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     """(main) weight and autonomous error over training for each K; x against x̂ in the autonomous test after
     learning with and without feedback; learned W against W*; A_eff against A over training."""
-    from wrec import plotting
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rule = _rule_of(results)
-    with _style(plotting):
-        return [_plot_errors(results, path), _plot_traces(results, rule, path.with_name(path.stem + "-test.png")),
-                _plot_weights(results, rule, path.with_name(path.stem + "-weights.png")),
-                _plot_a_eff(results, rule, path.with_name(path.stem + "-A.png"))]
-
-
-def _style(plotting):
-    import matplotlib.pyplot as plt
-
-    return plt.rc_context(plotting.STYLE)
+    return [_plot_errors(results, path), _plot_traces(results, rule, path.with_name(path.stem + "-test.png")),
+            _plot_weights(results, rule, path.with_name(path.stem + "-weights.png")),
+            _plot_a_eff(results, rule, path.with_name(path.stem + "-A.png"))]
 
 
 def _color(feedback: float) -> str:
     return "C0" if feedback > 0 else "C3"
 
 
-def _plot_errors(results: pd.DataFrame, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+def _by_feedback(results: pd.DataFrame) -> list[tuple[float, pd.DataFrame]]:
+    """(K, its rows) for each feedback gain K, ascending."""
+    return [(float(k), results[results.feedback == k]) for k in np.sort(results.feedback.unique())]
 
-    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.9))
-    for feedback, group in results.groupby("feedback"):
-        color, label = _color(feedback), f"K = {feedback:g}"
-        for _, rep in group.groupby("replicate"):
-            rep = rep.sort_values("time_s")
-            axes[0].plot(rep.time_s, rep.weight_error, color=color, lw=0.6, alpha=0.4)
-            ev = rep[rep.autonomous_error.notna()]
-            axes[1].plot(ev.time_s, ev.autonomous_error, color=color, lw=0.6, alpha=0.4, marker=".")
-        mean = group.groupby("time_s").weight_error.mean()
-        axes[0].plot(mean.index, mean.to_numpy(), color=color, lw=1.6, label=label)
-        ev = group[group.autonomous_error.notna()].groupby("time_s").autonomous_error.mean()
-        axes[1].plot(ev.index, ev.to_numpy(), color=color, lw=1.6, marker="o", ms=3, label=label)
-    for (feedback, t), ref in REF_WEIGHT.items():
-        if feedback in set(results.feedback) and t <= results.time_s.max():
-            axes[0].plot(t, ref, "x", color=_color(feedback), ms=6)
-    axes[0].plot([], [], "kx", label="spec (ref)")
-    for value, style, label in ((results.autonomous_error_optimal.mean(), "--", "analytic W*"),
-                                (results.autonomous_error_zero.mean(), ":", "W = 0")):
-        axes[1].axhline(value, color="0.4", ls=style, lw=1, label=label)
-    for ax, label in ((axes[0], "‖W − W*‖ / ‖W*‖"), (axes[1], "autonomous relative RMSE")):
-        ax.set_yscale("log")
-        ax.set_xlabel("learning time (s)")
-        ax.set_ylabel(label)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+
+def _plot_errors(results: pd.DataFrame, path: Path) -> Path:
+    from wrec.plotting import figure
+
+    with figure(path, figsize=(7.2, 2.9)) as fig:
+        axes = fig.subplots(1, 2)
+        for feedback, group in _by_feedback(results):
+            color, label = _color(feedback), f"K = {feedback:g}"
+            for _, rep in group.groupby("replicate"):
+                run = rep.sort_values("time_s")
+                axes[0].plot(run.time_s, run.weight_error, color=color, lw=0.6, alpha=0.4)
+                ev = run[run.autonomous_error.notna()]
+                axes[1].plot(ev.time_s, ev.autonomous_error, color=color, lw=0.6, alpha=0.4, marker=".")
+            mean = group.groupby("time_s").weight_error.mean()
+            axes[0].plot(mean.index, mean.to_numpy(), color=color, lw=1.6, label=label)
+            ev_mean = group[group.autonomous_error.notna()].groupby("time_s").autonomous_error.mean()
+            axes[1].plot(ev_mean.index, ev_mean.to_numpy(), color=color, lw=1.6, marker="o", ms=3, label=label)
+        for (feedback, t), ref in REF_WEIGHT.items():
+            if feedback in set(results.feedback) and t <= results.time_s.max():
+                axes[0].plot(t, ref, "x", color=_color(feedback), ms=6)
+        axes[0].plot([], [], "kx", label="spec (ref)")
+        for value, style, label in ((results.autonomous_error_optimal.mean(), "--", "analytic W*"),
+                                    (results.autonomous_error_zero.mean(), ":", "W = 0")):
+            axes[1].axhline(value, color="0.4", ls=style, lw=1, label=label)
+        for ax, label in ((axes[0], "‖W − W*‖ / ‖W*‖"), (axes[1], "autonomous relative RMSE")):
+            ax.set_yscale("log")
+            ax.set_xlabel("learning time (s)")
+            ax.set_ylabel(label)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
     return path
 
 
 def _plot_traces(results: pd.DataFrame, rule: LDSLearning, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    from wrec.plotting import figure
 
     ev = _final(results)
     ev = ev[ev.test_x.notna() & (ev.replicate == ev.replicate.min())].sort_values("feedback", ascending=False)
-    fig, axes = plt.subplots(max(len(ev), 1), 1, figsize=(7.2, 2.2 * max(len(ev), 1)), squeeze=False)
-    for ax, (_, row) in zip(axes[:, 0], ev.iterrows(), strict=False):
-        x = np.reshape(np.asarray(row.test_x, dtype=float), (-1, rule.j))
-        xhat = np.reshape(np.asarray(row.test_xhat, dtype=float), (-1, rule.j))
-        t = np.arange(1, len(x) + 1) * TRACE_STRIDE * rule.dt
-        for d in range(rule.j):
-            ax.plot(t, x[:, d], color=f"C{d}", lw=0.8, label=f"x{d + 1} (teacher)")
-            ax.plot(t, xhat[:, d], color=f"C{d}", lw=1.4, ls="--", alpha=0.8, label=f"x̂{d + 1} (network)")
-        ax.axvspan(0, rule.test_discard, color="0.9", lw=0)
-        ax.set_title(f"learned {row.time_s:g} s with K = {row.feedback:g}, tested without feedback: "
-                     f"relative RMSE {row.autonomous_error:.3f}", fontsize=8)
-        ax.set_ylabel("x, x̂")
-    axes[-1, 0].set_xlabel("test time (s)")
-    axes[0, 0].legend(fontsize=7, ncol=4, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with figure(path, figsize=(7.2, 2.2 * max(len(ev), 1))) as fig:
+        axes = fig.subplots(max(len(ev), 1), 1, squeeze=False)
+        for ax, (_, row) in zip(axes[:, 0], ev.iterrows(), strict=False):
+            x = np.reshape(np.asarray(row.test_x, dtype=float), (-1, rule.j))
+            xhat = np.reshape(np.asarray(row.test_xhat, dtype=float), (-1, rule.j))
+            t = np.arange(1, len(x) + 1) * TRACE_STRIDE * rule.dt
+            for d in range(rule.j):
+                ax.plot(t, x[:, d], color=f"C{d}", lw=0.8, label=f"x{d + 1} (teacher)")
+                ax.plot(t, xhat[:, d], color=f"C{d}", lw=1.4, ls="--", alpha=0.8, label=f"x̂{d + 1} (network)")
+            ax.axvspan(0, rule.test_discard, color="0.9", lw=0)
+            ax.set_title(f"learned {row.time_s:g} s with K = {row.feedback:g}, tested without feedback: "
+                         f"relative RMSE {row.autonomous_error:.3f}", fontsize=8)
+            ax.set_ylabel("x, x̂")
+        axes[-1, 0].set_xlabel("test time (s)")
+        axes[0, 0].legend(fontsize=7, ncol=4, loc="upper right")
+        fig.tight_layout()
     return path
 
 
 def _plot_weights(results: pd.DataFrame, rule: LDSLearning, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    from wrec.plotting import figure
 
     final = _final(results)
     final = final[final.replicate == final.replicate.min()].sort_values("feedback", ascending=False)
@@ -316,43 +304,41 @@ def _plot_weights(results: pd.DataFrame, rule: LDSLearning, path: Path) -> Path:
     mats = [("W*", W_star)] + [(f"learned, K = {r.feedback:g}", np.reshape(r.W, (rule.n, rule.n)))
                                for _, r in final.iterrows()]
     lim = max(float(np.abs(m).max()) for _, m in mats)
-    fig, axes = plt.subplots(1, len(mats) + 1, figsize=(2.5 * (len(mats) + 1), 2.6), layout="constrained")
-    for ax, (title, m) in zip(axes, mats, strict=False):
-        image = ax.imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_title(title, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(image, ax=list(axes[:len(mats)]), fraction=0.02)
-    ax = axes[-1]
-    for (title, m), (_, r) in zip(mats[1:], final.iterrows(), strict=True):
-        ax.scatter(W_star.ravel(), m.ravel(), s=3, lw=0, alpha=0.6, color=_color(r.feedback), label=title)
-    ax.plot([-lim, lim], [-lim, lim], color="0.5", lw=0.8)
-    ax.set_xlabel("W*")
-    ax.set_ylabel("learned W")
-    ax.legend(fontsize=6, markerscale=3)
-    fig.savefig(path)
-    plt.close(fig)
+    with figure(path, figsize=(2.5 * (len(mats) + 1), 2.6), layout="constrained") as fig:
+        axes = fig.subplots(1, len(mats) + 1)
+        for ax, (title, m) in zip(axes, mats, strict=False):
+            image = ax.imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_title(title, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.colorbar(image, ax=list(axes[:len(mats)]), fraction=0.02)
+        ax = axes[-1]
+        for (title, m), (_, r) in zip(mats[1:], final.iterrows(), strict=True):
+            ax.scatter(W_star.ravel(), m.ravel(), s=3, lw=0, alpha=0.6, color=_color(r.feedback), label=title)
+        ax.plot([-lim, lim], [-lim, lim], color="0.5", lw=0.8)
+        ax.set_xlabel("W*")
+        ax.set_ylabel("learned W")
+        ax.legend(fontsize=6, markerscale=3)
     return path
 
 
 def _plot_a_eff(results: pd.DataFrame, rule: LDSLearning, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    from wrec.plotting import figure
 
     A, D = rule.system(), rule.decoder()
     first = results[results.replicate == results.replicate.min()]
-    fig, axes = plt.subplots(A.shape[0], A.shape[1], figsize=(6.4, 4.4), sharex=True, squeeze=False)
-    for feedback, run in first.groupby("feedback"):
-        run = run.sort_values("time_s")
-        series = np.array([effective_dynamics(np.reshape(w, (rule.n, rule.n)), D, rule.leak) for w in run.W])
+    with figure(path, figsize=(6.4, 4.4)) as fig:
+        axes = fig.subplots(A.shape[0], A.shape[1], sharex=True, squeeze=False)
+        for feedback, group in _by_feedback(first):
+            run = group.sort_values("time_s")
+            series = np.array([effective_dynamics(np.reshape(w, (rule.n, rule.n)), D, rule.leak) for w in run.W])
+            for (a, b), ax in np.ndenumerate(axes):
+                ax.plot(run.time_s, series[:, a, b], color=_color(feedback), lw=1.2, label=f"K = {feedback:g}")
         for (a, b), ax in np.ndenumerate(axes):
-            ax.plot(run.time_s, series[:, a, b], color=_color(feedback), lw=1.2, label=f"K = {feedback:g}")
-    for (a, b), ax in np.ndenumerate(axes):
-        ax.axhline(A[a, b], color="k", ls="--", lw=0.8, label="A")
-        ax.set_title(f"A_eff[{a + 1},{b + 1}]", fontsize=8)
-    for ax in axes[-1]:
-        ax.set_xlabel("learning time (s)")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+            ax.axhline(A[a, b], color="k", ls="--", lw=0.8, label="A")
+            ax.set_title(f"A_eff[{a + 1},{b + 1}]", fontsize=8)
+        for ax in axes[-1]:
+            ax.set_xlabel("learning time (s)")
+        axes[0, 0].legend(fontsize=7)
+        fig.tight_layout()
     return path
