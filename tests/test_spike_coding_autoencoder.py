@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wrec import sweep
+from wrec import dynamics, sweep
 from wrec.experiments import spike_coding_autoencoder as ae
 from wrec.experiments._stats import target_row
-from wrec.spiking import optimal_weights
+from wrec.spiking import optimal_weights, scn
 from wrec.spiking.learning import AutoencoderLearning
 from wrec.spiking.metrics import alignment_error
 from wrec.store import Store
@@ -78,7 +78,9 @@ def test_target_row_formats_measured_values_and_reduces_held():
         target_row("x", 1.0, 0.5, True)
 
 
-def test_sweep_store_table_and_figures(tmp_path):
+def test_sweep_store_table_and_figures(tmp_path, monkeypatch):
+    """Results through the store (Parquet), the table, and figures drawn from the stored rows alone: the raster's
+    data is kept on replicate 0's last checkpoint row, and plotting runs no simulation."""
     config = ae.Config.quick(**TINY)
     store = Store(tmp_path / "results")
     results = sweep.run(ae.evaluate, config.tasks(), store=store)
@@ -90,8 +92,24 @@ def test_sweep_store_table_and_figures(tmp_path):
     table = ae.table(results)
     assert table.step.tolist() == [0, 3_000] and (table.replicates == 2).all()
     assert table.err_fast.iloc[1] < table.err_fast.iloc[0]
+    drawn = (results.step == 3_000) & (results.replicate == ae.RASTER_REPLICATE)  # only the figure's replicate
+    for column in ae.RASTER_COLUMNS:
+        assert results[column].notna().tolist() == drawn.tolist()
+    row = results[drawn].iloc[0]
+    assert len(row.raster_x) == len(row.raster_xhat) == ae.RASTER_STEPS * row.j
+    assert len(row.raster_time_s) == len(row.raster_neuron) > 0
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("plot ran a simulation")
+
+    for module, name in ((ae, "simulate"), (ae, "fit_decoder"), (ae, "raster"), (ae, "learn_autoencoder"),
+                         (scn, "simulate"), (dynamics, "run")):
+        monkeypatch.setattr(module, name, forbidden)
     figures = ae.plot(results, tmp_path / "ae.png")
     assert len(figures) == 3 and all(f.stat().st_size > 10_000 for f in figures)
+    with pytest.warns(UserWarning, match="no raster figure"):  # results stored before the raster was
+        older = ae.plot(results.drop(columns=list(ae.RASTER_COLUMNS)), tmp_path / "older.png")
+    assert [f.name for f in older] == ["older-measures.png", "older-weights.png"]
 
 
 def test_replicates_have_their_own_streams():

@@ -5,7 +5,8 @@ From a random start (F rows random unit vectors, Ω₀ = −0.2·U(0,1) − 0.5 
 are measured: the alignment error err_Ω = ‖Ω − sΩ*‖²/‖Ω‖² (Ω* = −FFᵀ), the decoding error of the optimal linear
 decoder (and of the "ideal" network with the same F and Ω = −sFFᵀ − μI), the mean rate and corr(E, −I) on the
 learning input, and CV of the ISIs and Fano factor under a constant input. Each replicate is one sweep task; its
-learning saves its state at every checkpoint (``sweep.task_dir()``), so an interrupted run resumes there.
+learning saves its state at every checkpoint (``sweep.task_dir()``), so an interrupted run resumes there. After
+learning, replicate 0's task also keeps what the raster figure draws (``raster``), so ``plot`` only reads results.
 
 Measurement protocol: the decoder is fitted by least squares of x on r over ``decoder_steps`` steps of input at
 ``decoder_amplitude`` × the learning amplitude and tested on ``test_trials`` fresh trials of ``test_steps`` steps,
@@ -21,13 +22,16 @@ and spike rule, with the weights frozen.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from wrec import _checks, sweep
+from wrec.experiments._protocol import Task, replicate_tasks
 from wrec.experiments._stats import target_row
 from wrec.spiking import metrics
 from wrec.spiking.learning import PRESETS, AutoencoderLearning, learn_autoencoder
@@ -35,12 +39,16 @@ from wrec.spiking.scn import SCNWeights, simulate
 from wrec.tasks.signals import leaky_integral, smoothed_white_noise
 
 MEASURES = ("err_fast", "decoding_error", "decoding_error_ideal", "rate", "cv_isi", "fano", "ei_corr")
+# the raster figure: replicate 0 after learning, 0.1 s of learning input; its readout's decoder: least squares over
+# 2 s of fresh input at the learning amplitude (most of the raster's cost, so only the drawn replicate pays it)
+RASTER_REPLICATE, RASTER_STEPS, RASTER_DECODER_STEPS = 0, 1_000, 20_000
+RASTER_COLUMNS = ("raster_time_s", "raster_neuron", "raster_x", "raster_xhat")
 
 
 @dataclass(frozen=True)
 class Config:
-    """Learning runs of the unsupervised rules, one task per replicate (its streams come from
-    ``(seed, replicate)``); measures at ``checkpoints`` (learning steps)."""
+    """Learning runs of the unsupervised rules, one task per replicate (``Task(config, replicate)``: its streams
+    come from ``(seed, replicate)``); measures at ``checkpoints`` (learning steps)."""
 
     preset: str = "brendel2020_fig2"
     n_steps: int = 1_000_000
@@ -54,7 +62,6 @@ class Config:
     isi_steps: int = 5_000
     ei_steps: int = 10_000
     seed: int = 0
-    replicate: int | None = None
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -71,14 +78,15 @@ class Config:
         _checks.integer(self.isi_trials, "isi_trials", low=2)
 
     @classmethod
-    def quick(cls, **overrides) -> Config:
+    def quick(cls, **overrides: Any) -> Config:
         """2·10⁵ learning steps (target: err_Ω < 0.02) and shorter measurements: about a minute a seed."""
         return cls(**{"n_steps": 200_000, "checkpoints": (0, 1_000, 10_000, 50_000, 200_000),
                       "decoder_steps": 20_000, "test_trials": 3, "test_steps": 5_000, "isi_trials": 10,
                       "isi_steps": 2_000, "ei_steps": 5_000, **overrides})
 
-    def tasks(self) -> list[Config]:
-        return [replace(self, replicates=1, replicate=r) for r in range(self.replicates)]
+    def tasks(self) -> list[Task[Config]]:
+        """One task per replicate."""
+        return replicate_tasks(self, self.replicates)
 
     def rule(self) -> AutoencoderLearning:
         return AutoencoderLearning.preset(self.preset)
@@ -97,10 +105,18 @@ def fit_decoder(weights: SCNWeights, rule: AutoencoderLearning, c: np.ndarray, r
     """The optimal linear decoder (J, N) of a frozen network: least squares of x on r over the input current c (T, J),
     x its leaky integral; ``rng`` gives the network's noise."""
     run = simulate(weights, c, rule.scn_params(), seed=rng, record=("r",))
-    return metrics.optimal_decoder(run.r, leaky_integral(c, rule.leak, rule.dt))
+    return metrics.optimal_decoder(_recorded(run.r, "r"), leaky_integral(c, rule.leak, rule.dt))
 
 
-def measure(weights: SCNWeights, rule: AutoencoderLearning, config: Config, rng: np.random.Generator) -> dict:
+def _recorded(trace: np.ndarray | None, name: str) -> np.ndarray:
+    """A trace of an ``SCNRun`` that was asked for in ``record`` (None only when it was not)."""
+    if trace is None:
+        raise ValueError(f"the simulation did not record {name!r}")
+    return trace
+
+
+def measure(weights: SCNWeights, rule: AutoencoderLearning, config: Config, rng: np.random.Generator,
+            ) -> dict[str, float]:
     """Every measure of one frozen network (see the module docstring); ``rng`` gives the inputs and noise."""
     params = rule.scn_params()
     j = rule.j
@@ -111,7 +127,7 @@ def measure(weights: SCNWeights, rule: AutoencoderLearning, config: Config, rng:
                                   block=config.test_steps, batch=config.test_trials, seed=rng)
     decoder = fit_decoder(weights, rule, fit_c, rng)
     test = simulate(weights, test_c, params, seed=rng, record=("r",))
-    decoding = metrics.decoding_error(leaky_integral(test_c, rule.leak, rule.dt), test.r, decoder)
+    decoding = metrics.decoding_error(leaky_integral(test_c, rule.leak, rule.dt), _recorded(test.r, "r"), decoder)
 
     u = rng.standard_normal(j)
     const = np.broadcast_to(90.0 * u / np.linalg.norm(u), (config.isi_trials, config.isi_steps, j))
@@ -125,31 +141,55 @@ def measure(weights: SCNWeights, rule: AutoencoderLearning, config: Config, rng:
     corr = metrics.ei_correlation(weights, ei_c, ei_run)
     return {"decoding_error": decoding, "rate": metrics.mean_rate(ei_run.spike_counts(), config.ei_steps * rule.dt),
             "rate_constant": metrics.mean_rate(counts, duration),
-            "cv_isi": metrics.cv_isi(spikes.steps * rule.dt, spikes.neurons, spikes.trials),
+            "cv_isi": metrics.cv_isi(_recorded(spikes.steps, "spikes") * rule.dt, _recorded(spikes.neurons, "spikes"),
+                                     spikes.trials),
             "fano": metrics.fano_factor(counts),
             "ei_corr": float(np.nanmean(corr)) if np.any(np.isfinite(corr)) else np.nan}
 
 
-def evaluate(config: Config) -> pd.DataFrame:
-    """One row per (replicate, checkpoint): the measures of the learned and the ideal network, and the weights."""
+def raster(weights: SCNWeights, rule: AutoencoderLearning, rng: np.random.Generator) -> dict[str, list]:
+    """The raster figure's data for a frozen network: ``RASTER_STEPS`` steps of learning input (from ``rng``, which
+    also gives the noise) with its spikes (times in s, neurons), the signal x and its readout x̂ (each (T, J),
+    flattened), x̂ from the optimal decoder of ``RASTER_DECODER_STEPS`` steps of fresh input (a fixed seed, 0)."""
+    j = rule.j
+    c = smoothed_white_noise(RASTER_STEPS, j, width=rule.input_width, amplitude=rule.input_amplitude,
+                             block=rule.input_block, seed=rng)
+    run = simulate(weights, c, rule.scn_params(), seed=rng, record=("spikes", "r"))
+    fit_rng = np.random.default_rng(0)
+    fit_c = smoothed_white_noise(RASTER_DECODER_STEPS, j, width=rule.input_width, amplitude=rule.input_amplitude,
+                                 block=RASTER_DECODER_STEPS, seed=fit_rng)
+    decoder = fit_decoder(weights, rule, fit_c, fit_rng)
+    return {"raster_time_s": (_recorded(run.steps, "spikes") * rule.dt).tolist(),
+            "raster_neuron": _recorded(run.neurons, "spikes").tolist(),
+            "raster_x": leaky_integral(c, rule.leak, rule.dt).ravel().tolist(),
+            "raster_xhat": (_recorded(run.r, "r") @ decoder.T).ravel().tolist()}
+
+
+def evaluate(task: Task[Config]) -> pd.DataFrame:
+    """One row per checkpoint of one replicate's learning: the measures of the learned and the ideal network, the
+    weights; for replicate ``RASTER_REPLICATE``, the raster figure's data (``raster``) on the last checkpoint's
+    row (None on every other row)."""
+    config, rep = task.config, task.replicate
     rule = config.rule()
-    rows = []
     folder = sweep.task_dir()
-    for rep in range(config.replicates) if config.replicate is None else (config.replicate,):
-        trace = learn_autoencoder(rule, config.n_steps, seed=sweep.task_seed(config.seed, rep, "learn"),
-                                  checkpoints=list(config.checkpoints),
-                                  checkpoint=None if folder is None else folder / f"learning-{rep}.npz")
-        for k, step in enumerate(trace.steps):
-            w = SCNWeights(F=trace.F[k], fast=trace.fast[k], T=np.full(rule.n, rule.threshold))
-            ideal = ideal_weights(w, rule.mu)
-            # the learned and the ideal network see the same inputs and noise
-            learned = measure(w, rule, config, sweep.task_rng(config.seed, rep, int(step), "measure"))
-            best = measure(ideal, rule, config, sweep.task_rng(config.seed, rep, int(step), "measure"))
-            rows.append({"replicate": rep, "step": int(step), "time_s": step * rule.dt,
-                         "err_fast": trace.err_fast[k], "learning_rate_hz": trace.rate[k], **learned,
-                         **{f"{name}_ideal": value for name, value in best.items()},
-                         "n": rule.n, "j": rule.j, "F": trace.F[k].ravel().tolist(),
-                         "fast": trace.fast[k].ravel().tolist()})
+    trace = learn_autoencoder(rule, config.n_steps, seed=sweep.task_rng(config.seed, rep, "learn"),
+                              checkpoints=list(config.checkpoints),
+                              checkpoint=None if folder is None else folder / f"learning-{rep}.npz")
+    rows = []
+    for k, step in enumerate(trace.steps):
+        w = SCNWeights(F=trace.F[k], fast=trace.fast[k], T=np.full(rule.n, rule.threshold))
+        ideal = ideal_weights(w, rule.mu)
+        # the learned and the ideal network see the same inputs and noise
+        learned = measure(w, rule, config, sweep.task_rng(config.seed, rep, int(step), "measure"))
+        best = measure(ideal, rule, config, sweep.task_rng(config.seed, rep, int(step), "measure"))
+        rows.append({"replicate": rep, "step": int(step), "time_s": step * rule.dt,
+                     "err_fast": trace.err_fast[k], "learning_rate_hz": trace.rate[k], **learned,
+                     **{f"{name}_ideal": value for name, value in best.items()},
+                     "n": rule.n, "j": rule.j, "F": trace.F[k].ravel().tolist(),
+                     "fast": trace.fast[k].ravel().tolist(), **dict.fromkeys(RASTER_COLUMNS)})
+    if rep == RASTER_REPLICATE:
+        final = SCNWeights(F=trace.F[-1], fast=trace.fast[-1], T=np.full(rule.n, rule.threshold))
+        rows[-1].update(raster(final, rule, sweep.task_rng(config.seed, rep, "raster")))
     return pd.DataFrame(rows)
 
 
@@ -187,7 +227,9 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
-    """Measures against learning time; Ω against −FFᵀ before and after; a raster with the readout after learning."""
+    """Measures against learning time; Ω against −FFᵀ before and after (first replicate); a raster with the readout
+    after learning (``raster``, stored by ``evaluate`` for replicate ``RASTER_REPLICATE``; left out, with a warning,
+    when the results hold none, e.g. results stored before they kept it)."""
     from wrec import plotting
 
     path = Path(path)
@@ -195,22 +237,17 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     run = results[results.replicate == first].sort_values("step")
     n, j = int(run.n.iloc[0]), int(run.j.iloc[0])
     weights = [(int(r.step), np.reshape(r.F, (n, j)), np.reshape(r.fast, (n, n))) for r in run.itertuples()]
-    rule = AutoencoderLearning.preset(results.preset.iloc[0]) if "preset" in results else AutoencoderLearning()
-    final = SCNWeights(F=weights[-1][1], fast=weights[-1][2], T=np.full(n, rule.threshold))
-    rng = sweep.task_rng(int(results.seed.iloc[0]) if "seed" in results else 0, int(first), "raster")
-    c = smoothed_white_noise(1_000, j, width=rule.input_width, amplitude=rule.input_amplitude,
-                             block=rule.input_block, seed=rng)
-    x = leaky_integral(c, rule.leak, rule.dt)
-    raster = simulate(final, c, rule.scn_params(), seed=rng, record=("spikes", "r"))
-    fit_rng = np.random.default_rng(0)  # 2·10⁴ steps of fresh input at the learning amplitude
-    decoder = fit_decoder(final, rule, smoothed_white_noise(20_000, j, width=rule.input_width,
-                                                            amplitude=rule.input_amplitude, block=20_000,
-                                                            seed=fit_rng), fit_rng)
-    return [
-        plotting.learning_curves(results, MEASURES, path.with_name(path.stem + "-measures.png")),
-        plotting.weights_before_after(weights[0], weights[-1], path.with_name(path.stem + "-weights.png")),
-        plotting.spike_raster(raster.steps * rule.dt, raster.neurons, x, raster.r @ decoder.T,
-                              path.with_name(path.stem + "-raster.png"), dt=rule.dt,
-                              title=f"after {weights[-1][0]:,} learning steps (replicate {first})"),
-    ]
-
+    dt = (AutoencoderLearning.preset(results.preset.iloc[0]) if "preset" in results else AutoencoderLearning()).dt
+    paths = [plotting.learning_curves(results, MEASURES, path.with_name(path.stem + "-measures.png")),
+             plotting.weights_before_after(weights[0], weights[-1], path.with_name(path.stem + "-weights.png"))]
+    drawn = results[results.raster_x.notna()] if "raster_x" in results else results.iloc[:0]
+    if drawn.empty:
+        warnings.warn(f"no raster figure: the results hold no raster data (evaluate stores it with replicate "
+                      f"{RASTER_REPLICATE}; results stored before it did lack it)", stacklevel=2)
+        return paths
+    last = drawn.sort_values("replicate").iloc[0]
+    return [*paths, plotting.spike_raster(
+        np.asarray(last.raster_time_s, dtype=float), np.asarray(last.raster_neuron, dtype=int),
+        np.reshape(np.asarray(last.raster_x, dtype=float), (-1, j)),
+        np.reshape(np.asarray(last.raster_xhat, dtype=float), (-1, j)), path.with_name(path.stem + "-raster.png"),
+        dt=dt, title=f"after {int(last.step):,} learning steps (replicate {last.replicate})")]
