@@ -320,15 +320,16 @@ class RSNN(nn.Module):
         self.recurrent = check_bool(recurrent, "recurrent")
         self.params = params
         self.batch_first = batch_first
-        factory = {"device": device, "dtype": dtype}
         sizes = (input_size, *self.hidden_sizes)
         for layer, (n_in, h) in enumerate(itertools.pairwise(sizes)):
-            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(h, n_in, **factory)))
+            self.register_parameter(f"weight_ih_l{layer}",
+                                    nn.Parameter(torch.empty(h, n_in, device=device, dtype=dtype)))
             if recurrent:
-                self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(h, h, **factory)))
-                self.register_buffer(f"mask_hh_l{layer}", 1.0 - torch.eye(h, **factory))
-        self.weight_out = nn.Parameter(torch.empty(output_size, self.hidden_sizes[-1], **factory))
-        self.bias_out = nn.Parameter(torch.empty(output_size, **factory))
+                self.register_parameter(f"weight_hh_l{layer}",
+                                        nn.Parameter(torch.empty(h, h, device=device, dtype=dtype)))
+                self.register_buffer(f"mask_hh_l{layer}", 1.0 - torch.eye(h, device=device, dtype=dtype))
+        self.weight_out = nn.Parameter(torch.empty(output_size, self.hidden_sizes[-1], device=device, dtype=dtype))
+        self.bias_out = nn.Parameter(torch.empty(output_size, device=device, dtype=dtype))
         self.reset_parameters(generator)
 
     @property

@@ -19,6 +19,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.linalg import solve_discrete_are
@@ -35,9 +36,9 @@ CARTPOLE = {"gravity": 9.8, "masscart": 1.0, "masspole": 0.1, "length": 0.5, "fo
 
 
 def _env_id(env_id: object) -> str:
-    if env_id not in ENVS:
+    if not isinstance(env_id, str) or env_id not in ENVS:
         raise ValueError(f"env_id must be one of {', '.join(ENVS)}, got {env_id!r}")
-    return env_id  # type: ignore[return-value]
+    return env_id
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ class PendulumExpert:
         object.__setattr__(self, "P", P)
 
     @classmethod
-    def for_shift(cls, shift: Shift = Shift(), **kwargs) -> PendulumExpert:
+    def for_shift(cls, shift: Shift = Shift(), **kwargs: Any) -> PendulumExpert:
         """The expert retuned to the shifted physics (LQR and energy target use the shifted g, m, l)."""
         p = physics("Pendulum-v1", shift)
         return cls(g=p["g"], m=p["m"], l=p["l"], dt=p["dt"], **kwargs)
@@ -232,9 +233,11 @@ class CartPoleExpert:
         object.__setattr__(self, "P", P)
 
     @classmethod
-    def for_shift(cls, shift: Shift = Shift(), **kwargs) -> CartPoleExpert:
+    def for_shift(cls, shift: Shift = Shift(), **kwargs: Any) -> CartPoleExpert:
+        """The expert retuned to the shifted physics (the LQR gain of the shifted linearisation)."""
         p = physics("CartPole-v1", shift)
-        return cls(**{k: p[k] for k in ("gravity", "masscart", "masspole", "length", "force_mag", "tau")}, **kwargs)
+        return cls(gravity=p["gravity"], masscart=p["masscart"], masspole=p["masspole"], length=p["length"],
+                   force_mag=p["force_mag"], tau=p["tau"], **kwargs)
 
     def linearisation(self) -> tuple[np.ndarray, np.ndarray]:
         return cartpole_linearisation(self.gravity, self.masscart, self.masspole, self.length, self.force_mag,
@@ -270,18 +273,21 @@ def make_env(env_id: str, shift: Shift = Shift(), *, seed: Seed = None):
     observations may leave the observation space on purpose.
     """
     import gymnasium
+    from gymnasium.envs.classic_control import CartPoleEnv, PendulumEnv
 
     env_id = _env_id(env_id)
     p = physics(env_id, shift)
     env = gymnasium.make(env_id, disable_env_checker=True)
     base = env.unwrapped
-    if env_id == "Pendulum-v1":
+    if isinstance(base, PendulumEnv):
         base.g, base.m, base.l = p["g"], p["m"], p["l"]
-    else:
+    elif isinstance(base, CartPoleEnv):
         base.gravity, base.masspole, base.length, base.force_mag = (p["gravity"], p["masspole"], p["length"],
                                                                     p["force_mag"])
         base.total_mass = base.masspole + base.masscart
         base.polemass_length = base.masspole * base.length
+    else:  # pragma: no cover (a gymnasium whose env_id is another class)
+        raise TypeError(f"{env_id} made a {type(base).__name__}, not gymnasium's PendulumEnv or CartPoleEnv")
     noise, delay = _wrappers()
     if shift.kind == "obs_noise":
         env = noise(env, shift.value, seed=seed)
