@@ -62,7 +62,7 @@ def state_matrix(
     layers: str | None = None,
     observe: str | None = None,
     drive: str | None = None,
-    chunk: int = 2048,
+    chunk: int = 1024,
 ) -> np.ndarray:
     """Drive ``model`` with the input sequence ``u`` and return its states after the washout.
 
@@ -263,7 +263,8 @@ class _Rows:
         """``block`` (L, N): the states after steps start .. start + L − 1."""
         import torch
 
-        if not bool(torch.isfinite(block).all()):
+        # one pass, no boolean copy: a sum is finite when every entry is (or, rarely, falsely not: then look closer)
+        if not bool(torch.isfinite(block.sum())) and not bool(torch.isfinite(block).all()):
             bad = torch.nonzero(~torch.isfinite(block).all(1))
             raise ValueError(_BLOWN.format(t=start + int(bad[0, 0]), T=self.T))
         lo = max(self.washout - start, 0)
@@ -278,35 +279,35 @@ class _Rows:
         return self.out
 
 
-def linear_scan(lam: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-    """h_t = λ ⊙ h_{t−1} + b_t for t = 0..L−1 from h_{−1} = h0, in two levels of √L sequential steps each: a scan of
-    every block of √L steps at once, then the carries between blocks, h = local + λ^{k+1} ⊙ (state before the block).
+def linear_scan_(lam: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    """h_t = λ ⊙ h_{t−1} + b_t for t = 0..L−1 from h_{−1} = h0, written over ``b`` (returned).
 
-    Shape: b (L, *S); lam and h0 broadcast to S → (L, *S). Real or complex.
+    Two levels of about √L sequential steps each, every step one fused in-place multiply-add over a whole slice:
+    first the scan inside every block of K ≈ √L steps at once (from a zero state), then the states before each
+    block, s_j = λ^K ⊙ s_{j−1} + (block j−1's last local value), and h = local + λ^{k+1} ⊙ s_j; steps past the
+    last whole block run one by one.
+
+    Shape: b (L, *S); lam and h0 broadcast to S. Real or complex (lam, h0 and b of one dtype).
     """
     import torch
 
     L, S = b.shape[0], b.shape[1:]
     lam = lam.expand(S)
-    K = max(1, math.isqrt(L))
-    nb = -(-L // K)
-    if nb * K > L:
-        b = torch.cat([b, b.new_zeros((nb * K - L, *b.shape[1:]))])
-    blocks = b.reshape(nb, K, *b.shape[1:])
-    local = torch.empty_like(blocks)
-    acc = blocks[:, 0]
-    local[:, 0] = acc
+    K = 1 << max(0, round(math.log2(math.sqrt(L)))) if L > 1 else 1
+    nb = L // K
+    head = b[:nb * K].view(nb, K, *S)
     for k in range(1, K):
-        acc = lam * acc + blocks[:, k]
-        local[:, k] = acc
-    powers = torch.cumprod(lam.expand(K, *S).contiguous(), 0)  # λ^{k+1}, (K, *S)
-    before = torch.empty_like(blocks[:, 0])
-    carry = h0.expand(S).to(b.dtype)
+        head[:, k].addcmul_(head[:, k - 1], lam)
+    powers = torch.cumprod(lam.expand(K, *S), 0)  # λ^{k+1}, (K, *S)
+    before = torch.empty_like(head[:, 0])
+    carry = h0.expand(S)
     for j in range(nb):
         before[j] = carry
-        carry = powers[-1] * carry + local[j, -1]
-    h = local + powers.unsqueeze(0) * before.unsqueeze(1)
-    return h.reshape(nb * K, *S)[:L]
+        carry = torch.addcmul(head[j, -1], powers[-1], carry)
+    head.addcmul_(powers.unsqueeze(0), before.unsqueeze(1))
+    for t in range(nb * K, L):
+        b[t].addcmul_(b[t - 1] if t else h0.expand(S), lam)
+    return b
 
 
 def _torch(family: str, model: Any, u: np.ndarray, washout: int, w_in: object, layers: str, observe: str,
@@ -319,7 +320,10 @@ def _torch(family: str, model: Any, u: np.ndarray, washout: int, w_in: object, l
         raise ValueError(f"model ({type(model).__name__}) is bidirectional: its reverse direction reads the future, "
                          "so its state at t is not a function of u up to t; use a unidirectional network")
     with torch.no_grad():
-        net = copy.deepcopy(model).to(torch.float64).eval()
+        # a float64 module in eval mode is run as it is (nothing here changes it); any other is copied first
+        ready = all(t.dtype == torch.float64 for t in (*params, *model.buffers()) if t.is_floating_point()) \
+            and not any(m.training for m in model.modules())
+        net = model if ready else copy.deepcopy(model).to(torch.float64).eval()
         x = torch.as_tensor(u, dtype=torch.float64, device=device)[:, None] * torch.as_tensor(
             _input_weights(w_in, int(net.input_size), f"model ({type(model).__name__})"), device=device)  # (T, K)
         rows = _Rows(u.shape[0], washout)
@@ -384,20 +388,22 @@ def _rsnn(net: RSNN, x: Tensor, rows: _Rows, *, chunk: int, layers: str, observe
         parts = []
         for layer, (w, w_rec) in enumerate(weights):
             state, z, v = states[layer], [], []
+            potentials = layer in keep and observe != "rate"
             for x_t in inp:
                 state = lif_step(p, state, x_t, w, w_rec)
                 z.append(state.z)
-                v.append(state.v)
+                if potentials:
+                    v.append(state.v)
             states[layer] = state
             inp = torch.stack(z)  # (L, 1, H): the next layer's input
             if layer in keep:
                 if observe in ("rate", "both"):
-                    r = linear_scan(kappa, inp[:, 0], filtered[layer][0])
+                    r = linear_scan_(kappa, inp[:, 0].clone(), filtered[layer][0])
                     filtered[layer] = r[-1:]
                     parts.append(r)
                 if observe in ("potential", "both"):
                     parts.append(torch.stack(v)[:, 0])
-        rows.put(start, torch.cat(parts, 1))
+        rows.put(start, parts[0] if len(parts) == 1 else torch.cat(parts, 1))
 
 
 def _stablessm(net: StableSSM, x: Tensor, rows: _Rows, *, chunk: int, layers: str, observe: str) -> None:
@@ -419,15 +425,15 @@ def _stablessm(net: StableSSM, x: Tensor, rows: _Rows, *, chunk: int, layers: st
             v = block.norm(z) if block.prenorm else z
             lam, Bbar = kernel.discretize()  # (H, n) complex
             start_state = h0[layer]
-            h = linear_scan(lam, Bbar * v.unsqueeze(-1).to(Bbar.dtype),
-                            torch.zeros_like(lam) if start_state is None else start_state)  # (L, H, n)
+            h = linear_scan_(lam, Bbar * v.unsqueeze(-1).to(Bbar.dtype),
+                             torch.zeros_like(lam) if start_state is None else start_state)  # (L, H, n)
             h0[layer] = h[-1]
             if layer in keep:
                 parts.append((h.real if kernel.real else torch.view_as_real(h)).reshape(h.shape[0], -1))
             if layer < len(blocks) - 1:
                 s = kernel.factor * (kernel.complex_C() * h).sum(-1).real + block.D * v
                 inp = block.mix(z, s)
-        rows.put(start, torch.cat(parts, 1))
+        rows.put(start, parts[0] if len(parts) == 1 else torch.cat(parts, 1))
 
 
 def _linear_ssm(net: LinearDiagonalSSM, x: Tensor, rows: _Rows, *, chunk: int, layers: str, observe: str) -> None:
@@ -435,6 +441,6 @@ def _linear_ssm(net: LinearDiagonalSSM, x: Tensor, rows: _Rows, *, chunk: int, l
     lam, U = net.eigenvalues(), net.U
     h0 = lam.new_zeros(lam.shape)
     for start in _chunks(x.shape[0], chunk):
-        h = linear_scan(lam, x[start:start + chunk] @ U.T, h0)  # (L, m)
+        h = linear_scan_(lam, x[start:start + chunk] @ U.T, h0)  # (L, m)
         h0 = h[-1]
         rows.put(start, h)
