@@ -188,14 +188,14 @@ def test_a_pure_delay_line_of_length_d_remembers_exactly_delay_d(name, d):
 
 # --- spike coding networks ---------------------------------------------------------------------------------------
 
-def scn_network(sigma_v=0.0, leak=10.0, dt=1e-3, n=20, size=0.1):
+def scn_network(sigma_v=0.0, leak=10.0, dt=1e-3, n=20, size=0.1, mu=1e-3):
     D = np.r_[np.full(n // 2, size), np.full(n // 2, -size)][None] * np.linspace(0.8, 1.2, n)  # (1, N)
-    return SCN(optimal_weights(D, mu=1e-4), SCNParams(leak=leak, dt=dt, mu=1e-4, sigma_v=sigma_v)), D
+    return SCN(optimal_weights(D, mu=mu), SCNParams(leak=leak, dt=dt, mu=mu, sigma_v=sigma_v)), D
 
 
 @pytest.mark.parametrize("drive", ["signal", "current"])
 def test_scn_rates_are_those_of_simulate_bit_for_bit(drive):
-    net, D = scn_network(sigma_v=2e-3)
+    net, D = scn_network(sigma_v=1e-3)
     T, washout = 3000, 100
     u = np.sin(np.arange(T) * 2 * np.pi / 700) + 0.5 * np.sin(np.arange(T) * 2 * np.pi / 170)  # slow
     if drive == "signal":
@@ -213,6 +213,7 @@ def test_scn_rates_are_those_of_simulate_bit_for_bit(drive):
     assert not np.array_equal(X, state_matrix(net, u, washout=washout, seed=8, drive=drive))  # the seed is used
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drive", ["signal", "current"])
 def test_scn_remembers_at_least_what_its_ideal_leaky_integrator_remembers(drive):
     # The optimal autoencoder implements ẋ = −λx + c (Boerlin et al. 2013) and reads it out as x̂ = D r. Linear
@@ -333,6 +334,19 @@ def test_rsnn_rates_are_its_spike_trains_filtered_by_the_readout_decay(torch):
     assert z.mean() > 0.01  # the network spikes
     top = state_matrix(net, u, observe="potential")
     assert top.shape == (400, 6)
+
+
+def test_a_module_on_the_gpu_gives_the_cpu_states(torch):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from wrec.nn import StableSSM
+
+    u = uniform(500, seed=14)
+    for model, kw in [(torch.nn.GRU(1, 8, num_layers=2), {"layers": "all"}),
+                      (StableSSM(1, 4, num_layers=2, d_state=6, seed=0), {"layers": "all"})]:
+        cpu = state_matrix(model, u, chunk=128, **kw)
+        gpu = state_matrix(model.cuda(), u, chunk=128, **kw)
+        np.testing.assert_allclose(gpu, cpu, rtol=0, atol=1e-10)  # float64 on both; only reduction orders differ
 
 
 # --- errors ------------------------------------------------------------------------------------------------------
