@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from wrec.spiking.rsnn import RSNN
     from wrec.spiking.scn import SCN
 
+__all__ = ["state_matrix"]
+
 LAYERS = ("last", "all")
 OBSERVE = ("rate", "potential", "both")
 DRIVES = ("signal", "current")
@@ -279,7 +281,7 @@ class _Rows:
         return self.out
 
 
-def linear_scan_(lam: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+def _scan_in_place(lam: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     """h_t = λ ⊙ h_{t−1} + b_t for t = 0..L−1 from h_{−1} = h0, written over ``b`` (returned).
 
     Two levels of about √L sequential steps each, every step one fused in-place multiply-add over a whole slice:
@@ -398,7 +400,7 @@ def _rsnn(net: RSNN, x: Tensor, rows: _Rows, *, chunk: int, layers: str, observe
             inp = torch.stack(z)  # (L, 1, H): the next layer's input
             if layer in keep:
                 if observe in ("rate", "both"):
-                    r = linear_scan_(kappa, inp[:, 0].clone(), filtered[layer][0])
+                    r = _scan_in_place(kappa, inp[:, 0].clone(), filtered[layer][0])
                     filtered[layer] = r[-1:]
                     parts.append(r)
                 if observe in ("potential", "both"):
@@ -425,7 +427,7 @@ def _stablessm(net: StableSSM, x: Tensor, rows: _Rows, *, chunk: int, layers: st
             v = block.norm(z) if block.prenorm else z
             lam, Bbar = kernel.discretize()  # (H, n) complex
             start_state = h0[layer]
-            h = linear_scan_(lam, Bbar * v.unsqueeze(-1).to(Bbar.dtype),
+            h = _scan_in_place(lam, Bbar * v.unsqueeze(-1).to(Bbar.dtype),
                              torch.zeros_like(lam) if start_state is None else start_state)  # (L, H, n)
             h0[layer] = h[-1]
             if layer in keep:
@@ -441,6 +443,6 @@ def _linear_ssm(net: LinearDiagonalSSM, x: Tensor, rows: _Rows, *, chunk: int, l
     lam, U = net.eigenvalues(), net.U
     h0 = lam.new_zeros(lam.shape)
     for start in _chunks(x.shape[0], chunk):
-        h = linear_scan_(lam, x[start:start + chunk] @ U.T, h0)  # (L, m)
+        h = _scan_in_place(lam, x[start:start + chunk] @ U.T, h0)  # (L, m)
         h0 = h[-1]
         rows.put(start, h)
