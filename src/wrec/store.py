@@ -35,10 +35,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 #: The key, in a stored file's schema metadata, of its content digest (``content_digest``, hex).
 DIGEST_KEY = b"wrec.sha256"
@@ -72,7 +76,7 @@ def legacy_config_key(config: object) -> str:
     """The key wrec gave ``config`` before keys left out default fields: SHA-256 of its type name and *all* its
     fields. ``sweep.run`` re-keys a result stored under it (see ``Store.rekey``); a task type that replaced an
     older config type tells its old key itself (a ``legacy_key()`` method)."""
-    _check_dataclass(config)
+    config = _check_dataclass(config)
     own = getattr(config, "legacy_key", None)
     if callable(own):
         return own()
@@ -84,9 +88,11 @@ def legacy_key(type_name: str, fields: dict) -> str:
     return _hash([type_name, fields])
 
 
-def _check_dataclass(config: object) -> None:
+def _check_dataclass(config: object) -> DataclassInstance:
+    """``config``, checked to be a dataclass instance (not a dataclass type)."""
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"config must be a dataclass instance, got {type(config).__name__}")
+    return config
 
 
 def _canonical(value: object) -> object:

@@ -37,6 +37,9 @@ __all__ = ["EXPERIMENTS", "cfc_closed_loop", "ipc_profile", "readout_scaling", "
 
 _getattr, _dir = attach(globals(), submodules=_MODULES.values())
 
+#: CLI name -> experiment module; declared here for type checkers, set by ``__getattr__`` on first access
+EXPERIMENTS: dict[str, ModuleType]
+
 
 def __getattr__(name: str) -> object:
     if name == "EXPERIMENTS":
