@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,10 @@ from tqdm.auto import tqdm
 
 from wrec.store import CorruptResult, CorruptResultWarning, Store, config_key, legacy_config_key
 
-C = TypeVar("C")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+C = TypeVar("C", bound="DataclassInstance")  # a config: a dataclass instance (``store.config_key``)
 
 #: Environment of the process-pool workers: one BLAS/OpenMP thread each (unless the user set these).
 BLAS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -130,6 +133,36 @@ def run(
     if executor is not None and workers != 1:
         raise ValueError("give either executor or workers, not both")
     keys = [config_key(c) for c in configs]
+    results, todo = _stored(configs, keys, store)
+
+    partial = None if store is None else store.root / PARTIAL
+    task = _Task(fn, partial)
+    if partial is not None and partial.is_dir():  # an interrupt between storing and removing its folder
+        for stale in set(os.listdir(partial)) & results.keys():
+            shutil.rmtree(partial / stale, ignore_errors=True)
+
+    def finish(key: str, result: pd.DataFrame) -> None:
+        frame = _label(result, todo[key], key)
+        if store is not None:
+            store.save(key, frame)
+            frame = store.load(key)
+            shutil.rmtree(store.root / PARTIAL / key, ignore_errors=True)
+        results[key] = frame
+        bar.update()
+
+    with tqdm(total=len(todo), desc=desc, disable=not progress or not todo, unit="task") as bar:
+        if executor is not None:
+            _run_on(executor, task, todo, finish)
+        elif workers == 1:
+            _run_here(task, todo, finish)
+        else:
+            _run_on_pool(workers, task, todo, finish)
+    return pd.concat([results[key] for key in keys], ignore_index=True)
+
+
+def _stored(configs: list[C], keys: list[str], store: Store | None) -> tuple[dict[str, pd.DataFrame], dict[str, C]]:
+    """(the verified stored results by key, the configs still to run by key), each key once. A result stored under
+    the config's legacy key is re-keyed; one that fails verification is set aside (with a warning) and run again."""
     results: dict[str, pd.DataFrame] = {}
     todo: dict[str, C] = {}
     for config, key in zip(configs, keys, strict=True):
@@ -145,51 +178,39 @@ def run(
                 except CorruptResult as exc:
                     aside = store.set_aside(source)
                     warnings.warn(f"{exc}; set aside as {aside.name}, computing it again", CorruptResultWarning,
-                                  stacklevel=2)
+                                  stacklevel=3)  # at the caller of run()
         todo[key] = config
+    return results, todo
 
-    task = _Task(fn, None if store is None else store.root / PARTIAL)
-    if task.partial is not None and task.partial.is_dir():  # an interrupt between storing and removing its folder
-        for stale in set(os.listdir(task.partial)) & results.keys():
-            shutil.rmtree(task.partial / stale, ignore_errors=True)
 
-    def finish(key: str, result: pd.DataFrame) -> None:
-        frame = _label(result, todo[key], key)
-        if store is not None:
-            store.save(key, frame)
-            frame = store.load(key)
-            shutil.rmtree(task.partial / key, ignore_errors=True)
-        results[key] = frame
-        bar.update()
+def _run_here(task: _Task, todo: dict, finish: Callable[[str, pd.DataFrame], None]) -> None:
+    """Run every task in this process, in order; a failed task's exception is named after its config."""
+    for key, config in todo.items():
+        try:
+            result = task(key, config)
+        except BaseException as exc:
+            _name_config(exc, key, config)
+            raise
+        _check_frame(result, key, config)
+        finish(key, result)
 
-    with tqdm(total=len(todo), desc=desc, disable=not progress or not todo, unit="task") as bar:
-        if not todo:
-            pass
-        elif executor is not None:
-            _run_on(executor, task, todo, finish)
-        elif workers == 1:
-            for key, config in todo.items():
-                try:
-                    result = task(key, config)
-                except BaseException as exc:
-                    _name_config(exc, key, config)
-                    raise
-                _check_frame(result, key, config)
-                finish(key, result)
-        else:
-            with _blas_capped_env(), _sigterm_exits(), ProcessPoolExecutor(
-                max_workers=min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")
-            ) as pool:
-                try:
-                    _run_on(pool, task, todo, finish)
-                except BaseException:
-                    # Interrupted (Ctrl-C, SIGTERM): the running tasks' results could no longer be stored, so
-                    # stop their workers rather than leave them computing. (A failed task has waited for them.)
-                    _terminate_workers(pool)
-                    raise
-                finally:
-                    pool.shutdown(wait=True, cancel_futures=True)
-    return pd.concat([results[key] for key in keys], ignore_index=True)
+
+def _run_on_pool(workers: int, task: _Task, todo: dict, finish: Callable[[str, pd.DataFrame], None]) -> None:
+    """Run the tasks on a spawned local process pool whose workers use one BLAS thread (none without tasks)."""
+    if not todo:
+        return
+    with _blas_capped_env(), _sigterm_exits(), ProcessPoolExecutor(
+        max_workers=min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        try:
+            _run_on(pool, task, todo, finish)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM): the running tasks' results could no longer be stored, so
+            # stop their workers rather than leave them computing. (A failed task has waited for them.)
+            _terminate_workers(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_on(executor: Executor, task: _Task, todo: dict, finish: Callable[[str, pd.DataFrame], None]) -> None:
@@ -204,18 +225,10 @@ def _run_on(executor: Executor, task: _Task, todo: dict, finish: Callable[[str, 
             key = futures[future]
             if future.cancelled():
                 continue
-            exc = future.exception()
+            exc = _failure(future, key, todo[key])
             if exc is None:
-                try:
-                    _check_frame(future.result(), key, todo[key])
-                except TypeError as bad:
-                    exc = bad
-                else:
-                    finish(key, future.result())
-                    continue
-            else:
-                _name_config(exc, key, todo[key])
-            if failure is None:
+                finish(key, future.result())
+            elif failure is None:
                 failure = exc
                 for other in futures:
                     other.cancel()
@@ -225,6 +238,20 @@ def _run_on(executor: Executor, task: _Task, todo: dict, finish: Callable[[str, 
         for other in futures:
             other.cancel()
         raise
+
+
+def _failure(future: Future, key: str, config: object) -> BaseException | None:
+    """What failed in a finished task: its exception (named after its config), a TypeError for a result that is
+    not a DataFrame, or None."""
+    exc = future.exception()
+    if exc is not None:
+        _name_config(exc, key, config)
+        return exc
+    try:
+        _check_frame(future.result(), key, config)
+    except TypeError as bad:
+        return bad
+    return None
 
 
 def _check_frame(result: object, key: str, config: object) -> None:
@@ -292,7 +319,7 @@ def _blas_capped_env() -> Iterator[None]:
             os.environ.pop(k, None)
 
 
-def _label(frame: pd.DataFrame, config: object, key: str) -> pd.DataFrame:
+def _label(frame: pd.DataFrame, config: DataclassInstance, key: str) -> pd.DataFrame:
     """``frame`` with the config's scalar fields as columns where it has none of that name (a nested dataclass,
     e.g. a task's grid point, contributes its own fields in place), and ``key``."""
     frame = frame.copy()
@@ -327,7 +354,7 @@ def task_rng(root_seed: int, *coordinates: int | str | float) -> np.random.Gener
     return np.random.default_rng(task_seed(root_seed, *coordinates))
 
 
-def _coordinate_word(c: object) -> int:
+def _coordinate_word(c: int | str | float) -> int:
     if isinstance(c, str):
         encoded = b"str:" + c.encode("utf-8")
     elif isinstance(c, (float, np.floating)):
