@@ -126,6 +126,22 @@ def prepare_input(
     Returns ``x (T, B, F)``, ``hx (D·L, B, H)`` (zeros if None) and whether the input was batched. ``dtype``
     is the parameters' dtype the input must match (None: not checked).
     """
+    _check_input(opts, input, dtype, name)
+    batched = input.dim() == 3
+    x = input if not batched else (input.transpose(0, 1) if opts.batch_first else input)
+    if not batched:
+        x = x.unsqueeze(1)
+    if x.size(0) == 0:
+        raise RNNInputError(f"{name}: Expected sequence length to be larger than 0, got input of shape "
+                            f"{tuple(input.shape)}")
+    expected = (opts.num_directions * opts.num_layers, x.size(1), opts.hidden_size)
+    if hx is None:
+        return x, torch.zeros(expected, dtype=x.dtype, device=x.device), batched
+    return x, _check_hx(hx, x, expected, batched, name), batched
+
+
+def _check_input(opts: RNNOptions, input: object, dtype: torch.dtype | None, name: str) -> None:
+    """nn.GRU's checks of ``input`` (type, 2-D or 3-D, floating, the parameters' dtype, the feature size)."""
     if isinstance(input, torch.nn.utils.rnn.PackedSequence):
         raise TypeError(f"{name} does not accept a PackedSequence (normalisation over padding would be wrong); "
                         "pass a padded tensor, e.g. from torch.nn.utils.rnn.pad_packed_sequence")
@@ -141,18 +157,10 @@ def prepare_input(
     if input.size(-1) != opts.input_size:
         raise RNNInputError("input.size(-1) must be equal to input_size. "
                             f"Expected {opts.input_size}, got {input.size(-1)}")
-    batched = input.dim() == 3
-    x = input if not batched else (input.transpose(0, 1) if opts.batch_first else input)
-    if not batched:
-        x = x.unsqueeze(1)
-    if x.size(0) == 0:
-        raise RNNInputError(f"{name}: Expected sequence length to be larger than 0, got input of shape "
-                            f"{tuple(input.shape)}")
-    batch = x.size(1)
-    expected = (opts.num_directions * opts.num_layers, batch, opts.hidden_size)
-    if hx is None:
-        h = torch.zeros(expected, dtype=x.dtype, device=x.device)
-        return x, h, batched
+
+
+def _check_hx(hx: object, x: Tensor, expected: tuple[int, int, int], batched: bool, name: str) -> Tensor:
+    """nn.GRU's checks of a given ``hx`` against the time-major input ``x``; returns it batched (D·L, B, H)."""
     if not isinstance(hx, Tensor):
         raise TypeError(f"{name}: hx must be a torch.Tensor or None, got {type(hx).__name__}")
     if batched and hx.dim() != 3:
@@ -167,7 +175,7 @@ def prepare_input(
         raise RNNInputError(f"hx dtype ({hx.dtype}) does not match input dtype ({x.dtype})")
     if hx.device != x.device:
         raise RNNInputError(f"hx is on device {hx.device} but input is on device {x.device}")
-    return x, h, batched
+    return h
 
 
 def dropout(x: Tensor, p: float, training: bool, generator: torch.Generator | None) -> Tensor:
