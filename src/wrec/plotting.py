@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import matplotlib
 import numpy as np
@@ -18,7 +18,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-STYLE = {
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
+STYLE: dict[RcKeyType, Any] = {
     "figure.dpi": 150, "savefig.bbox": "tight", "font.size": 9, "axes.spines.top": False,
     "axes.spines.right": False, "legend.frameon": False,
 }
@@ -117,11 +120,12 @@ def readout_scaling(curves: pd.DataFrame, path: str | Path) -> Path:
         axes = fig.subplots(rows, cols, squeeze=False)
         for ax in axes.flat[len(panels):]:
             ax.set_visible(False)
-        for ax, ((n, g, sigma), data) in zip(axes.flat, panels, strict=False):
+        for ax, (key, data) in zip(axes.flat, panels, strict=False):
+            n, g, sigma = cast("tuple[int, float, float]", key)  # the values of the three grouping columns
             L = np.arange(1, n + 1)
             ax.plot(L, L, color="0.6", lw=0.8, ls="-", label="bound MC = L")
             for kind, c in data.groupby("kind"):
-                color = KIND_COLORS.get(kind, "k")
+                color = KIND_COLORS.get(str(kind), "k")
                 ax.fill_between(c.L, c.lo, c.hi, color=color, alpha=0.2, lw=0)
                 ax.plot(c.L, c["mean"], color=color, marker="o", ms=2.5, lw=1.2, label=f"{kind} (simulation)")
                 ax.plot(c.L, c.theory, color=color, ls="--", lw=1.0)
@@ -146,7 +150,7 @@ def sublinearity(points: pd.DataFrame, path: str | Path) -> Path:
     with figure(path, figsize=(4.6, 3.4)) as fig:
         ax = fig.subplots()
         for kind, p in points.groupby("kind"):
-            ax.scatter(p.mean_r2, p.L_half / p.n, s=14, color=KIND_COLORS.get(kind, "k"), label=kind, alpha=0.8)
+            ax.scatter(p.mean_r2, p.L_half / p.n, s=14, color=KIND_COLORS.get(str(kind), "k"), label=kind, alpha=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("mean squared correlation ⟨r²⟩")

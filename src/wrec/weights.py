@@ -6,6 +6,8 @@ same matrix. ``spectral_radius=ρ`` rescales the result so that max|λ(W)| = ρ 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -36,23 +38,28 @@ def _size(n: int) -> int:
 def spectral_radius(W: np.ndarray | sp.sparray | sp.spmatrix) -> float:
     """max |λ_i(W)|: dense ``eigvals``, or ARPACK (fixed start vector, reproducible) for sparse W."""
     if sp.issparse(W):
-        n = W.shape[0]
-        if W.shape != (n, n):
-            raise ValueError(f"W must be square, got shape {W.shape}")
-        if not np.all(np.isfinite(W.data)):
-            raise ValueError("W has non-finite entries (NaN or inf)")
-        if n <= 300:
-            return float(np.max(np.abs(np.linalg.eigvals(W.toarray()))))
-        # Several eigenvalues and a generous Krylov space: with k=1 ARPACK can lock onto a smaller eigenvalue
-        # when many crowd the edge of the spectrum (random matrices).
-        k = 6
-        try:
-            lam = spla.eigs(W.astype(np.float64), k=k, ncv=min(n, 40), which="LM", v0=np.ones(n) / np.sqrt(n),
-                            return_eigenvectors=False, tol=1e-12, maxiter=10 * n)
-        except spla.ArpackNoConvergence:
-            return float(np.max(np.abs(np.linalg.eigvals(W.toarray()))))
-        return float(np.max(np.abs(lam)))
+        return _sparse_spectral_radius(W)
     return float(np.max(np.abs(np.linalg.eigvals(_checks.square(W)))))
+
+
+def _sparse_spectral_radius(W: sp.sparray | sp.spmatrix) -> float:
+    """``spectral_radius`` of a scipy.sparse W: dense ``eigvals`` up to n = 300, ARPACK above."""
+    n = W.shape[0]
+    if W.shape != (n, n):
+        raise ValueError(f"W must be square, got shape {W.shape}")
+    if not np.all(np.isfinite(W.data)):
+        raise ValueError("W has non-finite entries (NaN or inf)")
+    if n <= 300:
+        return float(np.max(np.abs(np.linalg.eigvals(W.toarray()))))
+    # Several eigenvalues and a generous Krylov space: with k=1 ARPACK can lock onto a smaller eigenvalue
+    # when many crowd the edge of the spectrum (random matrices).
+    k = 6
+    try:
+        lam = spla.eigs(W.astype(np.float64), k=k, ncv=min(n, 40), which="LM", v0=np.ones(n) / np.sqrt(n),
+                        return_eigenvectors=False, tol=1e-12, maxiter=10 * n)
+    except spla.ArpackNoConvergence:
+        return float(np.max(np.abs(np.linalg.eigvals(W.toarray()))))
+    return float(np.max(np.abs(lam)))
 
 
 def scale_to_spectral_radius(W, rho: float):
@@ -100,10 +107,11 @@ def sparse(
     density = _checks.real(density, "density", low=0.0, high=1.0, low_open=True)
     g = _checks.real(g, "g", low=0.0, low_open=True)
     gen = _checks.rng(seed)
+    draw: Callable[[int], np.ndarray]
     if distribution == "gaussian":
         draw = gen.standard_normal
     elif distribution == "uniform":
-        def draw(size):  # U[-√3, √3] has unit variance
+        def draw(size: int) -> np.ndarray:  # U[-√3, √3] has unit variance
             return gen.uniform(-np.sqrt(3), np.sqrt(3), size)
     else:
         raise ValueError(f"distribution must be 'gaussian' or 'uniform', got {distribution!r}")
