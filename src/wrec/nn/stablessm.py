@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -121,6 +121,13 @@ class _Reparam(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.name!r}" + (f", a={self.a}, b={self.b}" if self.name == "best" else "")
+
+
+def _unconstrained(module: nn.Module, name: str) -> Tensor:
+    """The unconstrained tensor that the optimiser trains under ``module``'s parametrized attribute ``name``
+    (``module.parametrizations.<name>.original``, registered by ``torch.nn.utils.parametrize``)."""
+    original: Tensor = getattr(module.parametrizations, name).original
+    return original
 
 
 def _torch_generator(seed: _checks.Seed | torch.Generator, device=None) -> torch.Generator | None:
@@ -246,6 +253,10 @@ class DiagonalSSMKernel(nn.Module):
     Shape: K (H, L); eigenvalues (H, N/2) complex.
     """
 
+    w: Tensor  # Re a = f(raw_w), computed by the parametrization on every access
+    theta: Tensor  # buffer: Im a
+    B: Tensor  # buffer: the fixed input vector
+
     def __init__(self, d_model: int, d_state: int = 64, reparam: str = "exp", a: float = 1.0, b: float = 0.1,
                  dt_min: float = 1e-3, dt_max: float = 1e-1, real: bool = False, init_decay: float = 0.5,
                  device=None, dtype=None, *, seed: _checks.Seed | torch.Generator = None) -> None:
@@ -287,7 +298,7 @@ class DiagonalSSMKernel(nn.Module):
     @property
     def raw_w(self) -> Tensor:
         """The unconstrained parameter w that the optimiser trains (Re a = f(w))."""
-        return self.parametrizations.w.original
+        return _unconstrained(self, "w")
 
     def eigenvalues(self) -> Tensor:
         """The continuous eigenvalues a_n = f(w_n) + iθ_n. Shape: (H, N/2) complex."""
@@ -420,7 +431,7 @@ class StableSSM(nn.Module):
         """Encoder/output linears as nn.Linear, D ~ N(0, 1) (S4D), the kernels by their own reset."""
         g = self._generator
         with torch.no_grad():
-            for block in self.layers.values():
+            for block in self._blocks():
                 for lin in (block.encoder, block.output):
                     bound = 1 / math.sqrt(lin.in_features)
                     lin.weight.copy_(torch.rand(lin.weight.shape, generator=g, dtype=lin.weight.dtype) * 2 * bound
@@ -433,7 +444,12 @@ class StableSSM(nn.Module):
                 block.kernel.reset_parameters(g)
 
     def _block(self, layer: int, direction: int) -> _Block:
-        return self.layers[RNNOptions.suffix(layer, direction).lstrip("_")]
+        return cast(_Block, self.layers[RNNOptions.suffix(layer, direction).lstrip("_")])
+
+    def _blocks(self) -> list[_Block]:
+        """Every block, layer by layer, forward before reverse (the order of ``layers``)."""
+        return [self._block(layer, direction) for layer in range(self.num_layers)
+                for direction in range(self.options.num_directions)]
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(output, h_n) as nn.GRU; h_n holds each layer's and direction's last output (class docstring)."""
@@ -538,7 +554,7 @@ class LinearDiagonalSSM(nn.Module):
     @property
     def raw_w(self) -> Tensor:
         """The unconstrained w (what the optimiser trains)."""
-        return self.parametrizations.w.original
+        return _unconstrained(self, "w")
 
     def decay(self) -> Tensor:
         """f(w): continuous decay rates, Re a (negative when stable). Shape: (m,)."""
