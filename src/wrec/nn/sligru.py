@@ -207,28 +207,36 @@ def fused_light_gru(
     return _FusedLightGRU.apply(w, h0, weight_hh, mask, ln_weight, ln_bias, stabilised, nonlinearity, ln_eps, save)
 
 
+def _check_light_gru_options(nonlinearity: object, ff_normalization: object, backend: object,
+                             recurrent_dropout: object, recurrent_affine: object, ln_eps: object) -> None:
+    """Raise ValueError/TypeError naming the first of the cell's own options (beyond nn.GRU's) that is invalid."""
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from {', '.join(NONLINEARITIES)}")
+    if ff_normalization not in FF_NORMALIZATIONS:
+        raise ValueError(f"ff_normalization must be 'batchnorm', 'layernorm' or None, got {ff_normalization!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if isinstance(recurrent_dropout, bool) or not isinstance(recurrent_dropout, Real) \
+            or not 0 <= float(recurrent_dropout) < 1:
+        raise ValueError(f"recurrent_dropout should be a number in range [0, 1), got {recurrent_dropout!r}")
+    if not isinstance(recurrent_affine, bool):
+        raise TypeError(f"recurrent_affine should be of type bool, got: {type(recurrent_affine).__name__}")
+    if isinstance(ln_eps, bool) or not isinstance(ln_eps, Real) or not (0 <= float(ln_eps) < math.inf):
+        raise ValueError(f"ln_eps must be a finite number >= 0, got {ln_eps!r}")
+
+
 class _LightGRU(nn.Module):
     """Shared body of :class:`LiGRU` and :class:`SLiGRU` (abstract: only the two subclasses are built)."""
 
     _stabilised: bool
+    weight_ih_l0: Tensor  # the first layer's weights (registered in __init__ with every other layer's)
+    weight_hh_l0: Tensor
 
     def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
                  dtype, nonlinearity, ff_normalization, recurrent_dropout, recurrent_affine, ln_eps, backend):
         super().__init__()
         opts = RNNOptions(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from {', '.join(NONLINEARITIES)}")
-        if ff_normalization not in FF_NORMALIZATIONS:
-            raise ValueError(f"ff_normalization must be 'batchnorm', 'layernorm' or None, got {ff_normalization!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if isinstance(recurrent_dropout, bool) or not isinstance(recurrent_dropout, Real) \
-                or not 0 <= recurrent_dropout < 1:
-            raise ValueError(f"recurrent_dropout should be a number in range [0, 1), got {recurrent_dropout!r}")
-        if not isinstance(recurrent_affine, bool):
-            raise TypeError(f"recurrent_affine should be of type bool, got: {type(recurrent_affine).__name__}")
-        if isinstance(ln_eps, bool) or not isinstance(ln_eps, Real) or not (0 <= ln_eps < math.inf):
-            raise ValueError(f"ln_eps must be a finite number >= 0, got {ln_eps!r}")
+        _check_light_gru_options(nonlinearity, ff_normalization, backend, recurrent_dropout, recurrent_affine, ln_eps)
         self._opts = opts
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, opts.dropout, bidirectional
