@@ -19,7 +19,9 @@ trained matrix, still masked). The CfC step, with each head k ∈ {1, 2, a, b} s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from numbers import Real
+from typing import cast
 
 import numpy as np
 import torch
@@ -48,9 +50,10 @@ def _check_rank(rank: object, limit: int, what: str) -> int | None:
 def _check_sparsity(sparsity: object) -> float:
     if isinstance(sparsity, bool) or not isinstance(sparsity, Real):
         raise TypeError(f"sparsity must be a real number in [0, 1), got {type(sparsity).__name__}")
-    if not (math.isfinite(sparsity) and 0 <= sparsity < 1):
+    value = float(sparsity)
+    if not (math.isfinite(value) and 0 <= value < 1):
         raise ValueError(f"sparsity must be in [0, 1) (the fraction of recurrent weights masked to 0), got {sparsity}")
-    return float(sparsity)
+    return value
 
 
 def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
@@ -76,6 +79,8 @@ class LowRankSparse(nn.Module):
 
     Shape: ``forward()`` returns W (n_out, n_in).
     """
+
+    mask: Tensor  # buffer: M
 
     def __init__(self, n_out: int, n_in: int, rank: int | None = None, sparsity: float = 0.0,
                  init: str | Tensor = "glorot", mask: str | Tensor = "bernoulli",
@@ -161,6 +166,8 @@ class LowRankSparseParametrization(nn.Module):
     and Q ``(n_in, r)``, set from a weight W₀ by its rank-r SVD (P = U_r Σ_r^½, Q = V_r Σ_r^½); M is a fixed 0/1
     buffer. Use :func:`low_rank_sparse_` to put it on a module's weight."""
 
+    mask: Tensor  # buffer: M
+
     def __init__(self, rank: int, mask: Tensor) -> None:
         super().__init__()
         self.rank = rank
@@ -192,16 +199,23 @@ def low_rank_sparse_(module: nn.Module, name: str, rank: int, sparsity: float = 
     if not isinstance(W, Tensor) or W.dim() != 2:
         got = f"shape {tuple(W.shape)}" if isinstance(W, Tensor) else type(W).__name__
         raise ValueError(f"{name} must be a 2-D weight of the module, got {got}")
-    rank = _check_rank(rank, min(W.shape), f"min{tuple(W.shape)} = {min(W.shape)}")
-    if rank is None:
+    n_out, n_in = W.shape
+    r = _check_rank(rank, min(n_out, n_in), f"min{tuple(W.shape)} = {min(n_out, n_in)}")
+    if r is None:
         raise ValueError("rank must be an int (use the plain weight for a dense one)")
     sparsity = _check_sparsity(sparsity)
     _check_choice(mask, "mask", MASKS)
-    _, _, M = low_rank_sparse_factors(*W.shape, rank, sparsity, init=W.detach().double().cpu().numpy(), mask=mask,
+    _, _, M = low_rank_sparse_factors(n_out, n_in, r, sparsity, init=W.detach().double().cpu().numpy(), mask=mask,
                                       seed=_numpy_rng(generator))
     parametrize.register_parametrization(module, name,
-                                         LowRankSparseParametrization(rank, torch.from_numpy(M).to(W.detach())))
+                                         LowRankSparseParametrization(r, torch.from_numpy(M).to(W.detach())))
     return module
+
+
+def _blocks(modules: nn.ModuleDict) -> dict[str, LowRankSparse]:
+    """The :class:`LowRankSparse` blocks held in ``modules`` by name, typed as such (a ModuleDict's values are
+    plain Modules to a type checker)."""
+    return {name: cast(LowRankSparse, block) for name, block in modules.items()}
 
 
 def _lecun(x: Tensor) -> Tensor:
@@ -295,18 +309,18 @@ class CfCCell(nn.Module):
         """Redraw every weight as ncps does (class docstring); ``generator`` makes it reproducible."""
         gen = _numpy_rng(generator)
         F_in, H = self.input_size, self.hidden_size
-        blocks = list(self.rec)
-        n_rec = self.rec[blocks[0]].n_out
+        blocks = list(_blocks(self.rec).values())
+        n_rec = blocks[0].n_out
         fan_in = F_in + H
         shared = None
         w_in, b = [], []
-        for name in blocks:
+        for block in blocks:
             head = _uniform(gen, math.sqrt(6.0 / (fan_in + n_rec)), (n_rec, fan_in))  # xavier of [W_in | W_rec]
             w_in.append(head[:, :F_in])
             w0 = head[:, F_in:] if self.init == "glorot" else self.init
-            self.rec[name].reset_parameters(init=w0, mask=self.mask_kind if shared is None else shared, rng=gen)
+            block.reset_parameters(init=w0, mask=self.mask_kind if shared is None else shared, rng=gen)
             if self.shared_mask and shared is None:
-                shared = self.rec[name].mask
+                shared = block.mask
             b.append(_uniform(gen, 1.0 / math.sqrt(fan_in), (n_rec,)))
         with torch.no_grad():
             self.weight_in.copy_(torch.cat(w_in))
@@ -314,7 +328,7 @@ class CfCCell(nn.Module):
                 self.bias.copy_(torch.cat(b))
             if self.backbone_layers:
                 U = self.backbone_units
-                for lin in self.backbone:
+                for lin in cast("list[nn.Linear]", list(self.backbone)):
                     lin.weight.copy_(_uniform(gen, math.sqrt(6.0 / (2 * U)), (U, U)))
                     if lin.bias is not None:
                         lin.bias.copy_(_uniform(gen, 1.0 / math.sqrt(U), (U,)))
@@ -362,7 +376,7 @@ class CfCCell(nn.Module):
         zin = self.input_projection(x)  # (T, B, K·H), all steps at once
         # unbind, not zin[t]: each indexing's backward would write a full (T, B, K·H) zero tensor
         steps = zin.unbind(0)
-        dts = [ts] * len(steps) if isinstance(ts, float) else ts.unbind(0)
+        dts: Sequence[float | Tensor] = [ts] * len(steps) if isinstance(ts, float) else ts.unbind(0)
         h, outs = h0, []
         for z_t, dt in zip(steps, dts, strict=True):
             h = self.step(h, z_t, dt, W)
@@ -386,9 +400,9 @@ class CfCCell(nn.Module):
         else:
             if not isinstance(hx, Tensor) or hx.dim() != input.dim() or hx.size(-1) != self.hidden_size \
                     or (batched and hx.size(0) != u.size(0)):
-                got = tuple(hx.shape) if isinstance(hx, Tensor) else type(hx).__name__
+                got_hx = tuple(hx.shape) if isinstance(hx, Tensor) else type(hx).__name__
                 want = (u.size(0), self.hidden_size) if batched else (self.hidden_size,)
-                raise ValueError(f"hx must have shape {want}, got {got}")
+                raise ValueError(f"hx must have shape {want}, got {got_hx}")
             h = hx if batched else hx.unsqueeze(0)
         out = self.step(h, self.input_projection(u), _timespan_step(ts, u.size(0), u), self.recurrent_weight())
         return out if batched else out.squeeze(0)
@@ -494,6 +508,7 @@ class _LowRankSparseRNNBase(nn.Module):
     """
 
     _kind: str
+    weight_ih_l0: Tensor  # the first layer's input weights (registered in __init__ with every other layer's)
 
     def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
                  dtype, rank, sparsity, init, mask, generator, nonlinearity="tanh") -> None:
@@ -569,6 +584,7 @@ class _LowRankSparseRNNBase(nn.Module):
                 n = torch.tanh(i_n + r * h_n)
                 h = torch.lerp(n, h, z)  # (1 − z) ⊙ n + z ⊙ h
             else:
+                assert c is not None  # an LSTM layer is always given its c0
                 g_i, g_f, g_g, g_o = (g_in + gh).split(H, dim=1)
                 c = torch.sigmoid(g_f) * c + torch.sigmoid(g_i) * torch.tanh(g_g)
                 h = torch.sigmoid(g_o) * torch.tanh(c)
@@ -658,6 +674,7 @@ class LowRankSparseLSTM(_LowRankSparseRNNBase):
 
         def layer_fn(layer: int, direction: int, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
             out, h_last, c = self._layer(layer, direction, x, h, c0[layer * D + direction])
+            assert c is not None  # an LSTM layer returns its last cell state
             c_last.append(c)
             return out, h_last
 
@@ -678,36 +695,40 @@ def recurrent_matrices(module: nn.Module) -> dict[str, Tensor]:
         if isinstance(module, LowRankSparse):
             return {"W": module().detach().clone()}
         if isinstance(module, CfCCell):
-            return {k: block().detach().clone() for k, block in module.rec.items()}
-        out: dict[str, Tensor] = {}
-        if isinstance(module, CfC):
-            for layer in range(module.num_layers):
-                for d in range(module._opts.num_directions):
-                    sfx = module._opts.suffix(layer, d).lstrip("_")
-                    for k, W in recurrent_matrices(module.cell(layer, d)).items():
-                        out[f"{sfx}.{k}"] = W
-            return out
+            return {k: block().detach().clone() for k, block in _blocks(module.rec).items()}
+        if isinstance(module, CfC):  # each cell's matrices, prefixed by the cell's layer and direction
+            opts = module._opts
+            return {f"{opts.suffix(layer, d).lstrip('_')}.{k}": W
+                    for layer in range(module.num_layers) for d in range(opts.num_directions)
+                    for k, W in recurrent_matrices(module.cell(layer, d)).items()}
         if isinstance(module, _LowRankSparseRNNBase):
-            kind, D = module._kind, module._opts.num_directions
-            get = module.weight_hh
-        elif isinstance(module, (nn.RNN, nn.GRU, nn.LSTM)):
-            kind = "LSTM" if isinstance(module, nn.LSTM) else "GRU" if isinstance(module, nn.GRU) else "RNN"
-            D = 2 if module.bidirectional else 1
+            return _gate_blocks(module._kind, module.num_layers, module._opts.num_directions, module.hidden_size,
+                                module.weight_hh)
+        if isinstance(module, (nn.RNN, nn.GRU, nn.LSTM)):
             if getattr(module, "proj_size", 0):
                 raise ValueError("recurrent_matrices does not support nn.LSTM with proj_size > 0")
+            kind = "LSTM" if isinstance(module, nn.LSTM) else "GRU" if isinstance(module, nn.GRU) else "RNN"
 
-            def get(layer: int, d: int) -> Tensor:
+            def weight_hh(layer: int, d: int) -> Tensor:
                 return getattr(module, f"weight_hh_l{layer}" + ("_reverse" if d else ""))
-        else:
-            raise TypeError(f"module must be a LowRankSparse, CfCCell, CfC, LowRankSparse RNN or torch.nn "
-                            f"RNN/GRU/LSTM, got {type(module).__name__}")
-        H = module.hidden_size
-        for layer in range(module.num_layers):
-            for d in range(D):
-                W = get(layer, d).detach()
-                for i, g in enumerate(_GATES[kind]):
-                    out[f"l{layer}{'_reverse' if d else ''}.{g}"] = W[i * H:(i + 1) * H].clone()
-        return out
+
+            return _gate_blocks(kind, module.num_layers, 2 if module.bidirectional else 1, module.hidden_size,
+                                weight_hh)
+        raise TypeError(f"module must be a LowRankSparse, CfCCell, CfC, LowRankSparse RNN or torch.nn "
+                        f"RNN/GRU/LSTM, got {type(module).__name__}")
+
+
+def _gate_blocks(kind: str, num_layers: int, D: int, H: int,
+                 weight_hh: Callable[[int, int], Tensor]) -> dict[str, Tensor]:
+    """W_hh of every layer and direction (``weight_hh(layer, direction)``, (G·H, H)) split into its gates' (H, H)
+    blocks in torch's order, by 'l{k}[_reverse].{gate}'."""
+    out: dict[str, Tensor] = {}
+    for layer in range(num_layers):
+        for d in range(D):
+            W = weight_hh(layer, d).detach()
+            for i, g in enumerate(_GATES[kind]):
+                out[f"l{layer}{'_reverse' if d else ''}.{g}"] = W[i * H:(i + 1) * H].clone()
+    return out
 
 
 def spectral_summary(W: Tensor | np.ndarray) -> dict[str, float]:
