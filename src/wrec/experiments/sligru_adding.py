@@ -94,8 +94,8 @@ def train(config: Config, cell: str, length: int, lr: float, ff_norm: str, rep: 
     opt = torch.optim.Adam(params, lr=lr)
     rows, first_bad = [], -1
     for step in range(config.steps):
-        x, y = adding_problem(config.batch, length, seed=data)
-        x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+        batch_x, batch_y = adding_problem(config.batch, length, seed=data)
+        x, y = torch.tensor(batch_x, dtype=torch.float32), torch.tensor(batch_y, dtype=torch.float32)
         if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
             raise ValueError(f"training batch {step} has non-finite values")
         model.train()
@@ -103,10 +103,13 @@ def train(config: Config, cell: str, length: int, lr: float, ff_norm: str, rep: 
         out, _, max_abs_h = model(x, return_max_abs_h=True)
         loss = (head(out[:, -1]).squeeze(-1) - y).square().mean()
         loss.backward()
-        grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
-        rows.append({"record": "step", "step": step, "loss": float(loss.detach()), "grad_norm": grad_norm,
+        # (every parameter takes part in the loss, so each has a gradient)
+        grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params
+                                                                if p.grad is not None])))
+        loss_value = float(loss.detach())
+        rows.append({"record": "step", "step": step, "loss": loss_value, "grad_norm": grad_norm,
                      "max_abs_h": float(max_abs_h.max()), "eta": float(eta_bound(model, max_abs_h).max())})
-        if not (math.isfinite(rows[-1]["loss"]) and math.isfinite(grad_norm)):
+        if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
             first_bad = step  # stop here: an optimiser step would put NaN/inf into the weights
             break
         opt.step()

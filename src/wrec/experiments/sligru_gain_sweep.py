@@ -71,12 +71,12 @@ def _trajectory(U, w, h0, stabilised: bool, nonlinearity: str, ln_eps: float):
     from wrec.nn.sligru import LiGRUParams, ligru_step
 
     params = LiGRUParams(U, nonlinearity, ln_eps)
-    h, states = h0, []
+    h, steps = h0, []
     with torch.no_grad():
         for t in range(w.shape[0]):
             h = ligru_step(params, h, w[t], None, stabilised)
-            states.append(h)
-        states = torch.stack(states)  # (T, B, H)
+            steps.append(h)
+        states = torch.stack(steps)  # (T, B, H)
         finite = torch.isfinite(states).flatten(1).all(1).numpy()
         peak = np.where(finite, states.abs().flatten(1).amax(1).double().numpy(), np.inf)
     first_bad = int(np.argmin(finite)) if not finite.all() else -1
@@ -93,8 +93,8 @@ def evaluate(task: Task[Config]) -> pd.DataFrame:
     H, rows = config.hidden_size, []
     start = time.perf_counter()
     rng = sweep.task_rng(config.seed, rep)
-    Q, _ = np.linalg.qr(rng.standard_normal((2 * H, H)))  # orthonormal columns
-    Q = torch.tensor(Q, dtype=dtype)
+    orthonormal, _ = np.linalg.qr(rng.standard_normal((2 * H, H)))  # orthonormal columns
+    Q = torch.tensor(orthonormal, dtype=dtype)
     w = torch.tensor(rng.standard_normal((config.length, config.batch, 2 * H)), dtype=dtype)
     h_zero = torch.zeros(config.batch, H, dtype=dtype)
     h_rand = torch.tensor(rng.standard_normal((config.batch, H)), dtype=dtype)
@@ -177,7 +177,8 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     ceiling = 10 ** np.ceil(np.log10(max(finite_max, 1.0)) + 1)
     with plotting.figure(path, figsize=(4.6, 3.2)) as fig:
         ax = fig.subplots()
-        for cell, frame in results.groupby("cell"):
+        for key, frame in results.groupby("cell"):
+            cell = str(key)
             med = frame.groupby("gain").max_abs_h.median()
             ok = frame[frame.finite.astype(bool)]
             bad = frame[~frame.finite.astype(bool)]

@@ -113,8 +113,8 @@ def lf_data(memory: str, config, replicate: int) -> dict[str, torch.Tensor]:
     import torch
 
     rng = task_rng(config.seed, "data", memory, replicate)
-    x, y = linear_functional(config.n_train + config.n_test, config.length, memory, seed=rng)
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    inputs, outputs = linear_functional(config.n_train + config.n_test, config.length, memory, seed=rng)
+    x, y = torch.from_numpy(inputs), torch.from_numpy(outputs)
     n = config.n_train
     return {"x": x[:n], "y": y[:n], "x_test": x[n:], "y_test": y[n:]}
 
@@ -264,7 +264,7 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
     keys = ["memory", "reparam", "width"]
     base = results.groupby(keys).agg(runs=("replicate", "nunique"), note=("note", lambda s: "; ".join(
         sorted({v for v in s.fillna("") if v}))))
-    parts = [base]
+    parts: list[pd.DataFrame | pd.Series] = [base]
     for label, beta in (("test_mse", 0.0), ("E(0.064)", 0.064), ("E(0.256)", 0.256)):
         parts.append(_at(results, beta).groupby(keys)["error"].median().rename(label))
     for label, beta in (("Ew(0.064)", 0.064), ("Ew(0.256)", 0.256)):  # w alone perturbed
@@ -288,6 +288,11 @@ def _held(flags: np.ndarray) -> bool:
     return bool(flags.size) and flags.sum() >= math.ceil(2 * flags.size / 3)
 
 
+def _cell(per_seed: pd.DataFrame, reparam: str, width: int) -> np.ndarray:
+    """The per-seed values of one (f, m) row of a ``_per_seed`` table."""
+    return per_seed.xs((reparam, width)).to_numpy()
+
+
 def targets(results: pd.DataFrame) -> pd.DataFrame:
     """The curse-of-memory targets: measured values per seed, tolerance, and whether each held in ≥ 2 of 3 seeds."""
     out = []
@@ -299,46 +304,45 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
     big = [m for m in widths if m >= 32]
     stable = [f for f in ("exp", "softplus", "best") if f in set(results["reparam"])]
     if "pol" in set(results["memory"]) and "direct" in set(results["reparam"]):
-        margin = _per_seed(results, "pol", None, "margin").loc["direct"]
-        lo, hi = margin.loc[widths[0]].to_numpy(), margin.loc[widths[-1]].to_numpy()
+        margin = _per_seed(results, "pol", None, "margin")
+        lo, hi = _cell(margin, "direct", widths[0]), _cell(margin, "direct", widths[-1])
         out.append(target_row(f"pol+direct: margin decreases with m ({widths[0]} -> {widths[-1]})",
                               f"{fmt(lo)} -> {fmt(hi)}", "margin(m_max) < margin(m_min), 2 of 3 seeds",
                               _held(hi < lo)))
         E = {beta: _per_seed(results, "pol", beta) for beta in (0.064, 0.256)}
         for m in big:
-            e1, e2 = E[0.064].loc[("direct", m)].to_numpy(), E[0.256].loc[("direct", m)].to_numpy()
+            e1, e2 = _cell(E[0.064], "direct", m), _cell(E[0.256], "direct", m)
             out.append(target_row(f"pol+direct m={m}: E(0.064) > 1", fmt(e1), "> 1", _held(e1 > 1)))
             out.append(target_row(f"pol+direct m={m}: E(0.256) > 1e2", fmt(e2), "> 1e2", _held(e2 > 1e2)))
         for f in stable:
-            e = E[0.064].loc[f]
             out.append(target_row(f"pol+{f}: E(0.064) < 0.05 at every m",
-                                  "; ".join(f"m={m}: {fmt(e.loc[m])}" for m in widths), "< 0.05 at each m",
-                                  all(_held(e.loc[m].to_numpy() < 0.05) for m in widths)))
+                                  "; ".join(f"m={m}: {fmt(_cell(E[0.064], f, m))}" for m in widths),
+                                  "< 0.05 at each m", all(_held(_cell(E[0.064], f, m) < 0.05) for m in widths)))
             if 32 in widths:
-                ratio = E[0.064].loc[("direct", 32)].to_numpy() / e.loc[32].to_numpy()
+                ratio = _cell(E[0.064], "direct", 32) / _cell(E[0.064], f, 32)
                 out.append(target_row(f"pol m=32: E_direct(0.064) / E_{f}(0.064)", fmt(ratio), ">= 100",
                                       _held(ratio >= 100)))
             ew = _per_seed(results, "pol", 0.064, perturbed="recurrent")
             out.append(target_row(
                 f"(diagnostic, w alone perturbed) pol+{f}: E_w(0.064) < 0.05 at every m; direct at m={widths[-1]}",
-                "; ".join(f"m={m}: {fmt(ew.loc[(f, m)])}" for m in widths)
-                + f" | direct: {fmt(ew.loc[('direct', widths[-1])])}", "< 0.05 at each m",
-                all(_held(ew.loc[(f, m)].to_numpy() < 0.05) for m in widths)))
-            e2 = E[0.256].loc[f]
+                "; ".join(f"m={m}: {fmt(_cell(ew, f, m))}" for m in widths)
+                + f" | direct: {fmt(_cell(ew, 'direct', widths[-1]))}", "< 0.05 at each m",
+                all(_held(_cell(ew, f, m) < 0.05) for m in widths)))
             out.append(target_row(f"pol+{f}: E(0.256) finite (growth with m reported)",
-                                  "; ".join(f"m={m}: {fmt(e2.loc[m])}" for m in widths), "finite at each m",
-                                  all(_held(np.isfinite(e2.loc[m].to_numpy())) for m in widths)))
+                                  "; ".join(f"m={m}: {fmt(_cell(E[0.256], f, m))}" for m in widths),
+                                  "finite at each m",
+                                  all(_held(np.isfinite(_cell(E[0.256], f, m))) for m in widths)))
         lam = _per_seed(results, "pol", None, "max_lambda")
         m = 32 if 32 in widths else widths[-1]
-        gap_direct = 1 - lam.loc[("direct", m)].to_numpy()
+        gap_direct = 1 - _cell(lam, "direct", m)
         for f in stable:
-            gap = 1 - lam.loc[(f, m)].to_numpy()
+            gap = 1 - _cell(lam, f, m)
             out.append(target_row(f"pol m={m}: 1 - max λ of {f} vs direct (approach the boundary)",
                                   f"{fmt(gap)} vs {fmt(gap_direct)}",
                                   "1 - λmax(f) <= 2 (1 - λmax(direct)) (our reading)", _held(gap <= 2 * gap_direct)))
     if "exp" in set(results["memory"]) and "direct" in set(results["reparam"]):
-        margin = _per_seed(results, "exp", None, "margin").loc["direct"]
-        ratio = margin.loc[widths[-1]].to_numpy() / margin.loc[widths[0]].to_numpy()
+        margin = _per_seed(results, "exp", None, "margin")
+        ratio = _cell(margin, "direct", widths[-1]) / _cell(margin, "direct", widths[0])
         out.append(target_row(f"exp+direct: margin({widths[-1]}) / margin({widths[0]})", fmt(ratio), "> 0.5",
                               _held(ratio > 0.5)))
     return pd.DataFrame(out)

@@ -15,6 +15,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -107,7 +108,7 @@ def _block_regressor(config: Config, reparam: str, seed: np.random.Generator):
     import torch
     from torch import nn
 
-    from wrec.nn.stablessm import StableSSM
+    from wrec.nn.stablessm import DiagonalSSMKernel, StableSSM
 
     class BlockRegressor(nn.Module):
         def __init__(self) -> None:
@@ -118,7 +119,8 @@ def _block_regressor(config: Config, reparam: str, seed: np.random.Generator):
 
         @property
         def raw_w(self) -> torch.Tensor:
-            return self.ssm.layers["l0"].kernel.raw_w
+            (kernel,) = [m for m in self.ssm.modules() if isinstance(m, DiagonalSSMKernel)]  # the one block's
+            return kernel.raw_w
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.decoder(self.ssm(x)[0])
@@ -163,6 +165,7 @@ def _optimiser(config: Config, model, lr: float):
     if config.model == "linear":
         return torch.optim.Adam(model.parameters(), lr=lr), None
     ssm = {id(p) for name, p in model.named_parameters() if "original" in name or "log_dt" in name}
+    groups: list[dict[str, Any]]
     if config.ssm_lr_tags:
         groups = [{"params": [p for p in model.parameters() if id(p) in ssm], "lr": min(1e-3, lr),
                    "weight_decay": 0.0},
@@ -263,13 +266,13 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
     sel = final.set_index(["reparam", "lr", "replicate"])
     if "direct" in set(final["reparam"]):
         for lr in [v for v in lrs if v >= 0.1]:
-            d = sel.loc[("direct", lr)]
+            d = sel.loc[("direct", lr), :]
             out.append(target_row(f"direct fails at lr={lr:g} (non-finite or test MSE > 1)", fmt(d["test_mse"]),
                                   "fails in 2 of 3 seeds", _held(d["failed"])))
     mid = 0.1 if 0.1 in lrs else None
     if mid is not None:
         for f in stable:
-            e = sel.loc[(f, mid)]["test_mse"]
+            e = sel.loc[(f, mid), :]["test_mse"]
             out.append(target_row(f"{f} reaches test MSE < 1e-3 at lr=0.1", fmt(e), "< 1e-3 in 2 of 3 seeds",
                                   _held(e < 1e-3)))
     top = max(lrs)
@@ -282,9 +285,9 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
             "; ".join(f"seed {r}: " + ", ".join(f"{c} {v:.2g}" for c, v in row.items()) for r, row in wide.iterrows()),
             "lowest in 2 of 3 seeds", _held(lowest)))
     if 1e-2 in lrs and "direct" in set(final["reparam"]):
-        d = sel.loc[("direct", 1e-2)]
+        d = sel.loc[("direct", 1e-2), :]
         for f in stable:
-            s = sel.loc[(f, 1e-2)]
+            s = sel.loc[(f, 1e-2), :]
             gap = d["spread"].to_numpy() - s["spread"].to_numpy()
             gap_mm = d["spread_maxmin"].to_numpy() - s["spread_maxmin"].to_numpy()
             out.append(target_row(
