@@ -161,7 +161,7 @@ def ei_currents(weights: SCNWeights, c: Array, run: SCNRun, tau: float = 5e-3) -
     exc = dt * (pos(c) @ pos(F).T + neg(c) @ neg(F).T)  # F_ij c_j > 0 when the signs agree
     inh = dt * (neg(c) @ pos(F).T + pos(c) @ neg(F).T)
     o = np.zeros((run.n_steps, weights.n))
-    np.add.at(o, (run.steps, run.neurons), 1.0)
+    np.add.at(o, (run.recorded("steps"), run.recorded("neurons")), 1.0)
     fast = weights.fast - np.diag(np.diag(weights.fast))
     exc += o @ pos(fast).T
     inh += o @ neg(fast).T

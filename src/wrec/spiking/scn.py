@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
 
-from wrec import _checks
+from wrec import _checks, dynamics
 from wrec._checks import Seed
 
 Array = np.ndarray
@@ -95,10 +96,15 @@ class SCNWeights:
 def derived_weights(weights: SCNWeights, **arrays: Array) -> SCNWeights:
     """``weights`` with some arrays replaced by ones of the same shapes computed from it (a learning rule's
     update), without validating them again: the per-spike path of learning."""
+    if not arrays.keys() <= _WEIGHT_FIELDS:
+        raise TypeError(f"derived_weights replaces only {sorted(_WEIGHT_FIELDS)}, got {sorted(arrays)}")
     new = object.__new__(SCNWeights)
-    for name in ("F", "fast", "T", "slow", "D"):
-        object.__setattr__(new, name, arrays.get(name, getattr(weights, name)))
+    new.__dict__.update(F=weights.F, fast=weights.fast, T=weights.T, slow=weights.slow, D=weights.D)
+    new.__dict__.update(arrays)  # a frozen dataclass's fields live in its __dict__
     return new
+
+
+_WEIGHT_FIELDS = frozenset(("F", "fast", "T", "slow", "D"))
 
 
 @dataclass(frozen=True)
@@ -180,13 +186,24 @@ class SCNRun:
     dt: float
     batch: int | None = field(default=None)
 
+    def recorded(self, name: str) -> Array:
+        """The record ``name`` ("r", "V", "xhat", or "steps", "neurons", "trials" of the spikes); ValueError when
+        the run did not record it (or, for "trials", was not batched)."""
+        if name not in ("r", "V", "xhat", "steps", "neurons", "trials"):
+            raise ValueError(f"name must be one of r, V, xhat, steps, neurons, trials, got {name!r}")
+        value = getattr(self, name)
+        if value is None:
+            what = "spikes" if name in ("steps", "neurons", "trials") else name
+            batch = " (trials are recorded in a batched run only)" if name == "trials" else ""
+            raise ValueError(f"the run did not record {name!r}; pass record=(..., {what!r}){batch}")
+        return value
+
     def spike_counts(self) -> Array:
         """Spikes per neuron: (N,) or (B, N)."""
-        if self.neurons is None:
-            raise ValueError("spikes were not recorded; pass record=(..., 'spikes')")
+        neurons = self.recorded("neurons")
         if self.batch is None:
-            return np.bincount(self.neurons, minlength=self.n_neurons)
-        flat = self.trials * self.n_neurons + self.neurons
+            return np.bincount(neurons, minlength=self.n_neurons)
+        flat = self.recorded("trials") * self.n_neurons + neurons
         return np.bincount(flat, minlength=self.batch * self.n_neurons).reshape(self.batch, self.n_neurons)
 
 
@@ -240,16 +257,23 @@ def coding_loss(x: Array, r: Array, D: Array, mu: float = 0.0, nu: float = 0.0) 
     return np.sum(e * e, -1) + mu * np.sum(r * r, -1) + nu * np.sum(np.abs(r), -1)
 
 
-_STORM = ("spike storm: more than {cap} spikes in one step (step {t}, trial {b}). Likely causes: an infeasible "
+_STORM = ("spike storm: more than {cap} spikes in one step ({where}). Likely causes: an infeasible "
           "network (no readout satisfies all threshold constraints for this input; see wrec.spiking.qp.is_feasible), "
           "non-negative resets (diag of fast weights Ω must be < 0), or an input too strong for the spike size. If "
           "the input legitimately needs that many spikes, raise max_spikes_per_step.")
 
 
+def _noise(rng: np.random.Generator | None) -> np.random.Generator:
+    if rng is None:
+        raise ValueError("a network with noise (sigma_v or sigma_t > 0) needs a generator: pass rng")
+    return rng
+
+
 def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, drive: Array,
-          rng: np.random.Generator, on_spike: OnSpike | None, t: int, cap: int, fast_t: Array | None = None,
-          ) -> tuple[Array, Array, Array, list[tuple[Array, Array]], SCNWeights]:
-    """One step on (B, N) arrays (copied, never modified in place). Returns V, r, pending, spikes, weights.
+          rng: np.random.Generator | None, on_spike: OnSpike | None, t: int | None, cap: int,
+          fast_t: Array | None = None) -> tuple[Array, Array, Array, list[tuple[Array, Array]], SCNWeights]:
+    """One step on (B, N) arrays, which it never modifies in place (V, r and pending are new arrays). Returns V, r,
+    pending, spikes, weights. ``rng`` is drawn from only with noise; ``t`` names the step in a storm's message.
 
     ``fast_t``: a C-contiguous copy of Ω's transpose, so that the columns of spiking neurons are contiguous rows
     (only a loop whose weights do not change may pass it: never together with a hook, which may change them)."""
@@ -259,10 +283,10 @@ def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, 
     V = (1.0 - lam_dt) * V
     V += params.dt * (drive if w.slow is None else drive + r @ w.slow.T)
     if params.sigma_v > 0:
-        V += params.sigma_v * rng.standard_normal(V.shape)
+        V += params.sigma_v * _noise(rng).standard_normal(V.shape)
     # 2. decay of r before the spikes, so that (V, r) at the end of a step satisfy V = Dᵀ(x − Dr) − μr exactly
     r = (1.0 - lam_dt) * r
-    noise_t = 0.0 if params.sigma_t == 0 else params.sigma_t * rng.standard_normal(V.shape)
+    noise_t = 0.0 if params.sigma_t == 0 else params.sigma_t * _noise(rng).standard_normal(V.shape)
     theta = w.T if params.sigma_t == 0 else w.T + noise_t  # (N,) or (B, N)
     spikes: list[tuple[Array, Array]] = []
     if params.mode == "single":
@@ -296,7 +320,8 @@ def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, 
             break
         count += 1
         if count > cap:
-            raise RuntimeError(_STORM.format(cap=cap, t=t, b=int(rows[0])))
+            where = f"trial {int(rows[0])}" if t is None else f"step {t}, trial {int(rows[0])}"
+            raise RuntimeError(_STORM.format(cap=cap, where=where))
         if on_spike is None:
             V[rows] += w.fast[:, k].T if fast_t is None else fast_t[k]  # (no hook: the weights are fixed)
             r[rows, k] += 1.0
@@ -324,10 +349,28 @@ class SCN:
         if not isinstance(self.constants, SCNParams):
             raise TypeError(f"constants must be an SCNParams, got {type(self.constants).__name__}")
 
+    @cached_property
+    def fast_t(self) -> Array:
+        """Ωᵀ, C-contiguous (N, N): the columns of spiking neurons as contiguous rows, built once."""
+        return np.ascontiguousarray(self.weights.fast.T)
 
-def step(params: SCN, state: SCNState, inputs: Array, *, rng: Seed = None,
+    @cached_property
+    def spike_cap(self) -> int:
+        """The spike-storm guard, ``constants.spike_cap(N)``."""
+        return self.constants.spike_cap(self.weights.n)
+
+
+class Drive(NamedTuple):
+    """An input of ``step`` given as its feedforward drive F c_t, (N,) or (B, N), instead of the current c_t: a loop
+    that computes the drive of many steps in one matrix product passes it so (``simulate``)."""
+
+    values: Array
+
+
+def step(params: SCN, state: SCNState, inputs: Array | Drive, *, rng: Seed = None,
          on_spike: OnSpike | None = None) -> tuple[SCNState, Array]:
-    """One time step of the SCN (pure: the state is not modified), on the input current ``inputs`` = c_t.
+    """One time step of the SCN (pure: the state is not modified), on the input current ``inputs`` = c_t (or its
+    feedforward drive ``Drive(F c_t)``).
 
     1. V ← V + dt(−λV + F c_t + W r) + σ_V ξ (plus, in ``"single"`` mode, the pending Ω column).
     2. r ← (1 − λ dt) r.
@@ -339,9 +382,12 @@ def step(params: SCN, state: SCNState, inputs: Array, *, rng: Seed = None,
     exactly there (tested to 1e-9 over 10⁴ steps).
     ``on_spike(b, k, V, r)`` is called before each spike with copies of that trial's V and r; if it returns
     new ``SCNWeights`` they are used for the rest of the step (the caller keeps them for the next steps).
-    The threshold noise η is drawn once per neuron and step.
+    The noise ξ, η is drawn from ``rng`` (a fresh generator when None); the threshold noise η once per neuron and
+    step.
 
-    Shape: state.V, state.r (N,) or (B, N); inputs c (J,) or (B, J).
+    Shape: state.V, state.r (N,) or (B, N); inputs c (J,) or (B, J), or a Drive (N,) or (B, N). The current c is
+    checked finite; float64 state arrays and drives are taken as they are (a state comes from ``initial_state`` or
+    the previous step; ``simulate`` checks the whole input once).
 
     Returns:
         The new state and the spikes in firing order: neuron indices (S,) for an unbatched state, or
@@ -352,31 +398,63 @@ def step(params: SCN, state: SCNState, inputs: Array, *, rng: Seed = None,
     """
     if not isinstance(params, SCN):
         raise TypeError(f"params must be an SCN (weights and constants), got {type(params).__name__}")
-    weights, constants, c = params.weights, params.constants, inputs
-    V = _checks.array(state.V, "state.V", ndim=(1, 2))
-    batched = V.ndim == 2
-    V2 = V if batched else V[None]
-    n = weights.n
-    if V2.shape[1] != n:
+    weights, constants = params.weights, params.constants
+    V, r, pending, batched = _state_arrays(state, weights.n)  # (B, N), (B, N), (B,)
+    b, n = V.shape
+    if isinstance(inputs, Drive):
+        drive = inputs.values
+        if not (type(drive) is np.ndarray and drive.dtype == np.float64 and drive.shape[-1:] == (n,)
+                and drive.ndim <= 2 and (drive.ndim == 1 or drive.shape[0] == b)):
+            drive = _checks.array(drive, "the drive", ndim=(1, 2))
+            if drive.shape[-1] != n or (drive.ndim == 2 and drive.shape[0] != b):
+                raise ValueError(f"the drive must have shape (N,) or (B, N) with N = {n} and B = {b}, "
+                                 f"got {drive.shape}")
+    else:
+        c = _checks.array(inputs, "c", ndim=(1, 2))
+        c2 = c if c.ndim == 2 else np.broadcast_to(c, (b, c.shape[-1]))
+        if c2.shape != (b, weights.j):
+            raise ValueError(f"c must have shape (J,) or (B, J) with J = {weights.j} and B = {b}, got {c.shape}")
+        drive = c2 @ weights.F.T
+    noisy = constants.sigma_v > 0 or constants.sigma_t > 0
+    Vn, rn, pn, spikes, _ = _step(constants, weights, V, r, pending, drive, _checks.rng(rng) if noisy else None,
+                                  on_spike, None, params.spike_cap, params.fast_t if on_spike is None else None)
+    if batched:
+        if not spikes:
+            return SCNState(Vn, rn, pn), _NO_SPIKES_BATCHED
+        if len(spikes) == 1:
+            return SCNState(Vn, rn, pn), np.stack(spikes[0], axis=1)
+        return SCNState(Vn, rn, pn), np.stack([np.concatenate([s[0] for s in spikes]),
+                                               np.concatenate([s[1] for s in spikes])], axis=1)
+    ks = np.concatenate([s[1] for s in spikes]) if spikes else _NO_SPIKES
+    return SCNState(Vn[0], rn[0], pn[0]), ks
+
+
+_NO_SPIKES = np.zeros(0, np.int64)
+_NO_SPIKES_BATCHED = np.zeros((0, 2), np.int64)
+_NO_SPIKES.flags.writeable = _NO_SPIKES_BATCHED.flags.writeable = False  # shared by every step without spikes
+
+
+def _state_arrays(state: SCNState, n: int) -> tuple[Array, Array, Array, bool]:
+    """state.V, state.r as (B, N) float64, state.pending as (B,) int64 (B = 1 for an unbatched state), and whether
+    the state was batched.
+
+    A state as a step returns it passes one test; anything else is converted and checked (finite, shapes)."""
+    V, r, pending = state.V, state.r, state.pending
+    if (type(V) is np.ndarray and type(r) is np.ndarray and type(pending) is np.ndarray
+            and V.dtype == r.dtype == np.float64 and pending.dtype == np.int64 and V.shape == r.shape
+            and V.shape[-1:] == (n,) and pending.shape == V.shape[:-1] and 1 <= V.ndim <= 2):
+        return (V, r, pending, True) if V.ndim == 2 else (V[None], r[None], pending.reshape(1), False)
+    V = _checks.array(V, "state.V", ndim=(1, 2))
+    if V.shape[-1] != n:
         raise ValueError(f"state.V must have N = {n} entries in its last axis, got shape {V.shape}")
-    r = _checks.array(state.r, "state.r", ndim=(1, 2))
+    r = _checks.array(r, "state.r", ndim=(1, 2))
     if r.shape != V.shape:
         raise ValueError(f"state.r must have the shape of state.V {V.shape}, got {r.shape}")
-    pending = np.asarray(state.pending, dtype=np.int64).reshape(-1)
-    if pending.shape != (V2.shape[0],):
-        raise ValueError(f"state.pending must have shape {V.shape[:-1]}, got {np.shape(state.pending)}")
-    c = _checks.array(c, "c", ndim=(1, 2))
-    c2 = c if c.ndim == 2 else np.broadcast_to(c, (V2.shape[0], c.shape[-1]))
-    if c2.shape != (V2.shape[0], weights.j):
-        raise ValueError(f"c must have shape (J,) or (B, J) with J = {weights.j} and B = {V2.shape[0]}, "
-                         f"got {c.shape}")
-    Vn, rn, pn, spikes, _ = _step(constants, weights, V2.copy(), r.reshape(V2.shape).copy(), pending,
-                                  c2 @ weights.F.T, _checks.rng(rng), on_spike, 0, constants.spike_cap(n))
-    rows = np.concatenate([s[0] for s in spikes]) if spikes else np.zeros(0, np.int64)
-    ks = np.concatenate([s[1] for s in spikes]) if spikes else np.zeros(0, np.int64)
-    if batched:
-        return SCNState(Vn, rn, pn), np.stack([rows, ks], axis=1)
-    return SCNState(Vn[0], rn[0], pn[0]), ks
+    b = V.shape[0] if V.ndim == 2 else 1
+    flat = np.asarray(pending, dtype=np.int64).reshape(-1)
+    if flat.shape != (b,):
+        raise ValueError(f"state.pending must have shape {V.shape[:-1]}, got {np.shape(pending)}")
+    return V.reshape(b, n), r.reshape(b, n), flat, V.ndim == 2
 
 
 def initial_state(weights: SCNWeights, x0: Array | None = None, batch: int | None = None) -> SCNState:
@@ -395,17 +473,36 @@ def initial_state(weights: SCNWeights, x0: Array | None = None, batch: int | Non
     return SCNState(V, np.zeros(shape), pending)
 
 
+class _Drives:
+    """The inputs of ``simulate``'s steps: ``Drive(F c_t)`` (B, N), computed for ``chunk`` steps at a time (steps
+    t0 = 0, chunk, 2·chunk, ...) in one matrix product, time-major, so that a chunk's drive stays in cache."""
+
+    def __init__(self, c: Array, F: Array, chunk: int) -> None:
+        self.c, self.Ft, self.chunk = c, np.ascontiguousarray(F.T), chunk  # c (B, T, J)
+        self.start, self.block = -1, np.zeros((0, c.shape[0], F.shape[0]))
+
+    def __call__(self, t: int) -> Drive:
+        i = t - self.start
+        if not 0 <= i < len(self.block):
+            self.start = t - t % self.chunk
+            i = t - self.start
+            block = np.ascontiguousarray(self.c[:, self.start:self.start + self.chunk].transpose(1, 0, 2))
+            self.block = (block.reshape(-1, block.shape[-1]) @ self.Ft).reshape(block.shape[0], block.shape[1], -1)
+        return Drive(self.block[i])
+
+
 def simulate(weights: SCNWeights, c: Array, params: SCNParams | None = None, *, x0: Array | None = None,
              state0: SCNState | None = None, seed: Seed = None,
              record: Sequence[str] | None = None) -> SCNRun:
     """Run the SCN over the input current c, for one trial or a batch of B trials at once.
 
-    The loop calls the pure step (see ``step``) once per time step for all trials together; the sequential
-    spike rule keeps firing in every trial that still has a neuron above threshold. The start is
-    V₀ = F x₀, r₀ = 0 (``initial_state``), or ``state0``. Traces are recorded at the end of each step;
-    ``record`` picks them among ("spikes", "r", "V", "xhat"), by default all (xhat only when weights.D is set).
-    Noise in a batch is drawn for the whole batch at once, so a batched run with noise does not reproduce a
-    loop of single trials with the same seed (it does without noise, to round-off).
+    The loop is ``wrec.dynamics.run`` over the pure ``step``, once per time step for all trials together (the
+    drive F c of many steps is computed in one product and passed as ``Drive``); the sequential spike rule keeps
+    firing in every trial that still has a neuron above threshold. The start is V₀ = F x₀, r₀ = 0
+    (``initial_state``), or ``state0``. Traces are recorded at the end of each step; ``record`` picks them among
+    ("spikes", "r", "V", "xhat"), by default all (xhat only when weights.D is set). Noise in a batch is drawn for the
+    whole batch at once, so a batched run with noise does not reproduce a loop of single trials with the same seed
+    (it does without noise, to round-off).
 
     Shape: c (T, J) or (B, T, J); x0 (J,) or (B, J). Records: r and V (T, N), xhat (T, J) (needs weights.D),
     each with a leading B when batched.
@@ -419,13 +516,13 @@ def simulate(weights: SCNWeights, c: Array, params: SCNParams | None = None, *, 
     params = SCNParams() if params is None else params
     if not isinstance(params, SCNParams):
         raise TypeError(f"params must be an SCNParams, got {type(params).__name__}")
-    if record is None:
-        record = RECORDS if weights.D is not None else RECORDS[:3]
+    record = RECORDS[:3] if record is None and weights.D is None else RECORDS if record is None else record
     record = (record,) if isinstance(record, str) else tuple(record)
     unknown = set(record) - set(RECORDS)
     if unknown:
         raise ValueError(f"record entries must be among {RECORDS}, got {sorted(unknown)}")
-    if "xhat" in record and weights.D is None:
+    decoder = weights.D
+    if "xhat" in record and decoder is None:
         raise ValueError("record 'xhat' needs a decoder: weights.D is None")
     c = _checks.array(c, "c", ndim=(2, 3))
     if c.shape[-1] != weights.j:
@@ -443,45 +540,39 @@ def simulate(weights: SCNWeights, c: Array, params: SCNParams | None = None, *, 
         if V.shape != want or r.shape != want or np.size(state0.pending) != B:
             raise ValueError(f"state0 must hold V and r of shape {want} and pending of size {B}, "
                              f"got {V.shape}, {r.shape} and {np.shape(state0.pending)}")
-        V, r = V.reshape(B, n).copy(), r.reshape(B, n).copy()
-        pending = np.asarray(state0.pending, dtype=np.int64).reshape(B)
+        start = SCNState(V.reshape(B, n), r.reshape(B, n), np.asarray(state0.pending, dtype=np.int64).reshape(B))
     else:
         s = initial_state(weights, x0, B if batched else None)
-        V, r, pending = s.V.reshape(B, n), s.r.reshape(B, n), s.pending.reshape(B)
-    rng = _checks.rng(seed)
-    cap = params.spike_cap(n)
-    c3 = c if batched else c[None]
-    Ft = np.ascontiguousarray(weights.F.T)
-    fast_t = np.ascontiguousarray(weights.fast.T)
+        start = SCNState(s.V.reshape(B, n), s.r.reshape(B, n), s.pending.reshape(B))
     rec_r = np.empty((B, n_t, n)) if ("r" in record or "xhat" in record) else None
     rec_V = np.empty((B, n_t, n)) if "V" in record else None
     want_spikes = "spikes" in record
-    steps, trials, neurons = [], [], []
-    chunk = max(1, _CHUNK_VALUES // (B * n))  # the drive of a chunk of steps stays in cache
-    for t in range(n_t):
-        if t % chunk == 0:  # one 2-D GEMM for the feedforward drive of the next steps, time-major
-            block = np.ascontiguousarray(c3[:, t:t + chunk].transpose(1, 0, 2))  # (chunk, B, J)
-            drive = (block.reshape(-1, block.shape[-1]) @ Ft).reshape(block.shape[0], B, n)  # (chunk, B, N)
-        V, r, pending, spikes, _ = _step(params, weights, V, r, pending, drive[t % chunk], rng, None, t, cap,
-                                         fast_t)
-        if want_spikes:
-            for rows, k in spikes:
-                steps.append(np.full(rows.size, t, dtype=np.int64))
-                trials.append(rows)
-                neurons.append(k)
+    fired: list[tuple[int, Array]] = []
+
+    def on_step(t: int, state: SCNState, spikes: Array) -> None:
+        if want_spikes and spikes.size:
+            fired.append((t, spikes))
         if rec_r is not None:
-            rec_r[:, t] = r
+            rec_r[:, t] = state.r
         if rec_V is not None:
-            rec_V[:, t] = V
+            rec_V[:, t] = state.V
+
+    c3 = c if batched else c[None]
+    drives = _Drives(c3, weights.F, max(1, _CHUNK_VALUES // (B * n)))
+    final = dynamics.run(step, SCN(weights, params), start, drives, n_t, rng=_checks.rng(seed), on_step=on_step,
+                         what="SCN simulation").state
+    sp_steps = sp_trials = sp_neurons = None
     if want_spikes:
-        cat = (lambda xs: np.concatenate(xs).astype(np.int64)) if steps else (lambda xs: np.zeros(0, np.int64))
-        sp_steps, sp_trials, sp_neurons = cat(steps), cat(trials), cat(neurons)
-    else:
-        sp_steps = sp_trials = sp_neurons = None
-    xhat = rec_r @ weights.D.T if "xhat" in record else None
+        spikes = np.concatenate([s for _, s in fired]) if fired else np.zeros((0, 2), np.int64)
+        sp_steps = np.repeat(np.array([t for t, _ in fired], dtype=np.int64), [len(s) for _, s in fired])
+        sp_trials, sp_neurons = spikes[:, 0].astype(np.int64), spikes[:, 1].astype(np.int64)
+    xhat = None if rec_r is None or decoder is None or "xhat" not in record else rec_r @ decoder.T
     rr = rec_r if "r" in record else None
-    un = (lambda a: a) if batched else (lambda a: None if a is None else a[0])
-    final = SCNState(V, r, pending) if batched else SCNState(V[0], r[0], pending[0])
+
+    def un(a: Array | None) -> Array | None:
+        return a if batched or a is None else a[0]
+
     return SCNRun(steps=sp_steps, neurons=sp_neurons, trials=sp_trials if batched else None,
-                  r=un(rr), V=un(rec_V), xhat=un(xhat), state=final, n_steps=n_t, n_neurons=n,
-                  dt=params.dt, batch=B if batched else None)
+                  r=un(rr), V=un(rec_V), xhat=un(xhat),
+                  state=final if batched else SCNState(final.V[0], final.r[0], final.pending[0]), n_steps=n_t,
+                  n_neurons=n, dt=params.dt, batch=B if batched else None)
