@@ -129,6 +129,11 @@ class AutoencoderLearning:
         """``scn_params()``, built once (the learning step reads it at every step)."""
         return self.scn_params()
 
+    @cached_property
+    def spike_cap(self) -> int:
+        """The spike-storm guard of the network being learned (``SCNParams.spike_cap``)."""
+        return self.constants.spike_cap(self.n)
+
 
 @dataclass(frozen=True, eq=False)
 class LearningTrace:
@@ -207,9 +212,10 @@ def autoencoder_update(weights: SCNWeights, k: int, V: Array, r: Array, x: Array
     if not isinstance(rule, AutoencoderLearning):
         raise TypeError(f"rule must be an AutoencoderLearning, got {type(rule).__name__}")
     n, j = weights.F.shape
-    for name, a, size in (("V", V, n), ("r", r, n), ("x", x, j)):
-        if np.shape(a) != (size,):
-            raise ValueError(f"{name} must have shape ({size},), got {np.shape(a)}")
+    if not (getattr(V, "shape", None) == getattr(r, "shape", None) == (n,) and getattr(x, "shape", None) == (j,)):
+        for name, a, size in (("V", V, n), ("r", r, n), ("x", x, j)):  # which one, for the message
+            if np.shape(a) != (size,):
+                raise ValueError(f"{name} must have shape ({size},), got {np.shape(a)}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n:
         raise ValueError(f"k must be an integer in [0, {n - 1}], got {k!r}")
     return derived_weights(weights, F=_feedforward(weights.F, x, k, rule.eps_ff, rule.alpha),
@@ -280,10 +286,9 @@ def autoencoder_step(params: AutoencoderLearning, state: AutoencoderState, input
         w = autoencoder_update(w, k, V, r, x, params)
         return w
 
-    constants = params.constants
-    V, r, pending, spikes, w = _step(constants, w, state.V, state.r, state.pending, c[None] @ w.F.T, rng,
-                                     on_spike, state.t, constants.spike_cap(w.n))
-    fired = sum(k.size for _, k in spikes)
+    V, r, pending, spikes, w = _step(params.constants, w, state.V, state.r, state.pending, c[None] @ w.F.T, rng,
+                                     on_spike, state.t, params.spike_cap)
+    fired = sum([k.size for _, k in spikes])
     return AutoencoderState(V, r, pending, w, state.t + 1, state.spikes_since + fired, state.n_spikes + fired), fired
 
 
@@ -729,7 +734,7 @@ def autonomous_test(rule: LDSLearning, W: Array, *, seed: Seed = None, D: Array 
     c = smoothed_white_noise(rule.test_steps, net.j, width=rule.input_width / rule.dt,
                              amplitude=rule.input_amplitude, block=None, seed=_checks.rng(seed))
     x = linear_response(c, rule.system(), rule.dt)
-    xhat = simulate(replace(net, slow=W), c, rule.scn_params(), record=("xhat",)).xhat
+    xhat = simulate(replace(net, slow=W), c, rule.scn_params(), record=("xhat",)).recorded("xhat")
     k = rule.discard_steps
     error = float(np.sqrt(np.sum((x[k:] - xhat[k:]) ** 2) / np.sum(x[k:] ** 2)))
     return LDSTest(times=np.arange(1, rule.test_steps + 1) * rule.dt, x=x, xhat=xhat, error=error, discard=k)
