@@ -153,6 +153,26 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, schedule):
     np.testing.assert_array_equal(shorter.rmse, full.rmse[:3])
 
 
+@pytest.mark.parametrize("schedule", qp.SCHEDULES)
+def test_the_input_stream_is_an_argument(schedule):
+    # the default stream is ConvexInput on the seed's second generator: passing it, or its epochs as arrays,
+    # gives the same run; the shuffled schedule presents each epoch in a fresh random order
+    rule = replace(SMALL, schedule=schedule, epochs=2)
+    default = qp.fit_convex(rule, seed=7)
+    given = qp.fit_convex(rule, seed=7, inputs=qp.ConvexInput(rule, np.random.default_rng(7).spawn(2)[1]))
+    stream = qp.ConvexInput(rule, np.random.default_rng(7).spawn(2)[1])
+    X, Y = (np.concatenate(parts) for parts in zip(*(stream.draw(1) for _ in range(2)), strict=True))
+    arrays = qp.fit_convex(rule, seed=7, inputs=(X, Y))
+    for name in ("rmse", "F", "T", "spikes"):
+        np.testing.assert_array_equal(getattr(given, name), getattr(default, name))
+        np.testing.assert_array_equal(getattr(arrays, name), getattr(default, name))
+    grid = rule.train_inputs()
+    assert X.shape == (2, *grid.shape)
+    assert np.array_equal(X[0], grid) == (schedule == "parallel")
+    np.testing.assert_array_equal(np.sort(X[1], axis=0), np.sort(grid, axis=0))
+    np.testing.assert_array_equal(Y, rule.scale * np.sum(X**2, axis=2, keepdims=True))
+
+
 def test_checkpoint_of_another_run_is_refused(tmp_path):
     path = tmp_path / "fit.npz"
     qp.fit_convex(replace(SMALL, epochs=1), seed=3, checkpoint=path)

@@ -15,9 +15,9 @@ _EXPORTS = {
                      "LDSTest", "LDSTrace", "LearningTrace", "autonomous_error",
                      "autonomous_test", "effective_dynamics", "learn_autoencoder", "learn_lds", "slow_update"],
                     "learning"),
-    **dict.fromkeys(["ConvexLearning", "ConvexTrace", "convex_fit_update", "fit_convex", "is_feasible", "rates_qp",
-                     "readout_qp", "spiking_readout"], "qp"),
-    **dict.fromkeys(["SCN",
+    **dict.fromkeys(["ConvexInput", "ConvexLearning", "ConvexTrace", "convex_fit_update", "fit_convex", "is_feasible",
+                     "rates_qp", "readout_qp", "spiking_readout"], "qp"),
+    **dict.fromkeys(["SCN", "Drive",
                      "SCNParams", "SCNRun", "SCNState", "SCNWeights", "coding_loss", "initial_state", "input_current",
                      "optimal_weights", "simulate", "step"], "scn"),
     # torch
@@ -34,9 +34,11 @@ __all__ = [
     "ATanSpike",
     "AutoencoderInput",
     "AutoencoderLearning",
+    "ConvexInput",
     "ConvexLearning",
     "ConvexTrace",
     "DirectFeedbackAlignment",
+    "Drive",
     "EProp",
     "FastSigmoidSpike",
     "FeedbackAlignment",
@@ -104,6 +106,7 @@ if TYPE_CHECKING:
         slow_update,
     )
     from wrec.spiking.qp import (
+        ConvexInput,
         ConvexLearning,
         ConvexTrace,
         convex_fit_update,
@@ -129,6 +132,7 @@ if TYPE_CHECKING:
     from wrec.spiking.rules import BPTT, DirectFeedbackAlignment, EProp, FeedbackAlignment, LocalErrors, make_rule
     from wrec.spiking.scn import (
         SCN,
+        Drive,
         SCNParams,
         SCNRun,
         SCNState,

@@ -21,17 +21,21 @@ The solvers are pure NumPy/SciPy on arrays.  The supervised rule of the authors'
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import ModuleType
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.linalg import cholesky, solve_triangular
 from scipy.optimize import linprog, minimize, nnls
 from scipy.spatial import HalfspaceIntersection
 
-from wrec import _checks
+from wrec import _checks, dynamics
 from wrec import checkpoint as _ckpt
-from wrec.spiking.scn import SCN, SCNParams, SCNWeights, initial_state, input_current, simulate, step
+from wrec.spiking.scn import SCN, SCNParams, SCNState, SCNWeights, initial_state, input_current, simulate, step
 
+qpsolvers: ModuleType | None
 try:  # qpsolvers is a declared dependency; the SciPy path keeps the module usable without it
     import qpsolvers
 except ImportError:  # pragma: no cover - exercised only where qpsolvers is not installed
@@ -39,11 +43,14 @@ except ImportError:  # pragma: no cover - exercised only where qpsolvers is not 
 
 __all__ = [
     "SCHEDULES",
+    "ConvexInput",
     "ConvexLearning",
+    "ConvexState",
     "ConvexTrace",
     "QPSolution",
     "check_feasible",
     "convex_fit_update",
+    "convex_step",
     "default_solver",
     "fit_convex",
     "initial_parameters",
@@ -81,6 +88,13 @@ def default_solver() -> str:
     if qpsolvers is not None and "daqp" in qpsolvers.available_solvers:
         return "daqp"
     return "scipy"
+
+
+def _daqp() -> ModuleType:
+    """qpsolvers, for the "daqp" solver (``_solver`` lets it be chosen only when qpsolvers is there)."""
+    if qpsolvers is None:
+        raise ValueError("solver='daqp' needs the packages qpsolvers and daqp; install them or use solver='scipy'")
+    return qpsolvers
 
 
 def _solver(solver: str | None) -> str:
@@ -219,10 +233,13 @@ def is_feasible(F: object, G: object, T: object, x: object) -> bool:
     return not _infeasible(F, G, T, X)
 
 
-def _readout_one(F, G, T, Q, x, solver):  # private; arrays already validated
+def _readout_one(F: np.ndarray, G: np.ndarray, T: np.ndarray, Q: np.ndarray, x: np.ndarray, solver: str,
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(y*, u*) for one input on validated arrays, or None when the solver fails."""
     h = T - F @ x  # -G y <= T - F x
     if solver == "daqp":
-        sol = qpsolvers.solve_problem(qpsolvers.Problem(Q, np.zeros(Q.shape[0]), -G, h), solver="daqp")
+        qps = _daqp()
+        sol = qps.solve_problem(qps.Problem(Q, np.zeros(Q.shape[0]), -G, h), solver="daqp")
         if not sol.found:
             return None
         return sol.x, np.maximum(sol.z, 0.0)
@@ -343,7 +360,8 @@ def rates_qp(D: object, x: object, mu: float = 0.0, nu: float = 0.0, *, solver: 
     for b, xb in enumerate(X):
         c = D.T @ xb - 0.5 * nu
         if solver == "daqp":
-            sol = qpsolvers.solve_problem(qpsolvers.Problem(H, -c, lb=np.zeros(N)), solver="daqp")
+            qps = _daqp()
+            sol = qps.solve_problem(qps.Problem(H, -c, lb=np.zeros(N)), solver="daqp")
             if not sol.found:  # pragma: no cover - the problem is bounded below and r = 0 is feasible
                 raise RuntimeError(f"DAQP failed on input {b}")
             R[b] = np.maximum(sol.x, 0.0)
@@ -391,7 +409,7 @@ def polytope(F: object, G: object, T: object, x: object, *, bounds: tuple[object
     hs = HalfspaceIntersection(np.c_[A, -b], res.x[:2])
     V = hs.intersections
     scale = 1.0 + np.abs(V).max()
-    keep = []
+    keep: list[np.ndarray] = []
     for v in V:  # degenerate vertices (more than two constraints through a point) come out repeated
         if all(np.linalg.norm(v - w) > 1e-9 * scale for w in keep):
             keep.append(v)
@@ -454,7 +472,7 @@ def readout_trajectory(
     w = _scn_weights(F, T, _fast(G, D, mu), bias)
     xa = _augmented_input(X, n_steps, onset_step)
     run = simulate(w, input_current(xa, params.leak, params.dt), params, x0=xa[:, 0], record=("r",))
-    y = run.r @ D.T
+    y = run.recorded("r") @ D.T
     return y if batched else y[0]
 
 
@@ -522,9 +540,10 @@ def convex_fit_update(
     x = _checks.array(x, "x", ndim=1)
     if x.shape != (K,):
         raise ValueError(f"x must have shape ({K},) (columns of F), got shape {x.shape}")
-    y = _checks.array(y_target, "y_target", ndim=(0, 1)).reshape(-1)
+    target = _checks.array(y_target, "y_target", ndim=(0, 1))
+    y = target.reshape(-1)
     if y.shape != (G.shape[1],):
-        raise ValueError(f"y_target must have shape ({G.shape[1]},) (columns of G), got shape {np.shape(y_target)}")
+        raise ValueError(f"y_target must have shape ({G.shape[1]},) (columns of G), got shape {target.shape}")
     k = _checks.integer(k, "k", low=0, high=N - 1)
     alpha_T = _checks.real(alpha_T, "alpha_T", low=0.0)
     alpha_F = _checks.real(alpha_F, "alpha_F", low=0.0)
@@ -675,14 +694,66 @@ def relative_rmse(y: object, target: object) -> float:
     return float(np.sqrt(np.mean((y - target) ** 2) / np.mean(target**2)))
 
 
+class _TrialParams(NamedTuple):
+    """The params of ``_trial_step``: the rule, its network (G, Omega, simulation constants), the trials' inputs X
+    (B, K) and targets Y (B, M), this epoch's learning rates and the threshold drift per step."""
+
+    rule: ConvexLearning
+    G: np.ndarray
+    fast: np.ndarray
+    constants: SCNParams
+    X: np.ndarray
+    Y: np.ndarray
+    alpha_T: float
+    alpha_F: float
+    drift: float
+
+
+class _TrialState(NamedTuple):
+    """The state of ``_trial_step``: the network's state, F (N, K), T (N,), the bias b of the constant extra input
+    (``_bias``), the simulated network (F~ = [F, b], Omega, T~ = T + b) and the spikes so far."""
+
+    net: SCNState
+    F: np.ndarray
+    T: np.ndarray
+    bias: float
+    scn: SCN
+    spikes: int
+
+
+def _trial_step(params: _TrialParams, state: _TrialState, inputs: tuple[np.ndarray, bool], *,
+                rng: np.random.Generator | None = None) -> tuple[_TrialState, np.ndarray]:
+    """One time step of the trials: ``scn.step`` on c_t with ``convex_fit_update`` at every spike while
+    ``learning`` (``inputs`` = (c_t, learning)), then the threshold drift, and a larger bias before T + b nears 0."""
+    c, learning = inputs
+    F, T, bias, net = state.F, state.T, state.bias, state.scn
+
+    def on_spike(b: int, k: int, _V: np.ndarray, _r: np.ndarray) -> SCNWeights:
+        nonlocal F, T, net
+        F, T = convex_fit_update(F, T, params.G, params.X[b], params.Y[b], k, params.alpha_T, params.alpha_F)
+        net = SCN(_scn_weights(F, T, params.fast, bias), params.constants)
+        return net.weights
+
+    s, fired = step(net, state.net, c, on_spike=on_spike if learning else None)
+    if learning and params.drift > 0:
+        T = T - params.drift
+        net = SCN(_scn_weights(F, T, params.fast, bias), params.constants)
+    if T.min() + bias < _BIAS / 2:  # raise the extra input's weight (and V with it) before T + b reaches 0
+        bias += _BIAS
+        s = s._replace(V=s.V + _BIAS)
+        net = SCN(_scn_weights(F, T, params.fast, bias), params.constants)
+    return _TrialState(s, F, T, bias, net, state.spikes + len(fired)), fired
+
+
 def _learn_trials(
     rule: ConvexLearning, F: np.ndarray, T: np.ndarray, G: np.ndarray, fast: np.ndarray, X: np.ndarray,
     Y: np.ndarray, alpha_T: float, alpha_F: float,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """One simulation of the trials X (B, K) with targets Y (B, M) on the batch axis of ``scn.step``, F and T
-    updated at every spike after ``learn_from``.  Returns the new F, T and the number of spikes."""
+    """One simulation of the trials X (B, K) with targets Y (B, M) on the batch axis of ``scn.step``
+    (``_trial_step`` on ``wrec.dynamics.run``), F and T updated at every spike after ``learn_from``. Returns the new
+    F, T and the number of spikes."""
     B, K = X.shape
-    params = SCNParams(leak=rule.leak, dt=rule.dt)
+    constants = SCNParams(leak=rule.leak, dt=rule.dt)
     n_steps, onset_step = _steps(rule.duration, rule.onset, rule.dt)
     learn_step = round(rule.learn_from / rule.dt)
     bias = _bias(T)
@@ -691,32 +762,18 @@ def _learn_trials(
     x0[:, K] = 1.0
     if onset_step == 0:
         x0[:, :K] = X
-    state = initial_state(w, x0, B)
-    c = np.zeros((B, K + 1))
-    drift = B * rule.dt * rule.leak_T
 
-    def on_spike(b: int, k: int, _V: np.ndarray, _r: np.ndarray) -> SCNWeights:
-        nonlocal F, T, w
-        F, T = convex_fit_update(F, T, G, X[b], Y[b], k, alpha_T, alpha_F)
-        w = _scn_weights(F, T, fast, bias)
-        return w
-
-    spikes = 0
-    for t in range(n_steps):  # step t takes x_t to x_{t+1}
+    def current(t: int) -> tuple[np.ndarray, bool]:  # step t takes x_t to x_{t+1} (``input_current``)
         on_now, on_next = t >= onset_step, t + 1 >= onset_step
+        c = np.empty((B, K + 1))
         c[:, :K] = (X * (on_next - on_now)) / rule.dt + rule.leak * X * on_now
         c[:, K] = rule.leak
-        learning = t >= learn_step
-        state, fired = step(SCN(w, params), state, c, on_spike=on_spike if learning else None)
-        spikes += len(fired)
-        if learning and drift > 0:
-            T = T - drift
-            w = _scn_weights(F, T, fast, bias)
-        if T.min() + bias < _BIAS / 2:  # raise the extra input's weight (and V with it) before T + b reaches 0
-            bias += _BIAS
-            state = state._replace(V=state.V + _BIAS)
-            w = _scn_weights(F, T, fast, bias)
-    return F, T, spikes
+        return c, t >= learn_step
+
+    params = _TrialParams(rule, G, fast, constants, X, Y, alpha_T, alpha_F, B * rule.dt * rule.leak_T)
+    start = _TrialState(initial_state(w, x0, B), F, T, bias, SCN(w, constants), 0)
+    end = dynamics.run(_trial_step, params, start, current, n_steps, what="convex learning trial").state
+    return end.F, end.T, end.spikes
 
 
 def initial_parameters(rule: ConvexLearning, seed: _checks.Seed = None) -> tuple[np.ndarray, np.ndarray]:
@@ -729,26 +786,78 @@ def initial_parameters(rule: ConvexLearning, seed: _checks.Seed = None) -> tuple
     return F, T
 
 
-def _rule_meta(rule: ConvexLearning) -> dict:
-    meta = asdict(rule)
-    meta.pop("epochs")
-    meta["init_T"] = list(meta["init_T"])
-    return meta
+class ConvexInput:
+    """The training stream of ``fit_convex`` (a ``wrec.dynamics.Stream``), one epoch per draw: the training points
+    (``train_inputs``) and their targets, in grid order for the ``"parallel"`` schedule and in a fresh random order
+    from ``seed`` each epoch for ``"shuffled"`` (the authors' loop). A chunk is (X, Y), (1, B, K) and (1, B, 1)."""
+
+    def __init__(self, rule: ConvexLearning, seed: _checks.Seed = None) -> None:
+        if not isinstance(rule, ConvexLearning):
+            raise TypeError(f"rule must be a ConvexLearning, got {type(rule).__name__}")
+        self.rule, self.rng = rule, _checks.rng(seed)
+        self.X = rule.train_inputs()
+        self.Y = rule.target(self.X)
+
+    def draw(self, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.rule.schedule == "parallel":
+            return self.X[None], self.Y[None]
+        order = self.rng.permutation(self.X.shape[0])
+        return self.X[order][None], self.Y[order][None]
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"rng": _ckpt.rng_state(self.rng)}, {}
+
+    def set_state(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        _ckpt.set_rng_state(self.rng, meta["rng"])
+
+
+class ConvexState(NamedTuple):
+    """State of a ``fit_convex`` run: F (N, K), T (N,), the epochs done and the spikes of the last epoch."""
+
+    F: np.ndarray
+    T: np.ndarray
+    epoch: int
+    spikes: int
+
+
+def convex_step(params: ConvexLearning, state: ConvexState, inputs: tuple[np.ndarray, np.ndarray], *,
+                rng: np.random.Generator | None = None) -> tuple[ConvexState, int]:
+    """One step of ``fit_convex``: one training epoch on its trials ``inputs`` = (X, Y), (B, K) and (B, M), with the
+    learning rates of that epoch (``learning_rates``): all trials at once on the batch axis of ``scn.step`` for
+    the ``"parallel"`` schedule, one after another in the given order for ``"shuffled"``; ``convex_fit_update`` at
+    every spike after ``learn_from``. Returns the new state and the epoch's spikes."""
+    X, Y = inputs
+    G = params.encoders()
+    fast = _fast(G, params.spike_size * G.T, 0.0)
+    epoch = state.epoch + 1
+    alpha_T, alpha_F = params.learning_rates(epoch)
+    F, T = state.F, state.T
+    if params.schedule == "parallel":
+        F, T, spikes = _learn_trials(params, F, T, G, fast, X, Y, alpha_T, alpha_F)
+    else:
+        spikes = 0
+        for i in range(X.shape[0]):
+            F, T, fired = _learn_trials(params, F, T, G, fast, X[i:i + 1], Y[i:i + 1], alpha_T, alpha_F)
+            spikes += fired
+    return ConvexState(F, T, epoch, spikes), spikes
 
 
 def fit_convex(
     rule: ConvexLearning | None = None, *, seed: _checks.Seed = 0, F0: object = None, T0: object = None,
-    checkpoint: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None, inputs: object = None,
 ) -> ConvexTrace:
     """Learn F and T of a spiking network so that its maxout map fits y = scale |x|^2 (``ConvexLearning``; the
-    rule of Mancoo et al. 2020's code, ``convex_fit_update``), for ``rule.epochs`` epochs.
+    rule of Mancoo et al. 2020's code, ``convex_fit_update``), for ``rule.epochs`` epochs: ``convex_step`` on
+    ``wrec.dynamics.run``, one step per epoch.
 
+    ``inputs``: the trials of each epoch (a ``wrec.dynamics.Stream`` of (X, Y) chunks, or a tuple of arrays (E, B, K)
+    and (E, B, M)); by default ``ConvexInput(rule, ...)``, the training grid in the order of ``rule.schedule``.
     The seed gives two independent streams: the initial F, T (``initial_parameters``, unless F0 and T0 are given)
-    and the trial order of the ``"shuffled"`` schedule (the ``"parallel"`` schedule uses no randomness after the
-    initialisation: the network is deterministic).  With ``checkpoint`` (a file path), the whole state (history,
-    F, T, the order generator) is saved with ``wrec.checkpoint`` after every epoch, and a call that finds the
-    file continues from it: the numbers equal an uninterrupted run's.  The file must come from the same rule
-    (``epochs`` aside) and initialisation, else ``ValueError``; one with more epochs than asked is cut.
+    and the default input's trial order (the ``"parallel"`` schedule uses no randomness after the initialisation:
+    the network is deterministic).  With ``checkpoint`` (a file path), the whole state (history, F, T, the input
+    stream's state) is saved with ``wrec.checkpoint`` after every epoch, and a call that finds the file continues
+    from it: the numbers equal an uninterrupted run's.  The file must come from the same rule (``epochs`` aside),
+    initialisation and input, else ``ValueError``; one with more epochs than asked is cut.
 
     Shape: F0 (N, K); T0 (N,).  Returns ``ConvexTrace``.
     """
@@ -766,41 +875,24 @@ def fit_convex(
         if F.shape != (rule.n, rule.n_in) or T.shape != (rule.n,):
             raise ValueError(f"F0 and T0 must have shapes ({rule.n}, {rule.n_in}) and ({rule.n},), got {F.shape} "
                              f"and {T.shape}")
+    stream = ConvexInput(rule, rng_order) if inputs is None else inputs
     G = rule.encoders()
-    fast = _fast(G, rule.spike_size * G.T, 0.0)
-    X, Y = rule.train_inputs(), rule.target(rule.train_inputs())
     X_test = rule.test_inputs()
     Y_test = rule.target(X_test)
 
-    def error(F: np.ndarray, T: np.ndarray) -> float:
-        return relative_rmse(maxout(X_test, F, G, T), Y_test)
+    def log(_epoch: int, s: ConvexState) -> tuple[dict[str, Any], ConvexState]:
+        return {"F": s.F.copy(), "T": s.T.copy(), "rmse": relative_rmse(maxout(X_test, s.F, G, s.T), Y_test),
+                "spikes": s.spikes}, s
 
-    hist = {"F": [F], "T": [T], "rmse": [error(F, T)], "spikes": [0]}
     saved = _ckpt.load(checkpoint)
-    if saved is not None:
-        arrays, meta = saved
-        if meta.get("rule") != _rule_meta(rule):
-            raise ValueError(f"checkpoint {checkpoint} was written by a different ConvexLearning (epochs aside): "
-                             f"{meta.get('rule')}; remove it or pass that rule")
-        if not (np.array_equal(arrays["F"][0], F) and np.array_equal(arrays["T"][0], T)):
-            raise ValueError(f"checkpoint {checkpoint} starts from other initial F, T (another seed, F0 or T0)")
-        done = min(int(meta["epoch"]), rule.epochs)
-        hist = {name: list(arrays[name][: done + 1]) for name in hist}
-        _ckpt.set_rng_state(rng_order, meta["rng_order"])
-        F, T = hist["F"][-1], hist["T"][-1]
-    for epoch in range(len(hist["F"]), rule.epochs + 1):
-        alpha_T, alpha_F = rule.learning_rates(epoch)
-        if rule.schedule == "parallel":
-            F, T, spikes = _learn_trials(rule, F, T, G, fast, X, Y, alpha_T, alpha_F)
-        else:
-            spikes = 0
-            for i in rng_order.permutation(X.shape[0]):
-                F, T, n = _learn_trials(rule, F, T, G, fast, X[i:i + 1], Y[i:i + 1], alpha_T, alpha_F)
-                spikes += n
-        for name, value in (("F", F), ("T", T), ("rmse", error(F, T)), ("spikes", spikes)):
-            hist[name].append(value)
-        if checkpoint is not None:
-            _ckpt.save(checkpoint, {name: np.asarray(v) for name, v in hist.items()},
-                       {"epoch": epoch, "rule": _rule_meta(rule), "rng_order": _ckpt.rng_state(rng_order)})
-    return ConvexTrace(epochs=np.arange(len(hist["F"])), rmse=np.asarray(hist["rmse"]), F=np.stack(hist["F"]),
-                       T=np.stack(hist["T"]), spikes=np.asarray(hist["spikes"], dtype=np.int64), G=G, rule=rule)
+    if saved is not None and "log.F" in saved[0] and not (np.array_equal(saved[0]["log.F"][0], F)
+                                                          and np.array_equal(saved[0]["log.T"][0], T)):
+        raise ValueError(f"checkpoint {checkpoint} starts from other initial F, T (another seed, F0 or T0); delete "
+                         "it or pass another path")
+    identity = {"rule (epochs aside)": replace(rule, epochs=0), "initial F, T": (F, T),
+                "inputs": dynamics.stream_identity(stream)}
+    out = dynamics.run(convex_step, rule, ConvexState(F, T, 0, 0), stream, rule.epochs, log=log,
+                       log_at=range(rule.epochs + 1), checkpoint=checkpoint, identity=identity,
+                       what="ConvexLearning run", unit="epoch")
+    return ConvexTrace(epochs=out.steps, rmse=out.log["rmse"], F=out.log["F"], T=out.log["T"],
+                       spikes=out.log["spikes"].astype(np.int64), G=G, rule=rule)
