@@ -31,7 +31,9 @@ def save(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Mappin
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **{_META: np.array(payload)}, **{k: np.asarray(v) for k, v in arrays.items()})
+            # allow_pickle=False: plain arrays only (``load`` refuses pickles too)
+            np.savez(fh, allow_pickle=False, **{_META: np.array(payload)},
+                     **{k: np.asarray(v) for k, v in arrays.items()})
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

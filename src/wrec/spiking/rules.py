@@ -31,6 +31,7 @@ The readout gradient is exact: ∂E/∂W_out,kj = Σ_t (π_{k,t} − y*_k) z̄^�
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -227,6 +228,13 @@ class LocalErrors(_Online):
         return f"LocalErrors(online={self.online}, seed={self.seed})"
 
 
+class _TensorKw(TypedDict):
+    """The dtype and device of new tensors (``torch.zeros(..., **kw)``)."""
+
+    dtype: torch.dtype
+    device: torch.device
+
+
 @torch.no_grad()
 def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor], local: list[Tensor | None],
                   weights: list[tuple[Tensor, Tensor | None]]) -> tuple[list[Tensor], Tensor]:
@@ -237,7 +245,7 @@ def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor], 
     T, B, _ = x.shape
     p = net.params
     alpha, kappa, rho, beta = p.alpha, p.kappa, p.rho, p.beta
-    dt = {"dtype": x.dtype, "device": x.device}
+    dt = _TensorKw(dtype=x.dtype, device=x.device)
     sizes = (net.input_size, *net.hidden_sizes)
     onehot = F.one_hot(target, net.output_size).to(x.dtype)
     scale = 1.0 / (T * B)  # the loss averages over time and batch
@@ -253,7 +261,7 @@ def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor], 
     ebar = [{k: torch.zeros(sizes[i + 1], B, width[i][k], **dt) for k in kinds[i]} for i in range(net.num_layers)]
     grad = [{k: torch.zeros(sizes[i + 1], width[i][k], **dt) for k in kinds[i]} for i in range(net.num_layers)]
     y = torch.zeros(B, net.output_size, **dt)
-    y_local = [None if g is None else torch.zeros(B, net.output_size, **dt) for g in local]
+    y_local = {i: torch.zeros(B, net.output_size, **dt) for i, g in enumerate(local) if g is not None}
     zbar = torch.zeros(B, net.hidden_sizes[-1], **dt)
     bbar = 0.0
     g_out = torch.zeros_like(net.weight_out)
@@ -285,10 +293,11 @@ def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor], 
         g_out += err.T @ zbar
         g_b += err.sum(0) * bbar
         for i in range(net.num_layers):
-            if local[i] is None:
+            readout = local[i]
+            if readout is None:
                 e_l = err
             else:
-                y_local[i] = kappa * y_local[i] + states[i].z @ local[i].T
+                y_local[i] = kappa * y_local[i] + states[i].z @ readout.T
                 e_l = (torch.softmax(y_local[i], -1) - onehot) * scale
             signal = (e_l @ feedback[i].T).T[:, None, :]  # learning signal L^l_t as (H, 1, B)
             for k in kinds[i]:
@@ -311,11 +320,12 @@ def _autograd_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor]
     drive = FeedbackLinear.apply(spikes[top], net.weight_out, net.bias_out, feedback[top])
     total = torch.zeros((), dtype=x.dtype, device=x.device)
     for i in range(top):
-        if local[i] is None:  # broadcast of the network's output error through F_l
+        readout = local[i]
+        if readout is None:  # broadcast of the network's output error through F_l
             silent = torch.zeros(net.output_size, net.hidden_sizes[i], dtype=x.dtype, device=x.device)
             drive = drive + FeedbackLinear.apply(spikes[i], silent, None, feedback[i])
         else:
-            total = total + rsnn_loss(leaky(spikes[i] @ local[i].T, kappa), target)
+            total = total + rsnn_loss(leaky(spikes[i] @ readout.T, kappa), target)
     loss = rsnn_loss(leaky(drive, kappa), target)
     _backward(net, loss + total)
     return loss.detach()
