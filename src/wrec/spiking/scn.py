@@ -420,18 +420,13 @@ def step(params: SCN, state: SCNState, inputs: Array | Drive, *, rng: Seed = Non
                                   on_spike, None, params.spike_cap, params.fast_t if on_spike is None else None)
     if batched:
         if not spikes:
-            return SCNState(Vn, rn, pn), _NO_SPIKES_BATCHED
+            return SCNState(Vn, rn, pn), np.zeros((0, 2), np.int64)
         if len(spikes) == 1:
             return SCNState(Vn, rn, pn), np.stack(spikes[0], axis=1)
         return SCNState(Vn, rn, pn), np.stack([np.concatenate([s[0] for s in spikes]),
                                                np.concatenate([s[1] for s in spikes])], axis=1)
-    ks = np.concatenate([s[1] for s in spikes]) if spikes else _NO_SPIKES
+    ks = np.concatenate([s[1] for s in spikes]) if spikes else np.zeros(0, np.int64)
     return SCNState(Vn[0], rn[0], pn[0]), ks
-
-
-_NO_SPIKES = np.zeros(0, np.int64)
-_NO_SPIKES_BATCHED = np.zeros((0, 2), np.int64)
-_NO_SPIKES.flags.writeable = _NO_SPIKES_BATCHED.flags.writeable = False  # shared by every step without spikes
 
 
 def _state_arrays(state: SCNState, n: int) -> tuple[Array, Array, Array, bool]:
@@ -540,7 +535,8 @@ def simulate(weights: SCNWeights, c: Array, params: SCNParams | None = None, *, 
         if V.shape != want or r.shape != want or np.size(state0.pending) != B:
             raise ValueError(f"state0 must hold V and r of shape {want} and pending of size {B}, "
                              f"got {V.shape}, {r.shape} and {np.shape(state0.pending)}")
-        start = SCNState(V.reshape(B, n), r.reshape(B, n), np.asarray(state0.pending, dtype=np.int64).reshape(B))
+        start = SCNState(V.reshape(B, n).copy(), r.reshape(B, n).copy(),
+                         np.asarray(state0.pending, dtype=np.int64).reshape(B))
     else:
         s = initial_state(weights, x0, B if batched else None)
         start = SCNState(s.V.reshape(B, n), s.r.reshape(B, n), s.pending.reshape(B))
