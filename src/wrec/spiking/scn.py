@@ -99,8 +99,9 @@ def derived_weights(weights: SCNWeights, **arrays: Array) -> SCNWeights:
     if not arrays.keys() <= _WEIGHT_FIELDS:
         raise TypeError(f"derived_weights replaces only {sorted(_WEIGHT_FIELDS)}, got {sorted(arrays)}")
     new = object.__new__(SCNWeights)
-    new.__dict__.update(F=weights.F, fast=weights.fast, T=weights.T, slow=weights.slow, D=weights.D)
-    new.__dict__.update(arrays)  # a frozen dataclass's fields live in its __dict__
+    fields = new.__dict__  # a frozen dataclass's fields live in its __dict__ (SCNWeights caches nothing there)
+    fields.update(weights.__dict__)
+    fields.update(arrays)
     return new
 
 
@@ -289,14 +290,17 @@ def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, 
     noise_t = 0.0 if params.sigma_t == 0 else params.sigma_t * _noise(rng).standard_normal(V.shape)
     theta = w.T if params.sigma_t == 0 else w.T + noise_t  # (N,) or (B, N)
     spikes: list[tuple[Array, Array]] = []
+    # (array methods rather than np.argmax, np.flatnonzero, np.full_like: the same results without their Python
+    # wrappers, which cost as much as the arithmetic of a small network)
     if params.mode == "single":
-        rows = np.flatnonzero(pending >= 0)
+        rows = (pending >= 0).nonzero()[0]
         if rows.size:
             V[rows] += w.fast[:, pending[rows]].T if fast_t is None else fast_t[pending[rows]]
-        pending = np.full_like(pending, -1)
+        pending = np.empty_like(pending)
+        pending.fill(-1)
         excess = V - theta
-        k = np.argmax(excess, axis=1)
-        rows = np.flatnonzero(excess[np.arange(len(k)), k] > 0)
+        k = excess.argmax(axis=1)
+        rows = (excess[np.arange(len(k)), k] > 0).nonzero()[0]
         k = k[rows]
         if rows.size:
             if on_spike is not None:
@@ -313,7 +317,7 @@ def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, 
     while rows.size:
         full = rows.size == V.shape[0]  # every trial still in play: no gather needed
         excess = (V - theta) if full else V[rows] - (theta if theta.ndim == 1 else theta[rows])
-        k = np.argmax(excess, axis=1)
+        k = excess.argmax(axis=1)
         fire = excess[np.arange(rows.size), k] > 0
         rows, k = rows[fire], k[fire]
         if not rows.size:
@@ -403,8 +407,7 @@ def step(params: SCN, state: SCNState, inputs: Array | Drive, *, rng: Seed = Non
     b, n = V.shape
     if isinstance(inputs, Drive):
         drive = inputs.values
-        if not (type(drive) is np.ndarray and drive.dtype == np.float64 and drive.shape[-1:] == (n,)
-                and drive.ndim <= 2 and (drive.ndim == 1 or drive.shape[0] == b)):
+        if not (type(drive) is np.ndarray and drive.dtype is _F64 and (drive.shape == V.shape or drive.shape == (n,))):
             drive = _checks.array(drive, "the drive", ndim=(1, 2))
             if drive.shape[-1] != n or (drive.ndim == 2 and drive.shape[0] != b):
                 raise ValueError(f"the drive must have shape (N,) or (B, N) with N = {n} and B = {b}, "
@@ -418,15 +421,17 @@ def step(params: SCN, state: SCNState, inputs: Array | Drive, *, rng: Seed = Non
     noisy = constants.sigma_v > 0 or constants.sigma_t > 0
     Vn, rn, pn, spikes, _ = _step(constants, weights, V, r, pending, drive, _checks.rng(rng) if noisy else None,
                                   on_spike, None, params.spike_cap, params.fast_t if on_spike is None else None)
-    if batched:
-        if not spikes:
-            return SCNState(Vn, rn, pn), np.zeros((0, 2), np.int64)
-        if len(spikes) == 1:
-            return SCNState(Vn, rn, pn), np.stack(spikes[0], axis=1)
-        return SCNState(Vn, rn, pn), np.stack([np.concatenate([s[0] for s in spikes]),
-                                               np.concatenate([s[1] for s in spikes])], axis=1)
-    ks = np.concatenate([s[1] for s in spikes]) if spikes else np.zeros(0, np.int64)
-    return SCNState(Vn[0], rn[0], pn[0]), ks
+    if len(spikes) > 1:
+        spikes = [(np.concatenate([s[0] for s in spikes]), np.concatenate([s[1] for s in spikes]))]
+    if not batched:
+        return SCNState(Vn[0], rn[0], pn[0]), spikes[0][1] if spikes else np.zeros(0, np.int64)
+    fired = np.empty((spikes[0][0].size if spikes else 0, 2), np.int64)  # (trial, neuron) rows
+    if spikes:
+        fired[:, 0], fired[:, 1] = spikes[0]
+    return SCNState(Vn, rn, pn), fired
+
+
+_F64, _I64 = np.dtype(np.float64), np.dtype(np.int64)
 
 
 def _state_arrays(state: SCNState, n: int) -> tuple[Array, Array, Array, bool]:
@@ -435,10 +440,13 @@ def _state_arrays(state: SCNState, n: int) -> tuple[Array, Array, Array, bool]:
 
     A state as a step returns it passes one test; anything else is converted and checked (finite, shapes)."""
     V, r, pending = state.V, state.r, state.pending
-    if (type(V) is np.ndarray and type(r) is np.ndarray and type(pending) is np.ndarray
-            and V.dtype == r.dtype == np.float64 and pending.dtype == np.int64 and V.shape == r.shape
-            and V.shape[-1:] == (n,) and pending.shape == V.shape[:-1] and 1 <= V.ndim <= 2):
-        return (V, r, pending, True) if V.ndim == 2 else (V[None], r[None], pending.reshape(1), False)
+    if (type(V) is np.ndarray and type(r) is np.ndarray and type(pending) is np.ndarray and V.dtype is _F64
+            and r.dtype is _F64 and pending.dtype is _I64 and r.shape == V.shape):
+        shape = V.shape
+        if len(shape) == 2 and shape[1] == n and pending.shape == shape[:1]:
+            return V, r, pending, True
+        if len(shape) == 1 and shape[0] == n and pending.shape == ():
+            return V[None], r[None], pending.reshape(1), False
     V = _checks.array(V, "state.V", ndim=(1, 2))
     if V.shape[-1] != n:
         raise ValueError(f"state.V must have N = {n} entries in its last axis, got shape {V.shape}")
