@@ -695,10 +695,9 @@ def relative_rmse(y: object, target: object) -> float:
 
 
 class _TrialParams(NamedTuple):
-    """The params of ``_trial_step``: the rule, its network (G, Omega, simulation constants), the trials' inputs X
-    (B, K) and targets Y (B, M), this epoch's learning rates and the threshold drift per step."""
+    """The params of ``_trial_step``: the network (G, Omega, simulation constants), the trials' inputs X (B, K) and
+    targets Y (B, M), this epoch's learning rates and the threshold drift per step."""
 
-    rule: ConvexLearning
     G: np.ndarray
     fast: np.ndarray
     constants: SCNParams
@@ -770,7 +769,7 @@ def _learn_trials(
         c[:, K] = rule.leak
         return c, t >= learn_step
 
-    params = _TrialParams(rule, G, fast, constants, X, Y, alpha_T, alpha_F, B * rule.dt * rule.leak_T)
+    params = _TrialParams(G, fast, constants, X, Y, alpha_T, alpha_F, B * rule.dt * rule.leak_T)
     start = _TrialState(initial_state(w, x0, B), F, T, bias, SCN(w, constants), 0)
     end = dynamics.run(_trial_step, params, start, current, n_steps, what="convex learning trial").state
     return end.F, end.T, end.spikes
