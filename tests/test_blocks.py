@@ -158,3 +158,27 @@ def test_reservoir_writes_states_to_a_npy_file_that_capacities_read_in_blocks(tm
         run(model, u, out=tmp_path / "states.txt")
     with pytest.raises(ValueError, match="shape"):
         run(model, u, washout=500, out=np.empty((10, 30)))
+
+
+@pytest.mark.slow
+def test_dask_cluster_projects_row_blocks_on_workers_with_the_local_numbers(esn):
+    distributed = pytest.importorskip("distributed")
+    da = pytest.importorskip("dask.array")
+    X, u = esn
+    delays = {1: 30, 2: 6}
+    local = ipc(X, u, max_delay=delays)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        states = da.from_array(X, chunks=(1100, -1))
+        got = ipc(states, u, max_delay=delays)
+        np.testing.assert_allclose(got.table.capacity, local.table.capacity, rtol=0, atol=1e-12)
+        assert got.total == pytest.approx(local.total, abs=1e-10)
+        assert sum(client.run(lambda dask_worker: len(dask_worker.data) + dask_worker.state.executed_count)
+                   .values()) > 0  # the projections ran on the workers
+        # a worker lost while the table is computed: dask reruns its tasks elsewhere, the table is the same
+        victim = next(iter(cluster.workers.values()))
+        import threading
+        threading.Timer(0.3, lambda: client.loop.add_callback(victim.kill)).start()
+        again = ipc(states, u, max_delay={1: 30, 2: 6, 3: 6})
+        np.testing.assert_allclose(again.table.capacity, ipc(X, u, max_delay={1: 30, 2: 6, 3: 6}).table.capacity,
+                                   rtol=0, atol=1e-12)

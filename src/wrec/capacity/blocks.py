@@ -25,6 +25,7 @@ are never held, only the input and the leverages (a few floats per row).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -294,6 +295,52 @@ class _Rows:
         out[:, N + 1 :] = self._H[t0:t1]
         dec.__dict__["_last"] = ((t0, t1), out)
         return out
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the rows live in a dask array: then ``project_by_blocks`` spreads the projection over dask."""
+        return self.kind == "A" and _is_dask(self.dec.blocks._array)
+
+    def project_by_blocks(
+        self, basis: np.ndarray, degrees: np.ndarray, delays: np.ndarray, offset: int, B: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``targets.project`` with one dask task per chunk of the states' time axis: each task reads its chunk
+        where dask keeps it (a worker of a ``distributed.Client``, if one is active) and projects the targets on
+        those rows; the client sums the (m, ·) partial results in row order. A task lost with its worker is
+        recomputed by dask from the same inputs, so the table does not change."""
+        import dask
+
+        dec, blocks = self.dec, self.dec.blocks
+        edges = np.unique(np.clip(np.cumsum((0, *blocks._array.chunks[0])) - blocks.skip, 0, dec.n_samples))
+        ranges = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+        tasks = []
+        for t0, t1 in ranges:
+            X = blocks._array[blocks.skip + t0 : blocks.skip + t1]
+            X = X if blocks.columns is None else X[:, blocks.columns]
+            rows = (dec.leverage_rows[t0:t1], basis[:, t0 : t1 + offset], np.asarray(B[t0:t1]))
+            tasks.append(dask.delayed(_project_rows, pure=True)(X, dec.mean, rows, degrees, delays, offset))
+        with warnings.catch_warnings():
+            # the graph carries each block's input basis and leverages (a few floats per row, never the states):
+            # kept in the graph, a task lost with its worker is recomputed from it
+            warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+            parts = dask.compute(*tasks)
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
+def _project_rows(
+    X: np.ndarray, mean: np.ndarray, rows: tuple[np.ndarray, np.ndarray, np.ndarray], degrees: np.ndarray,
+    delays: np.ndarray, offset: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One dask task of ``_Rows.project_by_blocks``: the projections on one row block. ``rows`` holds the block's
+    leverages H, its basis columns (from ``offset`` before its first row) and its rows of B."""
+    from wrec.capacity.targets import project
+
+    H, basis, B = rows
+    A = np.empty((X.shape[0], mean.size + 1 + H.shape[1]))
+    np.subtract(np.asarray(X, dtype=np.float64), mean, out=A[:, : mean.size])
+    A[:, mean.size] = 1.0
+    A[:, mean.size + 1 :] = H
+    return project(basis, degrees, delays, offset, A, B)
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import combinations, permutations
 from math import comb, factorial, prod
+from typing import Any
 
 import numpy as np
 
@@ -121,7 +122,7 @@ CHUNK_ROWS = 1 << 13  # at most this many rows at once, so rows of A made on req
 
 
 def project(
-    basis: np.ndarray, degrees: np.ndarray, delays: np.ndarray, offset: int, A: np.ndarray, B: np.ndarray
+    basis: np.ndarray, degrees: np.ndarray, delays: np.ndarray, offset: int, A: Any, B: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """ZᵀA and (Z∘Z)ᵀB for the targets z_j,t = Π_f P_{degrees[j, f]}(u_{t − delays[j, f]}), t = offset..T−1.
 
@@ -132,6 +133,8 @@ def project(
     (``wrec.capacity.backend``: NumPy, or a torch device). G and S come back as NumPy arrays.
     Shapes: degrees, delays (m, n_factors) -> (m, p), (m, q).
     """
+    if getattr(A, "distributed", False):  # states in a dask array: one task per row block
+        return A.project_by_blocks(basis, degrees, delays, offset, B)
     T = basis.shape[1]
     rows = T - offset
     xp = backend_of(A)  # where the rows of A live: the GEMMs run there
