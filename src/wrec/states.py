@@ -125,24 +125,10 @@ def state_matrix(
         raise ValueError(f"washout must be smaller than the input length T = {T}, got {washout}")
     chunk = _checks.integer(chunk, "chunk", low=1)
     rng = _checks.rng(seed)
-    for name, value, allowed in (("layers", layers, LAYERS), ("observe", observe, OBSERVE), ("drive", drive, DRIVES)):
-        if value is not None and value not in allowed:
-            raise ValueError(f"{name} must be one of {allowed} or None, got {value!r}")
-
-    family = _family(model)
     given = {"layers": layers, "observe": observe, "drive": drive}
-    takes = {"reservoir": (), "scn": ("observe", "drive"), "rsnn": ("layers", "observe"), "gru": ("layers",),
-             "ssm": ("layers",), "linear-ssm": ("layers",), "callable": ()}[family]
-    kind = {"reservoir": "a reservoir", "scn": "a spike coding network", "rsnn": "an RSNN",
-            "gru": "a torch.nn.GRU-like module", "ssm": "a StableSSM", "linear-ssm": "a LinearDiagonalSSM",
-            "callable": "a callable"}[family]
-    for name, value in given.items():
-        if value is not None and name not in takes:
-            raise ValueError(f"{name} does not apply to {kind} ({type(model).__name__}); it takes "
-                             f"{', '.join(takes) if takes else 'none of layers, observe, drive'}")
-    if family in ("reservoir", "callable") and w_in is not None:
-        raise ValueError(f"w_in does not apply to {kind} ({type(model).__name__}): "
-                         + ("it carries its own input weights" if family == "reservoir" else "it receives u itself"))
+    _check_choices(given)
+    family = _family(model)
+    _check_applies(family, model, given, w_in)
 
     if family == "reservoir":
         X = _reservoir(model, u_arr, washout)
@@ -153,6 +139,35 @@ def state_matrix(
     else:
         X = _torch(family, model, u_arr, washout, w_in, layers or "last", observe or "rate", chunk)
     return np.ascontiguousarray(X, dtype=np.float64)
+
+
+# the options each family takes, and how an error message names the family
+_TAKES: dict[str, tuple[str, ...]] = {
+    "reservoir": (), "scn": ("observe", "drive"), "rsnn": ("layers", "observe"), "gru": ("layers",),
+    "ssm": ("layers",), "linear-ssm": ("layers",), "callable": ()}
+_KIND = {"reservoir": "a reservoir", "scn": "a spike coding network", "rsnn": "an RSNN",
+         "gru": "a torch.nn.GRU-like module", "ssm": "a StableSSM", "linear-ssm": "a LinearDiagonalSSM",
+         "callable": "a callable"}
+
+
+def _check_choices(given: dict[str, str | None]) -> None:
+    """Each option given (layers, observe, drive) is None or one of its allowed values."""
+    allowed = {"layers": LAYERS, "observe": OBSERVE, "drive": DRIVES}
+    for name, value in given.items():
+        if value is not None and value not in allowed[name]:
+            raise ValueError(f"{name} must be one of {allowed[name]} or None, got {value!r}")
+
+
+def _check_applies(family: str, model: object, given: dict[str, str | None], w_in: object) -> None:
+    """The options given (not None) and w_in are ones the model's family takes."""
+    takes, kind = _TAKES[family], _KIND[family]
+    for name, value in given.items():
+        if value is not None and name not in takes:
+            raise ValueError(f"{name} does not apply to {kind} ({type(model).__name__}); it takes "
+                             f"{', '.join(takes) if takes else 'none of layers, observe, drive'}")
+    if family in ("reservoir", "callable") and w_in is not None:
+        raise ValueError(f"w_in does not apply to {kind} ({type(model).__name__}): "
+                         + ("it carries its own input weights" if family == "reservoir" else "it receives u itself"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
