@@ -74,6 +74,18 @@ def encode(
     """
     if scheme not in ENCODINGS:
         raise ValueError(f"scheme must be one of {ENCODINGS}, got {scheme!r}")
+    xd = _intensities(x)
+    _checks.integer(T, "T", low=1)
+    if scheme == "direct":
+        _checks.real(gain, "gain")
+        return (gain * x).unsqueeze(0).expand(T, *x.shape)
+    if scheme == "rate":
+        return _rate(x, xd, T, p_max, generator, noise, straight_through)
+    return _latency(x, xd, T, latency_threshold, straight_through)
+
+
+def _intensities(x: Tensor) -> Tensor:
+    """``x`` checked (a finite floating-point (B, N) tensor in [0, 1]) and detached."""
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}"
                         + (f" of dtype {x.dtype}" if isinstance(x, Tensor) else ""))
@@ -84,24 +96,29 @@ def encode(
         raise ValueError("x has non-finite values (NaN or inf)")
     if xd.numel() and (float(xd.min()) < 0 or float(xd.max()) > 1):
         raise ValueError(f"x must lie in [0, 1], got range [{float(xd.min()):.3g}, {float(xd.max()):.3g}]")
-    _checks.integer(T, "T", low=1)
-    if scheme == "direct":
-        _checks.real(gain, "gain")
-        return (gain * x).unsqueeze(0).expand(T, *x.shape)
-    if scheme == "rate":
-        _checks.real(p_max, "p_max", low=0.0, high=1.0)
-        probs = (p_max * xd).unsqueeze(0).expand(T, *x.shape)
-        if noise is None:
-            z = torch.bernoulli(probs.contiguous(), generator=generator)
-        else:
-            if not isinstance(noise, Tensor):
-                raise TypeError(f"noise must be a torch.Tensor of uniform draws, got {type(noise).__name__}")
-            try:
-                z = (noise < probs).to(x.dtype)
-            except RuntimeError:
-                raise ValueError(f"noise of shape {tuple(noise.shape)} does not broadcast to "
-                                 f"{(T, *x.shape)}") from None
-        return z + (p_max * (x - xd)).unsqueeze(0) if straight_through else z
+    return xd
+
+
+def _rate(x: Tensor, xd: Tensor, T: int, p_max: float, generator: torch.Generator | None, noise: Tensor | None,
+          straight_through: bool) -> Tensor:
+    """Bernoulli(p_max·x) spikes, drawn or thresholded from frozen uniform ``noise``; see :func:`encode`."""
+    _checks.real(p_max, "p_max", low=0.0, high=1.0)
+    probs = (p_max * xd).unsqueeze(0).expand(T, *x.shape)
+    if noise is None:
+        z = torch.bernoulli(probs.contiguous(), generator=generator)
+    else:
+        if not isinstance(noise, Tensor):
+            raise TypeError(f"noise must be a torch.Tensor of uniform draws, got {type(noise).__name__}")
+        try:
+            z = (noise < probs).to(x.dtype)
+        except RuntimeError:
+            raise ValueError(f"noise of shape {tuple(noise.shape)} does not broadcast to "
+                             f"{(T, *x.shape)}") from None
+    return z + (p_max * (x - xd)).unsqueeze(0) if straight_through else z
+
+
+def _latency(x: Tensor, xd: Tensor, T: int, latency_threshold: float, straight_through: bool) -> Tensor:
+    """One spike at round((1 − x)(T − 1)) where x > ``latency_threshold``; see :func:`encode`."""
     _checks.real(latency_threshold, "latency_threshold", low=0.0, high=1.0)
     t_spike = torch.round((1 - xd) * (T - 1)).long()  # (B, N)
     out = torch.zeros(T, *x.shape, dtype=x.dtype, device=x.device)
