@@ -73,6 +73,16 @@ def memory_capacity(
     distribution: the capacity of u_{t−k} does not depend on an affine map of u. ``readout``: all neurons
     (None), the first L (an int) or these neuron indices; for a whole grid of L at once (one QR) use
     ``capacity_by_readout(..., max_degree=1)``. ``threshold``, ``rank`` and ``standardize`` as in ``ipc``.
+
+    Examples:
+        >>> from wrec import capacity, reservoir, weights
+        >>> from wrec.tasks import uniform_input
+        >>> u = uniform_input(2_000, seed=0)
+        >>> esn = reservoir.ESN(weights.gaussian(50, spectral_radius=0.9, seed=1), input_scale=0.1, seed=2)
+        >>> X = reservoir.run(esn, u, washout=200)  # X[t] follows u[200 + t]
+        >>> mc = capacity.memory_capacity(X, u[200:], max_delay=60)
+        >>> round(mc.total, 1), mc.rank, mc.per_delay[[0, 10, 15, 40]].round(2).tolist()
+        (20.4, 50, [1.0, 0.98, 0.84, 0.0])
     """
     max_delay = _checks.integer(max_delay, "max_delay", low=0)
     columns = None if readout is None else lambda n: _checks.readout_index(readout, n)
