@@ -230,6 +230,16 @@ def ipc(
 
     The basis must match the input's distribution (``wrec.capacity.basis.orthonormal`` checks it); a
     ``CapacityWarning`` says when the total exceeds the rank or chance capacities are expected to weigh.
+
+    Examples:
+        >>> from wrec import capacity, reservoir, weights
+        >>> from wrec.tasks import uniform_input
+        >>> u = uniform_input(2_000, seed=0)  # U[-1, 1]: the Legendre basis
+        >>> esn = reservoir.ESN(weights.gaussian(50, spectral_radius=0.9, seed=1), input_scale=0.1, seed=2)
+        >>> X = reservoir.run(esn, u, washout=200)
+        >>> result = capacity.ipc(X, u[200:], max_degree=3, max_delay=20)
+        >>> result.by_degree.round(1).to_dict(), result.rank  # tanh is odd: no even-degree capacity
+        ({1: 18.6, 2: 0.0, 3: 24.3}, 50)
     """
     delays = _targets.max_delays(max_degree, max_delay)
     dec, u = decomposed(states, u, max(delays.values()), rank=rank, standardize=standardize)
