@@ -340,6 +340,15 @@ def capacities(
 
     Shapes: states (T, L), targets (T,) or (T, m), aligned row by row. Processed in blocks of columns so that
     memory stays bounded for many targets. ``states`` may also be states in row blocks (``wrec.capacity.blocks``).
+
+    Examples:
+        >>> import numpy as np
+        >>> from wrec import capacity
+        >>> u = np.random.default_rng(0).uniform(-1, 1, 1_000)
+        >>> X = np.stack([u, np.roll(u, 1)], axis=1)  # states: u_t and u_{t-1}
+        >>> c = capacity.capacities(X, np.stack([np.roll(u, 1), np.roll(u, 2), u**2], axis=1))
+        >>> c.values.round(2).tolist(), c.rank  # u_{t-1} is read out exactly; u_{t-2} and u_t² not at all
+        ([1.0, 0.0, 0.0], 2)
     """
     from wrec.capacity.blocks import capacities_of_blocks, is_blocked
 

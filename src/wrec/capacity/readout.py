@@ -86,6 +86,16 @@ def capacity_by_readout(
     Same conventions as ``ipc`` (aligned states (T, N) and u (T,), inclusive ``max_delay``, thresholds per
     target shape — here per L, since the null distribution depends on r(L); the same bias correction, the same
     ``CapacityWarning`` for each L whose total exceeds r(L)). ``max_degree=1`` gives MC(L).
+
+    Examples:
+        >>> from wrec import capacity, reservoir, weights
+        >>> from wrec.tasks import uniform_input
+        >>> u = uniform_input(2_000, seed=0)
+        >>> esn = reservoir.ESN(weights.gaussian(50, spectral_radius=0.9, seed=1), input_scale=0.1, seed=2)
+        >>> X = reservoir.run(esn, u, washout=200)
+        >>> profile = capacity.capacity_by_readout(X, u[200:], [10, 25, 50], max_degree=1, max_delay=60)
+        >>> profile.memory_capacity.round(1).to_dict()  # MC(L) of the first L neurons
+        {10: 10.1, 25: 18.3, 50: 20.4}
     """
     delays = _targets.max_delays(max_degree, max_delay)
     Ls = np.unique(np.asarray(readouts))
