@@ -81,6 +81,16 @@ def gaussian(n: int, g: float = 1.0, *, spectral_radius: float | None = None, se
 
     With ``spectral_radius`` the draw is rescaled to that exact radius (``g`` then only sets the draw).
     Shape: (n, n).
+
+    Examples:
+        >>> import numpy as np
+        >>> from wrec import weights
+        >>> W = weights.gaussian(500, g=1.0, seed=0)
+        >>> W.shape, round(float(W.std() * np.sqrt(500)), 2)  # entries of std g/√n
+        ((500, 500), 1.0)
+        >>> W = weights.gaussian(100, spectral_radius=0.9, seed=1)
+        >>> round(float(np.abs(np.linalg.eigvals(W)).max()), 6)
+        0.9
     """
     n = _size(n)
     g = _checks.real(g, "g", low=0.0, low_open=True)

@@ -1,4 +1,25 @@
-"""Rate networks without trained recurrence: parameter records, pure steps, and the batched runner."""
+"""Rate networks without trained recurrence: parameter records, pure steps, and the batched runner.
+
+Examples:
+    >>> import numpy as np
+    >>> from wrec import reservoir, weights
+    >>> from wrec.tasks import uniform_input
+    >>> esn = reservoir.ESN(weights.gaussian(100, spectral_radius=0.9, seed=1), input_scale=0.5, seed=2)
+    >>> u = uniform_input(1_000, seed=0)
+    >>> reservoir.run(esn, u, washout=100).shape  # X[t] is the state right after u[100 + t]
+    (900, 100)
+
+    Three input streams in one loop, recording the first 10 neurons:
+
+    >>> reservoir.run(esn, uniform_input(1_000, batch=3, seed=0), washout=100, readout=10).shape
+    (3, 900, 10)
+
+    ``run`` iterates the pure step x_t = tanh(W x_{t−1} + σ w_in u_t) from x = 0:
+
+    >>> x, out = reservoir.esn_step(esn, np.zeros((1, esn.n)), u[:1])
+    >>> bool(np.array_equal(reservoir.run(esn, u[:1])[0], x[0]))
+    True
+"""
 
 from wrec.reservoir.models import (
     ESN,

@@ -16,7 +16,15 @@ def _shape(length: int, batch: int | None) -> tuple[int, ...]:
 def uniform_input(
     length: int, *, low: float = -1.0, high: float = 1.0, batch: int | None = None, seed: Seed = None
 ) -> np.ndarray:
-    """u_t ~ U[low, high] i.i.d. (default U[−1, 1], the Legendre basis' measure). Shape: (T,) or (B, T)."""
+    """u_t ~ U[low, high] i.i.d. (default U[−1, 1], the Legendre basis' measure). Shape: (T,) or (B, T).
+
+    Examples:
+        >>> from wrec.tasks import uniform_input
+        >>> uniform_input(5, seed=0).round(3)
+        array([ 0.274, -0.46 , -0.918, -0.967,  0.627])
+        >>> uniform_input(1_000, low=0.0, high=2.0, batch=3, seed=1).shape
+        (3, 1000)
+    """
     low = _checks.real(low, "low")
     high = _checks.real(high, "high")
     if not high > low:
