@@ -202,67 +202,19 @@ def run(step: Step, params: Any, state: Any, inputs: Any, n_steps: int, *, rng: 
     """
     n_steps = int(n_steps)
     get, chunks, replayable = _source(inputs, n_steps)
-    marks = np.unique(np.asarray(log_at, dtype=np.int64))
-    if marks.size and (marks[0] < 0 or marks[-1] > n_steps):
-        raise ValueError(f"log_at must lie in [0, n_steps] = [0, {n_steps}], got [{marks[0]}, {marks[-1]}]")
-    if marks.size and log is None:
-        raise ValueError("log_at needs a log function")
-    ident = {k: _ckpt.fingerprint(*v) if isinstance(v, tuple) else _ckpt.fingerprint(v)
-             for k, v in (identity or {}).items()}
-    columns: dict[str, list] = {}
-    steps: list[int] = []
+    marks = _log_marks(log_at, n_steps, log)
+    book = _Log(log, checkpoint, _fingerprints(identity), unit, rng, chunks)
     t0 = 0
-    template = state
     saved = _ckpt.load(checkpoint) if checkpoint is not None else None
     if saved is not None:
-        if not replayable:
-            raise TypeError("resuming from a checkpoint needs replayable inputs (an array, a Stream or a callable)")
-        arrays, meta = saved
-        theirs = meta.get("identity", {})
-        differ = [k for k in ident if theirs.get(k) != ident[k]] or ([] if theirs.keys() == ident.keys() else
-                                                                     sorted(set(theirs) ^ set(ident)))
-        if differ or unit not in meta:
-            raise ValueError(f"checkpoint {checkpoint} was written by a different {what} "
-                             f"({', '.join(differ or [repr(unit)])} differ); delete it or pass another path")
-        t0 = int(meta[unit])
-        steps = [int(s) for s in arrays["log.steps"]] if "log.steps" in arrays else []
-        columns = {k[4:]: list(v) for k, v in arrays.items() if k.startswith("log.") and k != "log.steps"}
+        t0 = book.resume(saved, replayable, what)
         if t0 > n_steps:
-            keep = sum(s <= n_steps for s in steps)
-            return Run(None, np.asarray(steps[:keep], dtype=np.int64),
-                       {k: np.asarray(v[:keep]) for k, v in columns.items()}, resumed_from=t0)
-        state = _unflatten("state", template, arrays)
-        if rng is not None:
-            _ckpt.set_rng_state(rng, meta["rng"])
-        if chunks is not None:
-            chunks.resume(meta["stream"], {k[7:]: v for k, v in arrays.items() if k.startswith("stream.")},
-                          int(meta["chunk_start"]))
-
-    def record(t: int) -> None:
-        nonlocal state
-        assert log is not None  # checked above: log_at needs a log function
-        entry, state = log(t, state)
-        steps.append(t)
-        for k, v in entry.items():
-            columns.setdefault(k, []).append(v)
-        if checkpoint is not None:
-            arrays: dict[str, np.ndarray] = {}
-            _flatten("state", state, arrays)
-            arrays["log.steps"] = np.asarray(steps, dtype=np.int64)
-            arrays.update({f"log.{k}": np.asarray(v) for k, v in columns.items()})
-            meta: dict[str, Any] = {"identity": ident, unit: t}
-            if rng is not None:
-                meta["rng"] = _ckpt.rng_state(rng)
-            if chunks is not None:
-                (stream_meta, stream_arrays), start = chunks.saved(t)
-                meta.update(stream=stream_meta, chunk_start=start)
-                arrays.update({f"stream.{k}": np.asarray(v) for k, v in stream_arrays.items()})
-            _ckpt.save(checkpoint, arrays, meta)
-
-    if saved is None and marks.size and marks[0] == 0:
-        record(0)
-    nxt = int(np.searchsorted(marks, t0, side="right"))
-    next_log = int(marks[nxt]) if nxt < marks.size else -1
+            return book.result(None, t0, cut_at=n_steps)
+        state = _restored(saved, state, rng, chunks)
+    elif marks.size and marks[0] == 0:
+        state = book.record(0, state)
+    pending = iter(marks[marks > t0].tolist())  # the logged steps still to come, in order
+    next_log = next(pending, -1)
     t = t0
     try:
         for t in range(t0, n_steps):
@@ -270,11 +222,98 @@ def run(step: Step, params: Any, state: Any, inputs: Any, n_steps: int, *, rng: 
             if on_step is not None:
                 on_step(t, state, out)
             if t + 1 == next_log:
-                record(t + 1)
-                nxt += 1
-                next_log = int(marks[nxt]) if nxt < marks.size else -1
+                state = book.record(t + 1, state)
+                next_log = next(pending, -1)
     except Exception as exc:
         exc.add_note(f"(in {what}, {unit} {t} of {n_steps})")
         raise
-    return Run(state, np.asarray(steps, dtype=np.int64), {k: np.asarray(v) for k, v in columns.items()},
-               resumed_from=t0)
+    return book.result(state, t0)
+
+
+def _log_marks(log_at: Sequence[int] | np.ndarray, n_steps: int, log: object) -> np.ndarray:
+    """``run``'s ``log_at`` as sorted distinct step counts, checked to lie in [0, n_steps] and to come with a log."""
+    marks = np.unique(np.asarray(log_at, dtype=np.int64))
+    if marks.size and (marks[0] < 0 or marks[-1] > n_steps):
+        raise ValueError(f"log_at must lie in [0, n_steps] = [0, {n_steps}], got [{marks[0]}, {marks[-1]}]")
+    if marks.size and log is None:
+        raise ValueError("log_at needs a log function")
+    return marks
+
+
+def _fingerprints(identity: Mapping[str, object] | None) -> dict[str, str]:
+    """``run``'s ``identity``, each value (or tuple of parts) fingerprinted with ``wrec.checkpoint.fingerprint``."""
+    return {k: _ckpt.fingerprint(*v) if isinstance(v, tuple) else _ckpt.fingerprint(v)
+            for k, v in (identity or {}).items()}
+
+
+def _restored(saved: tuple[Mapping[str, np.ndarray], Mapping[str, Any]], template: Any,
+              rng: np.random.Generator | None, chunks: _Chunks | None) -> Any:
+    """The state saved in a checkpoint (shaped as ``template``, the caller's start); the generator and the stream
+    are put back where they were."""
+    arrays, meta = saved
+    state = _unflatten("state", template, arrays)
+    if rng is not None:
+        _ckpt.set_rng_state(rng, meta["rng"])
+    if chunks is not None:
+        chunks.resume(meta["stream"], {k[7:]: v for k, v in arrays.items() if k.startswith("stream.")},
+                      int(meta["chunk_start"]))
+    return state
+
+
+class _Log:
+    """``run``'s log: the logged steps and entries (per key), and the checkpoint written at every logged step."""
+
+    def __init__(self, log: Callable[[int, Any], tuple[Mapping[str, Any], Any]] | None,
+                 checkpoint: str | os.PathLike | None, ident: dict[str, str], unit: str,
+                 rng: np.random.Generator | None, chunks: _Chunks | None) -> None:
+        self.log, self.checkpoint, self.ident, self.unit = log, checkpoint, ident, unit
+        self.rng, self.chunks = rng, chunks
+        self.steps: list[int] = []
+        self.columns: dict[str, list] = {}
+
+    def resume(self, saved: tuple[Mapping[str, np.ndarray], Mapping[str, Any]], replayable: bool, what: str) -> int:
+        """Take the log of a checkpoint after checking it is this run's; returns the steps it had done."""
+        if not replayable:
+            raise TypeError("resuming from a checkpoint needs replayable inputs (an array, a Stream or a callable)")
+        arrays, meta = saved
+        theirs, ident = meta.get("identity", {}), self.ident
+        differ = [k for k in ident if theirs.get(k) != ident[k]] or ([] if theirs.keys() == ident.keys() else
+                                                                     sorted(set(theirs) ^ set(ident)))
+        if differ or self.unit not in meta:
+            raise ValueError(f"checkpoint {self.checkpoint} was written by a different {what} "
+                             f"({', '.join(differ or [repr(self.unit)])} differ); delete it or pass another path")
+        self.steps = [int(s) for s in arrays["log.steps"]] if "log.steps" in arrays else []
+        self.columns = {k[4:]: list(v) for k, v in arrays.items() if k.startswith("log.") and k != "log.steps"}
+        return int(meta[self.unit])
+
+    def record(self, t: int, state: Any) -> Any:
+        """Log after t steps (the log may change the state: it is returned) and save the checkpoint."""
+        assert self.log is not None  # checked by _log_marks: log_at needs a log function
+        entry, state = self.log(t, state)
+        self.steps.append(t)
+        for k, v in entry.items():
+            self.columns.setdefault(k, []).append(v)
+        if self.checkpoint is not None:
+            self._save(t, state)
+        return state
+
+    def _save(self, t: int, state: Any) -> None:
+        assert self.checkpoint is not None
+        arrays: dict[str, np.ndarray] = {}
+        _flatten("state", state, arrays)
+        arrays["log.steps"] = np.asarray(self.steps, dtype=np.int64)
+        arrays.update({f"log.{k}": np.asarray(v) for k, v in self.columns.items()})
+        meta: dict[str, Any] = {"identity": self.ident, self.unit: t}
+        if self.rng is not None:
+            meta["rng"] = _ckpt.rng_state(self.rng)
+        if self.chunks is not None:
+            (stream_meta, stream_arrays), start = self.chunks.saved(t)
+            meta.update(stream=stream_meta, chunk_start=start)
+            arrays.update({f"stream.{k}": np.asarray(v) for k, v in stream_arrays.items()})
+        _ckpt.save(self.checkpoint, arrays, meta)
+
+    def result(self, state: Any, t0: int, cut_at: int | None = None) -> Run:
+        """The ``Run``: with ``cut_at``, the log of the steps up to it only."""
+        keep = len(self.steps) if cut_at is None else sum(s <= cut_at for s in self.steps)
+        return Run(state, np.asarray(self.steps[:keep], dtype=np.int64),
+                   {k: np.asarray(v[:keep]) for k, v in self.columns.items()}, resumed_from=t0)
