@@ -50,25 +50,9 @@ def run(
     Raises:
         ValueError: on bad shapes or values, and when the states become non-finite (the reservoir blew up).
     """
-    if step is None:
-        step = STEPS.get(type(model))
-        if step is None:
-            raise TypeError(f"model must be one of {[t.__name__ for t in STEPS]} or come with step=...; "
-                            f"got {type(model).__name__}")
-        if dtype is not None:
-            model = model.astype(dtype)
-        kind = np.dtype(model.dtype)
-        n, model_batch = model.n, model.batch_size
-    else:
-        if x0 is None:
-            raise ValueError("x0 is required with a custom step (it fixes N)")
-        kind = np.dtype(dtype or np.float64)
-        n, model_batch = np.shape(x0)[-1], (np.shape(x0)[0] if np.ndim(x0) == 2 else None)
+    model, step, kind, n, model_batch = _model_step(model, step, dtype, x0)
     if x0 is not None:
-        x0 = _checks.array(x0, "x0", ndim=(1, 2), dtype=kind)
-        if x0.shape[-1] != n or (x0.ndim == 2 and model_batch is not None and x0.shape[0] not in (1, model_batch)):
-            raise ValueError(f"x0 must have shape (N,) or (B, N) with N = {n}"
-                             f"{'' if model_batch is None else f' and B = {model_batch}'}, got {x0.shape}")
+        x0 = _initial_state(x0, kind, n, model_batch)
     if kind not in (np.float32, np.float64):
         raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {kind}")
     u = _checks.array(u, "u", ndim=(1, 2), dtype=kind)
@@ -76,12 +60,7 @@ def run(
     washout = _checks.integer(washout, "washout", low=0)
     if washout >= T:
         raise ValueError(f"washout must be smaller than the input length T = {T}, got {washout}")
-    sizes = {s for s in (model_batch, u.shape[0] if u.ndim == 2 else None) if s is not None}
-    if len(sizes) > 1:
-        raise ValueError(f"the model describes {model_batch} reservoirs but u has {u.shape[0]} input streams; "
-                         "give u of shape (T,) or (B, T) with the same B")
-    batched = bool(sizes)
-    B = sizes.pop() if sizes else 1
+    B, batched = _batch(model_batch, u)
     u = np.ascontiguousarray(np.broadcast_to(u, (B, T)).T)  # (T, B): u[t] is contiguous
     if x0 is not None and x0.ndim == 2 and x0.shape[0] not in (1, B):
         raise ValueError(f"x0 has {x0.shape[0]} rows but the batch has B = {B}")
@@ -90,7 +69,52 @@ def run(
     n_out = len(range(n)[cols]) if isinstance(cols, slice) else cols.size
     shape = (B, T - washout, n_out) if batched else (T - washout, n_out)
     states = _output(out, shape, kind)
-    record_to = states if batched else states[None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        dynamics.run(step, model, x, u, T, on_step=_recorder(states if batched else states[None], cols, washout, T))
+    if isinstance(states, np.memmap):
+        states.flush()
+    return states
+
+
+def _model_step(model, step: Callable | None, dtype: npt.DTypeLike | None,
+                x0: np.ndarray | None) -> tuple[object, Callable, np.dtype, int, int | None]:
+    """(model, step, dtype, N, the model's batch size or None) for ``run``: a built-in model's own step, in ``dtype``
+    when given; a custom step takes N and the batch from ``x0``."""
+    if step is None:
+        step = STEPS.get(type(model))
+        if step is None:
+            raise TypeError(f"model must be one of {[t.__name__ for t in STEPS]} or come with step=...; "
+                            f"got {type(model).__name__}")
+        if dtype is not None:
+            model = model.astype(dtype)
+        return model, step, np.dtype(model.dtype), model.n, model.batch_size
+    if x0 is None:
+        raise ValueError("x0 is required with a custom step (it fixes N)")
+    return model, step, np.dtype(dtype or np.float64), np.shape(x0)[-1], (np.shape(x0)[0] if np.ndim(x0) == 2 else None)
+
+
+def _initial_state(x0: np.ndarray, kind: np.dtype, n: int, model_batch: int | None) -> np.ndarray:
+    """``run``'s x0 as an array of ``kind``, checked against N and the model's batch size."""
+    x0 = _checks.array(x0, "x0", ndim=(1, 2), dtype=kind)
+    if x0.shape[-1] != n or (x0.ndim == 2 and model_batch is not None and x0.shape[0] not in (1, model_batch)):
+        raise ValueError(f"x0 must have shape (N,) or (B, N) with N = {n}"
+                         f"{'' if model_batch is None else f' and B = {model_batch}'}, got {x0.shape}")
+    return x0
+
+
+def _batch(model_batch: int | None, u: np.ndarray) -> tuple[int, bool]:
+    """(B, whether anything is batched): the model's batch and u's input streams must agree."""
+    sizes = {s for s in (model_batch, u.shape[0] if u.ndim == 2 else None) if s is not None}
+    if len(sizes) > 1:
+        raise ValueError(f"the model describes {model_batch} reservoirs but u has {u.shape[0]} input streams; "
+                         "give u of shape (T,) or (B, T) with the same B")
+    return (sizes.pop(), True) if sizes else (1, False)
+
+
+def _recorder(record_to: np.ndarray, cols: slice | np.ndarray, washout: int,
+              T: int) -> Callable[[int, np.ndarray, np.ndarray], None]:
+    """``run``'s ``on_step``: writes the read-out states after the washout into ``record_to`` (B, T − washout, L) and
+    checks every ``_CHECK_EVERY`` steps (and at the last) that the reservoir has not blown up."""
 
     def record(t: int, x: np.ndarray, y: np.ndarray) -> None:
         if t >= washout:
@@ -101,11 +125,7 @@ def run(
                     f"the reservoir blew up: states became non-finite by step {t} of {T}; "
                     "lower the spectral radius / gain, the input scale or the time step")
 
-    with np.errstate(over="ignore", invalid="ignore"):
-        dynamics.run(step, model, x, u, T, on_step=record)
-    if isinstance(states, np.memmap):
-        states.flush()
-    return states
+    return record
 
 
 def _output(out: str | os.PathLike | np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
