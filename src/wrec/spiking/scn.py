@@ -16,7 +16,7 @@ Shapes: B trials (optional leading axis), T time steps, N neurons, J signal dime
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import NamedTuple
 
@@ -289,29 +289,43 @@ def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, 
     r = (1.0 - lam_dt) * r
     noise_t = 0.0 if params.sigma_t == 0 else params.sigma_t * _noise(rng).standard_normal(V.shape)
     theta = w.T if params.sigma_t == 0 else w.T + noise_t  # (N,) or (B, N)
-    spikes: list[tuple[Array, Array]] = []
-    # (array methods rather than np.argmax, np.flatnonzero, np.full_like: the same results without their Python
-    # wrappers, which cost as much as the arithmetic of a small network)
+    # 3. the spikes (with array methods rather than np.argmax, np.flatnonzero, np.full_like: the same results without
+    # their Python wrappers, which cost as much as the arithmetic of a small network)
     if params.mode == "single":
-        rows = (pending >= 0).nonzero()[0]
-        if rows.size:
-            V[rows] += w.fast[:, pending[rows]].T if fast_t is None else fast_t[pending[rows]]
-        pending = np.empty_like(pending)
-        pending.fill(-1)
-        excess = V - theta
-        k = excess.argmax(axis=1)
-        rows = (excess[np.arange(len(k)), k] > 0).nonzero()[0]
-        k = k[rows]
-        if rows.size:
-            if on_spike is not None:
-                for b, kk in zip(rows.tolist(), k.tolist(), strict=True):
-                    new = on_spike(b, kk, V[b].copy(), r[b].copy())
-                    w = w if new is None else new
-            r[rows, k] += 1.0
-            pending[rows] = k
-            spikes.append((rows, k))
-        return V, r, pending, spikes, w
-    # 3. sequential greedy rule: every trial with some V_i > T_i fires its largest excess, until none is left
+        return _single_spike(w, V, r, pending, theta, on_spike, fast_t)
+    return _sequential_spikes(w, V, r, pending, theta, noise_t, on_spike, t, cap, fast_t)
+
+
+def _single_spike(w: SCNWeights, V: Array, r: Array, pending: Array, theta: Array, on_spike: OnSpike | None,
+                  fast_t: Array | None) -> tuple[Array, Array, Array, list[tuple[Array, Array]], SCNWeights]:
+    """``_step``'s spikes in ``"single"`` mode (Brendel et al. 2020): the pending Ω columns are added, then every
+    trial with some V_i > θ_i fires its largest excess, whose Ω column is left pending for the next step."""
+    rows = (pending >= 0).nonzero()[0]
+    if rows.size:
+        V[rows] += w.fast[:, pending[rows]].T if fast_t is None else fast_t[pending[rows]]
+    pending = np.empty_like(pending)
+    pending.fill(-1)
+    excess = V - theta
+    k = excess.argmax(axis=1)
+    rows = (excess[np.arange(len(k)), k] > 0).nonzero()[0]
+    k = k[rows]
+    if not rows.size:
+        return V, r, pending, [], w
+    if on_spike is not None:
+        for b, kk in zip(rows.tolist(), k.tolist(), strict=True):
+            new = on_spike(b, kk, V[b].copy(), r[b].copy())
+            w = w if new is None else new
+    r[rows, k] += 1.0
+    pending[rows] = k
+    return V, r, pending, [(rows, k)], w
+
+
+def _sequential_spikes(w: SCNWeights, V: Array, r: Array, pending: Array, theta: Array, noise_t: Array | float,
+                       on_spike: OnSpike | None, t: int | None, cap: int, fast_t: Array | None,
+                       ) -> tuple[Array, Array, Array, list[tuple[Array, Array]], SCNWeights]:
+    """``_step``'s spikes in ``"sequential"`` mode, the greedy rule: every trial with some V_i > θ_i fires its
+    largest excess, until none is left (more than ``cap`` rounds is a spike storm)."""
+    spikes: list[tuple[Array, Array]] = []
     rows = np.arange(V.shape[0])
     count = 0
     while rows.size:
@@ -324,20 +338,31 @@ def _step(params: SCNParams, w: SCNWeights, V: Array, r: Array, pending: Array, 
             break
         count += 1
         if count > cap:
-            where = f"trial {int(rows[0])}" if t is None else f"step {t}, trial {int(rows[0])}"
-            raise RuntimeError(_STORM.format(cap=cap, where=where))
+            raise _storm(cap, t, int(rows[0]))
         if on_spike is None:
             V[rows] += w.fast[:, k].T if fast_t is None else fast_t[k]  # (no hook: the weights are fixed)
             r[rows, k] += 1.0
         else:
-            for b, kk in zip(rows.tolist(), k.tolist(), strict=True):
-                new = on_spike(b, kk, V[b].copy(), r[b].copy())
-                w = w if new is None else new
-                V[b] += w.fast[:, kk]
-                r[b, kk] += 1.0
+            w = _hooked_spikes(w, V, r, rows, k, on_spike)
             theta = w.T + noise_t
         spikes.append((rows, k))
     return V, r, pending, spikes, w
+
+
+def _hooked_spikes(w: SCNWeights, V: Array, r: Array, rows: Array, k: Array, on_spike: OnSpike) -> SCNWeights:
+    """One round of sequential spikes with a learning hook, trial by trial in the order of ``rows``: each spike's Ω
+    column is the one of the weights the hook returned for it. Updates V and r in place; returns the weights."""
+    for b, kk in zip(rows.tolist(), k.tolist(), strict=True):
+        new = on_spike(b, kk, V[b].copy(), r[b].copy())
+        w = w if new is None else new
+        V[b] += w.fast[:, kk]
+        r[b, kk] += 1.0
+    return w
+
+
+def _storm(cap: int, t: int | None, trial: int) -> RuntimeError:
+    where = f"trial {trial}" if t is None else f"step {t}, trial {trial}"
+    return RuntimeError(_STORM.format(cap=cap, where=where))
 
 
 @dataclass(frozen=True, eq=False)
@@ -514,6 +539,33 @@ def simulate(weights: SCNWeights, c: Array, params: SCNParams | None = None, *, 
         ValueError: on mismatched shapes (J between c and F), non-finite input, unknown record names.
         RuntimeError: on a spike storm.
     """
+    params, record = _simulate_options(weights, params, record)
+    c = _checks.array(c, "c", ndim=(2, 3))
+    if c.shape[-1] != weights.j:
+        raise ValueError(f"c must have J = {weights.j} entries in its last axis (F has shape {weights.F.shape}), "
+                         f"got shape {c.shape}")
+    batched = c.ndim == 3
+    c3 = c if batched else c[None]  # (B, T, J)
+    B, n_t, n = c3.shape[0], c3.shape[1], weights.n
+    start = _start(weights, x0, state0, B if batched else None)
+    rec_r = np.empty((B, n_t, n)) if ("r" in record or "xhat" in record) else None
+    rec_V = np.empty((B, n_t, n)) if "V" in record else None
+    fired: list[tuple[int, Array]] = []
+    on_step = _recorder(fired if "spikes" in record else None, rec_r, rec_V)
+    drives = _Drives(c3, weights.F, max(1, _CHUNK_VALUES // (B * n)))
+    final = dynamics.run(step, SCN(weights, params), start, drives, n_t, rng=_checks.rng(seed), on_step=on_step,
+                         what="SCN simulation").state
+    sp_steps, sp_neurons, sp_trials = _spike_arrays(fired) if "spikes" in record else (None, None, None)
+    xhat = None if rec_r is None or weights.D is None or "xhat" not in record else rec_r @ weights.D.T
+    out = SCNRun(steps=sp_steps, neurons=sp_neurons, trials=sp_trials, r=rec_r if "r" in record else None, V=rec_V,
+                 xhat=xhat, state=final, n_steps=n_t, n_neurons=n, dt=params.dt, batch=B)
+    return out if batched else _single_trial(out)
+
+
+def _simulate_options(weights: SCNWeights, params: SCNParams | None,
+                      record: Sequence[str] | str | None) -> tuple[SCNParams, tuple[str, ...]]:
+    """``simulate``'s params (the defaults for None) and record names (by default all, xhat only with a decoder),
+    checked."""
     if not isinstance(weights, SCNWeights):
         raise TypeError(f"weights must be an SCNWeights, got {type(weights).__name__}")
     params = SCNParams() if params is None else params
@@ -524,59 +576,59 @@ def simulate(weights: SCNWeights, c: Array, params: SCNParams | None = None, *, 
     unknown = set(record) - set(RECORDS)
     if unknown:
         raise ValueError(f"record entries must be among {RECORDS}, got {sorted(unknown)}")
-    decoder = weights.D
-    if "xhat" in record and decoder is None:
+    if "xhat" in record and weights.D is None:
         raise ValueError("record 'xhat' needs a decoder: weights.D is None")
-    c = _checks.array(c, "c", ndim=(2, 3))
-    if c.shape[-1] != weights.j:
-        raise ValueError(f"c must have J = {weights.j} entries in its last axis (F has shape {weights.F.shape}), "
-                         f"got shape {c.shape}")
-    batched = c.ndim == 3
-    B, n_t = (c.shape[0], c.shape[1]) if batched else (1, c.shape[0])
-    n = weights.n
-    if state0 is not None:
-        if x0 is not None:
-            raise ValueError("give x0 or state0, not both")
-        want = (B, n) if batched else (n,)
-        V = _checks.array(state0.V, "state0.V")
-        r = _checks.array(state0.r, "state0.r")
-        if V.shape != want or r.shape != want or np.size(state0.pending) != B:
-            raise ValueError(f"state0 must hold V and r of shape {want} and pending of size {B}, "
-                             f"got {V.shape}, {r.shape} and {np.shape(state0.pending)}")
-        start = SCNState(V.reshape(B, n).copy(), r.reshape(B, n).copy(),
-                         np.asarray(state0.pending, dtype=np.int64).reshape(B))
-    else:
-        s = initial_state(weights, x0, B if batched else None)
-        start = SCNState(s.V.reshape(B, n), s.r.reshape(B, n), s.pending.reshape(B))
-    rec_r = np.empty((B, n_t, n)) if ("r" in record or "xhat" in record) else None
-    rec_V = np.empty((B, n_t, n)) if "V" in record else None
-    want_spikes = "spikes" in record
-    fired: list[tuple[int, Array]] = []
+    return params, record
+
+
+def _start(weights: SCNWeights, x0: Array | None, state0: SCNState | None, batch: int | None) -> SCNState:
+    """``simulate``'s first state as (B, N), (B, N), (B,) arrays (B = 1 for one trial): a copy of ``state0``, checked
+    against N and the batch, or ``initial_state(weights, x0)``."""
+    B, n = 1 if batch is None else batch, weights.n
+    if state0 is None:
+        s = initial_state(weights, x0, batch)
+        return SCNState(s.V.reshape(B, n), s.r.reshape(B, n), s.pending.reshape(B))
+    if x0 is not None:
+        raise ValueError("give x0 or state0, not both")
+    want = (n,) if batch is None else (B, n)
+    V = _checks.array(state0.V, "state0.V")
+    r = _checks.array(state0.r, "state0.r")
+    if V.shape != want or r.shape != want or np.size(state0.pending) != B:
+        raise ValueError(f"state0 must hold V and r of shape {want} and pending of size {B}, "
+                         f"got {V.shape}, {r.shape} and {np.shape(state0.pending)}")
+    pending = np.asarray(state0.pending, dtype=np.int64).reshape(B)
+    return SCNState(V.reshape(B, n).copy(), r.reshape(B, n).copy(), pending)
+
+
+def _recorder(fired: list[tuple[int, Array]] | None, rec_r: Array | None,
+              rec_V: Array | None) -> Callable[[int, SCNState, Array], None]:
+    """``simulate``'s ``on_step``: appends (t, spikes) of the steps with spikes to ``fired`` and writes r and V into
+    the (B, T, N) records (each when not None)."""
 
     def on_step(t: int, state: SCNState, spikes: Array) -> None:
-        if want_spikes and spikes.size:
+        if fired is not None and spikes.size:
             fired.append((t, spikes))
         if rec_r is not None:
             rec_r[:, t] = state.r
         if rec_V is not None:
             rec_V[:, t] = state.V
 
-    c3 = c if batched else c[None]
-    drives = _Drives(c3, weights.F, max(1, _CHUNK_VALUES // (B * n)))
-    final = dynamics.run(step, SCN(weights, params), start, drives, n_t, rng=_checks.rng(seed), on_step=on_step,
-                         what="SCN simulation").state
-    sp_steps = sp_trials = sp_neurons = None
-    if want_spikes:
-        spikes = np.concatenate([s for _, s in fired]) if fired else np.zeros((0, 2), np.int64)
-        sp_steps = np.repeat(np.array([t for t, _ in fired], dtype=np.int64), [len(s) for _, s in fired])
-        sp_trials, sp_neurons = spikes[:, 0].astype(np.int64), spikes[:, 1].astype(np.int64)
-    xhat = None if rec_r is None or decoder is None or "xhat" not in record else rec_r @ decoder.T
-    rr = rec_r if "r" in record else None
+    return on_step
 
-    def un(a: Array | None) -> Array | None:
-        return a if batched or a is None else a[0]
 
-    return SCNRun(steps=sp_steps, neurons=sp_neurons, trials=sp_trials if batched else None,
-                  r=un(rr), V=un(rec_V), xhat=un(xhat),
-                  state=final if batched else SCNState(final.V[0], final.r[0], final.pending[0]), n_steps=n_t,
-                  n_neurons=n, dt=params.dt, batch=B if batched else None)
+def _spike_arrays(fired: list[tuple[int, Array]]) -> tuple[Array, Array, Array]:
+    """(steps, neurons, trials) of the spikes, (S,) each, from ``simulate``'s (t, (S_t, 2) spikes) per step."""
+    spikes = np.concatenate([s for _, s in fired]) if fired else np.zeros((0, 2), np.int64)
+    steps = np.repeat(np.array([t for t, _ in fired], dtype=np.int64), [len(s) for _, s in fired])
+    return steps, spikes[:, 1].astype(np.int64), spikes[:, 0].astype(np.int64)
+
+
+def _single_trial(out: SCNRun) -> SCNRun:
+    """A run of a batch of one as the unbatched run: traces (T, ·), the state unbatched, no trials."""
+
+    def first(a: Array | None) -> Array | None:
+        return None if a is None else a[0]
+
+    state = out.state
+    return replace(out, trials=None, r=first(out.r), V=first(out.V), xhat=first(out.xhat),
+                   state=SCNState(state.V[0], state.r[0], state.pending[0]), batch=None)
