@@ -384,21 +384,9 @@ def polytope(F: object, G: object, T: object, x: object, *, bounds: tuple[object
         raise ValueError(f"x must be one input of shape ({F.shape[1]},) for polytope, got shape {X.shape}")
     if G.shape[1] != 2:
         raise ValueError(f"G must have 2 columns (a 2-D readout) for polytope, got shape {G.shape}")
-    A = -G  # A y <= b
-    b = T - F @ X[0]
-    if bounds is not None:
-        lo = _checks.array(bounds[0], "bounds[0]", ndim=1)
-        hi = _checks.array(bounds[1], "bounds[1]", ndim=1)
-        if lo.shape != (2,) or hi.shape != (2,) or np.any(lo >= hi):
-            raise ValueError(f"bounds must be (lo, hi) with two entries each and lo < hi, got {bounds}")
-        A = np.vstack([A, np.eye(2), -np.eye(2)])
-        b = np.r_[b, hi, -lo]
+    A, b = _clipped(-G, T - F @ X[0], bounds)  # A y <= b
     check_feasible(F, G, T, X[0])
-    for k in range(2):  # bounded iff min and max of each coordinate are finite
-        for sign in (1.0, -1.0):
-            res = linprog(sign * np.eye(2)[k], A_ub=A, b_ub=b, bounds=(None, None), method="highs")
-            if res.status == 3:
-                raise ValueError("the polytope is unbounded for this x; pass bounds=(lo, hi) to clip it for plotting")
+    _check_bounded(A, b)
     # Chebyshev centre: max rho s.t. A_i y + rho |A_i| <= b_i, an interior point for qhull
     norms = np.linalg.norm(A, axis=1)
     res = linprog(
@@ -406,16 +394,40 @@ def polytope(F: object, G: object, T: object, x: object, *, bounds: tuple[object
     )
     if res.status != 0 or res.x[2] <= 1e-12:
         raise ValueError("the polytope has no interior for this x (it is empty, a segment or a point)")
-    hs = HalfspaceIntersection(np.c_[A, -b], res.x[:2])
-    V = hs.intersections
-    scale = 1.0 + np.abs(V).max()
-    keep: list[np.ndarray] = []
-    for v in V:  # degenerate vertices (more than two constraints through a point) come out repeated
-        if all(np.linalg.norm(v - w) > 1e-9 * scale for w in keep):
-            keep.append(v)
-    V = np.array(keep)
+    V = _distinct(HalfspaceIntersection(np.c_[A, -b], res.x[:2]).intersections)
     centre = V.mean(axis=0)
     return V[np.argsort(np.arctan2(V[:, 1] - centre[1], V[:, 0] - centre[0]))]
+
+
+def _clipped(A: np.ndarray, b: np.ndarray, bounds: tuple[object, object] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The 2-D half-planes A y <= b, with lo <= y <= hi added for ``bounds = (lo, hi)`` (``polytope``'s)."""
+    if bounds is None:
+        return A, b
+    lo = _checks.array(bounds[0], "bounds[0]", ndim=1)
+    hi = _checks.array(bounds[1], "bounds[1]", ndim=1)
+    if lo.shape != (2,) or hi.shape != (2,) or np.any(lo >= hi):
+        raise ValueError(f"bounds must be (lo, hi) with two entries each and lo < hi, got {bounds}")
+    return np.vstack([A, np.eye(2), -np.eye(2)]), np.r_[b, hi, -lo]
+
+
+def _check_bounded(A: np.ndarray, b: np.ndarray) -> None:
+    """ValueError unless {y : A y <= b} is bounded, i.e. the min and max of each coordinate are finite."""
+    for k in range(2):
+        for sign in (1.0, -1.0):
+            res = linprog(sign * np.eye(2)[k], A_ub=A, b_ub=b, bounds=(None, None), method="highs")
+            if res.status == 3:
+                raise ValueError("the polytope is unbounded for this x; pass bounds=(lo, hi) to clip it for plotting")
+
+
+def _distinct(V: np.ndarray) -> np.ndarray:
+    """The vertices V (n, 2) without repeats: qhull gives a degenerate vertex (more than two constraints through a
+    point) more than once."""
+    scale = 1.0 + np.abs(V).max()
+    keep: list[np.ndarray] = []
+    for v in V:
+        if all(np.linalg.norm(v - w) > 1e-9 * scale for w in keep):
+            keep.append(v)
+    return np.array(keep)
 
 
 # ---------------------------------------------------------------------------------- the network that spikes
