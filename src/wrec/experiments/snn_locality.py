@@ -462,17 +462,25 @@ def _evaluate(task: Task) -> pd.DataFrame:
             _train(config, net, "bptt" if independent else rule, data, (*coords, arch, rule), on_epoch)
             nets[(arch, rule)] = net
             _save_trained(task, net, arch, rule, rows[first_row:], history)
-        trained = [r for r in config.rules if r in reps]
-        for epoch in range(config.epochs + 1):
-            for i, ra in enumerate(trained):
-                for rb in trained[i + 1:]:
-                    rows.append({"kind": "cka", "architecture": arch, "rule": ra, "rule_b": rb, "epoch": epoch,
-                                 "cka": linear_cka(reps[ra][epoch], reps[rb][epoch])})
-                rows.append({"kind": "cka", "architecture": arch, "rule": ra, "rule_b": "untrained", "epoch": epoch,
-                             "cka": linear_cka(reps[ra][epoch], reps[ra][0])})
+        rows.extend(_cka_rows(config, arch, reps))
     if task.attacked:
         rows += _robustness(config, data, nets, coords)
     return pd.DataFrame(rows).assign(study=task.study, dataset=dataset, encoding=enc, replicate=rep)
+
+
+def _cka_rows(config: Config, arch: str, reps: dict[str, list[np.ndarray]]) -> list[dict[str, Any]]:
+    """Linear CKA between the top-layer test spike counts ``reps[rule][epoch]`` of every pair of the config's rules
+    trained in one architecture, and of each rule against its untrained net (epoch 0), at every epoch."""
+    trained = [r for r in config.rules if r in reps]
+    rows: list[dict[str, Any]] = []
+    for epoch in range(config.epochs + 1):
+        for i, ra in enumerate(trained):
+            for rb in trained[i + 1:]:
+                rows.append({"kind": "cka", "architecture": arch, "rule": ra, "rule_b": rb, "epoch": epoch,
+                             "cka": linear_cka(reps[ra][epoch], reps[rb][epoch])})
+            rows.append({"kind": "cka", "architecture": arch, "rule": ra, "rule_b": "untrained", "epoch": epoch,
+                         "cka": linear_cka(reps[ra][epoch], reps[ra][0])})
+    return rows
 
 
 def _trained_path(arch: str, rule: str) -> Path | None:
@@ -517,24 +525,23 @@ def _load_trained(task: Task, net: RSNN, arch: str,
 
 
 def _robustness(config: Config, data: _Data, nets: dict, coords: tuple) -> list[dict]:
-    import torch
-
     n = min(config.attack_points, len(data.y_test))
     images, labels = data.x_test[:n].reshape(n, 1, 8, 8), data.y_test[:n]
-    encoding = config.encodings[0]
-    noise = None
-    if encoding == "rate":  # one frozen noise field, the same for every example and query
-        noise = torch.rand(config.steps, 1, images[0].numel(),
-                           generator=torch_generator(sweep.task_rng(config.seed, "attack-noise", *coords)))
-    models = {key: pixel_classifier(net, config.steps, encoding, noise).eval() for key, net in nets.items()}
-    rows = []
+    models = _pixel_classifiers(config, nets, coords, images[0].numel())
+    crafted: dict[tuple[str, float], Tensor] = {}
 
     def seed_of(*c) -> int:
         return int(sweep.task_rng(config.seed, "attack", *coords, *c).integers(2**31))
 
-    # transfer sources: the independent BPTT net of the same architecture and of the other one
-    other = {"feedforward": "recurrent", "recurrent": "feedforward", "feedforward-matched": "recurrent"}
-    crafted: dict[tuple[str, float], Tensor] = {}
+    def transferred(src_arch: str, eps: float) -> Tensor:
+        """PGD images crafted on the independent BPTT net of ``src_arch``, once per (source, ε): every target
+        network is attacked with the same ones."""
+        if (src_arch, eps) not in crafted:
+            crafted[(src_arch, eps)] = _attack("pgd", models[(src_arch, SOURCE_RULE)], eps, images, labels,
+                                               seed_of(src_arch, "transfer", eps), 1)
+        return crafted[(src_arch, eps)]
+
+    rows = []
     for (arch, rule), model in models.items():
         if rule == SOURCE_RULE:
             continue
@@ -549,21 +556,37 @@ def _robustness(config: Config, data: _Data, nets: dict, coords: tuple) -> list[
                     acc = _accuracy(model, adv, labels)
                 rows.append({"kind": "attack", "architecture": arch, "rule": rule, "attack": attack,
                              "source": "white-box", "eps": eps, "accuracy": acc})
-            if not config.transfer:
-                continue
-            for label, src_arch in (("transfer-same", arch), ("transfer-other", other[arch])):
-                if (src_arch, SOURCE_RULE) not in models:
-                    continue
-                if eps == 0:
-                    acc = clean
-                else:
-                    if (src_arch, eps) not in crafted:
-                        crafted[(src_arch, eps)] = _attack("pgd", models[(src_arch, SOURCE_RULE)], eps, images,
-                                                           labels, seed_of(src_arch, "transfer", eps), 1)
-                    acc = _accuracy(model, crafted[(src_arch, eps)], labels)
+            for label, src_arch in _transfer_sources(config, models, arch):
+                acc = clean if eps == 0 else _accuracy(model, transferred(src_arch, eps), labels)
                 rows.append({"kind": "attack", "architecture": arch, "rule": rule, "attack": "pgd", "source": label,
                              "eps": eps, "accuracy": acc})
     return rows
+
+
+def _pixel_classifiers(config: Config, nets: dict[tuple[str, str], RSNN], coords: tuple,
+                       pixels: int) -> dict[tuple[str, str], nn.Module]:
+    """Every trained net as a classifier of analog intensities (eval mode), with the task's frozen noise field
+    under rate coding: one draw, the same for every example and query."""
+    import torch
+
+    encoding = config.encodings[0]
+    noise = None
+    if encoding == "rate":
+        noise = torch.rand(config.steps, 1, pixels,
+                           generator=torch_generator(sweep.task_rng(config.seed, "attack-noise", *coords)))
+    return {key: pixel_classifier(net, config.steps, encoding, noise).eval() for key, net in nets.items()}
+
+
+_OTHER_ARCHITECTURE = {"feedforward": "recurrent", "recurrent": "feedforward", "feedforward-matched": "recurrent"}
+
+
+def _transfer_sources(config: Config, models: dict[tuple[str, str], nn.Module], arch: str) -> list[tuple[str, str]]:
+    """(source label, architecture) of the transfer attacks on a net of ``arch``: the independent BPTT net of the
+    same architecture and of the other one, where trained; none without ``config.transfer``."""
+    if not config.transfer:
+        return []
+    sources = (("transfer-same", arch), ("transfer-other", _OTHER_ARCHITECTURE[arch]))
+    return [(label, src) for label, src in sources if (src, SOURCE_RULE) in models]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -706,79 +729,97 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["target", "measured", "tolerance", "held"])
 
 
+_ARCH_STYLES = {"feedforward": "--", "recurrent": "-", "feedforward-matched": ":"}
+_ARCH_COLORS = {"feedforward": "0.35", "recurrent": "tab:red", "feedforward-matched": "tab:blue"}
+
+
 def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     """(a) robust accuracy vs ε per attack (white-box and transfer) and encoding, per architecture: mean over rules
     and replicates, the band spanning the rules' means; (b) Δ_rec with 95 % CIs per attack and rule; (c) CKA
     between rules vs epoch."""
+    stem = Path(path).with_suffix("")
+    out = []
+    att = results[results.kind == "attack"]
+    if not att.empty:
+        out.append(_plot_robustness(att, Path(f"{stem}_robustness.png")))
+        deltas = [(b, delta_rec(results, b)) for b in ("feedforward", "feedforward-matched")]
+        deltas = [(b, d) for b, d in deltas if not d.empty]
+        if deltas:
+            out.append(_plot_delta_rec(deltas, Path(f"{stem}_delta_rec.png")))
+    cka = results[(results.kind == "cka") & (results.rule == "bptt")]
+    if not cka.empty:
+        out.append(_plot_cka(cka, Path(f"{stem}_cka.png")))
+    return out
+
+
+def _plot_robustness(att: pd.DataFrame, p: Path) -> Path:
+    """Robust accuracy vs ε, one panel per (encoding, attack and source), a line per architecture."""
+    from wrec import plotting
+
+    panels = [(a, "white-box") for a in ATTACKS if a in set(att.attack)] + [
+        ("pgd", s) for s in ("transfer-same", "transfer-other") if s in set(att.source)]
+    encodings = [e for e in ENCODINGS if e in set(att.encoding)]
+    with plotting.figure(p, figsize=(2.6 * len(panels), 2.6 * len(encodings)), layout="constrained") as fig:
+        axes = fig.subplots(len(encodings), len(panels), sharey=True, squeeze=False)
+        for row, encoding in zip(axes, encodings, strict=True):
+            for ax, (attack, source) in zip(row, panels, strict=True):
+                sub = att[(att.attack == attack) & (att.source == source) & (att.encoding == encoding)]
+                for arch, g in sub.groupby("architecture"):  # mean over rules and replicates, band: the rules
+                    per_rule = g.pivot_table(index="eps", columns="rule", values="accuracy")
+                    line, = ax.plot(per_rule.index, per_rule.mean(axis=1), _ARCH_STYLES.get(str(arch), "-"),
+                                    color=_ARCH_COLORS.get(str(arch)), lw=1.2, label=arch)
+                    ax.fill_between(per_rule.index, per_rule.min(axis=1), per_rule.max(axis=1),
+                                    color=line.get_color(), alpha=0.15, lw=0)
+                ax.set_title(f"{attack} ({source}), {encoding}", fontsize=8)
+                ax.set_xlabel("ε")
+            row[0].set_ylabel("accuracy")
+        axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return p
+
+
+def _plot_delta_rec(deltas: list[tuple[str, pd.DataFrame]], p: Path) -> Path:
+    """Δ_rec with its 95 % CI per (encoding, attack, source), a point per rule; one panel per baseline."""
     import matplotlib
 
     from wrec import plotting
 
-    path = Path(path)
-    stem = path.with_suffix("")
-    out = []
-    att = results[results.kind == "attack"]
-    styles = {"feedforward": "--", "recurrent": "-", "feedforward-matched": ":"}
-    tab10 = matplotlib.color_sequences["tab10"]
-    colors = dict(zip(RULES, tab10, strict=False))
-    arch_colors = {"feedforward": "0.35", "recurrent": "tab:red", "feedforward-matched": "tab:blue"}
-    if not att.empty:
-        panels = [(a, "white-box") for a in ATTACKS if a in set(att.attack)] + [
-            ("pgd", s) for s in ("transfer-same", "transfer-other") if s in set(att.source)]
-        encodings = [e for e in ENCODINGS if e in set(att.encoding)]
-        p = Path(f"{stem}_robustness.png")
-        with plotting.figure(p, figsize=(2.6 * len(panels), 2.6 * len(encodings)), layout="constrained") as fig:
-            axes = fig.subplots(len(encodings), len(panels), sharey=True, squeeze=False)
-            for row, encoding in zip(axes, encodings, strict=True):
-                for ax, (attack, source) in zip(row, panels, strict=True):
-                    sub = att[(att.attack == attack) & (att.source == source) & (att.encoding == encoding)]
-                    for arch, g in sub.groupby("architecture"):  # mean over rules and replicates, band: the rules
-                        per_rule = g.pivot_table(index="eps", columns="rule", values="accuracy")
-                        line, = ax.plot(per_rule.index, per_rule.mean(axis=1), styles.get(str(arch), "-"),
-                                        color=arch_colors.get(str(arch)), lw=1.2, label=arch)
-                        ax.fill_between(per_rule.index, per_rule.min(axis=1), per_rule.max(axis=1),
-                                        color=line.get_color(), alpha=0.15, lw=0)
-                    ax.set_title(f"{attack} ({source}), {encoding}", fontsize=8)
-                    ax.set_xlabel("ε")
-                row[0].set_ylabel("accuracy")
-            axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
-        out.append(p)
-        deltas = [(b, delta_rec(results, b)) for b in ("feedforward", "feedforward-matched")]
-        deltas = [(b, d) for b, d in deltas if not d.empty]
-        if deltas:
-            width = max(6.5, 0.45 * max(len(d.groupby(["encoding", "attack", "source"])) for _, d in deltas))
-            p = Path(f"{stem}_delta_rec.png")
-            with plotting.figure(p, figsize=(width, 2.6 * len(deltas))) as fig:
-                axes = fig.subplots(len(deltas), 1, squeeze=False)
-                for ax, (baseline, d) in zip(axes[:, 0], deltas, strict=True):
-                    prefix = d.encoding.str.slice(0, 4) + "\n" if d.encoding.nunique() > 1 else ""
-                    d = d.assign(label=prefix + d.attack + "\n" + d.source.str.replace("transfer-", "tr-"))
-                    labels = list(dict.fromkeys(d.label))
-                    for j, (rule, g) in enumerate(d.groupby("rule")):
-                        x = np.array([labels.index(lab) for lab in g.label]) + 0.12 * (j - (len(RULES) - 1) / 2)
-                        err = np.vstack([g.delta_rec - g.ci_low, g.ci_high - g.delta_rec])
-                        ax.errorbar(x, g.delta_rec, yerr=np.nan_to_num(err), fmt="o", ms=3, color=colors.get(str(rule)),
-                                    label=rule)
-                    ax.axhline(0, color="k", lw=0.5)
-                    ax.set_xticks(range(len(labels)), labels, fontsize=7)
-                    ax.set_ylabel(f"Δ_rec vs {baseline}\n(AUC, 95 % CI)", fontsize=8)
-                axes[0, 0].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-            out.append(p)
-    cka = results[(results.kind == "cka") & (results.rule == "bptt")]
-    if not cka.empty:
-        studies = [s for s in STUDIES if s in set(cka.study)]
-        shades = dict(zip([*RULES, "untrained"], tab10, strict=False))
-        p = Path(f"{stem}_cka.png")
-        with plotting.figure(p, figsize=(4.0 * len(studies), 2.8)) as fig:
-            axes = fig.subplots(1, len(studies), squeeze=False)
-            for ax, study in zip(axes[0], studies, strict=True):
-                for (architecture, other), g in cka[cka.study == study].groupby(["architecture", "rule_b"]):
-                    m = g.groupby("epoch").cka.mean()
-                    ax.plot(m.index, m.values, styles.get(str(architecture), "-"), color=shades.get(str(other)),
-                            lw=1, label=f"BPTT vs {other}, {architecture}")
-                ax.set_title(f"{study} study", fontsize=9)
-                ax.set_xlabel("epoch")
-            axes[0][0].set_ylabel("linear CKA (test spike counts)")
-            axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
-        out.append(p)
-    return out
+    colors = dict(zip(RULES, matplotlib.color_sequences["tab10"], strict=False))
+    width = max(6.5, 0.45 * max(len(d.groupby(["encoding", "attack", "source"])) for _, d in deltas))
+    with plotting.figure(p, figsize=(width, 2.6 * len(deltas))) as fig:
+        axes = fig.subplots(len(deltas), 1, squeeze=False)
+        for ax, (baseline, d) in zip(axes[:, 0], deltas, strict=True):
+            prefix = d.encoding.str.slice(0, 4) + "\n" if d.encoding.nunique() > 1 else ""
+            d = d.assign(label=prefix + d.attack + "\n" + d.source.str.replace("transfer-", "tr-"))
+            labels = list(dict.fromkeys(d.label))
+            for j, (rule, g) in enumerate(d.groupby("rule")):
+                x = np.array([labels.index(lab) for lab in g.label]) + 0.12 * (j - (len(RULES) - 1) / 2)
+                err = np.vstack([g.delta_rec - g.ci_low, g.ci_high - g.delta_rec])
+                ax.errorbar(x, g.delta_rec, yerr=np.nan_to_num(err), fmt="o", ms=3, color=colors.get(str(rule)),
+                            label=rule)
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_xticks(range(len(labels)), labels, fontsize=7)
+            ax.set_ylabel(f"Δ_rec vs {baseline}\n(AUC, 95 % CI)", fontsize=8)
+        axes[0, 0].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return p
+
+
+def _plot_cka(cka: pd.DataFrame, p: Path) -> Path:
+    """CKA between BPTT and each other rule (and the untrained net) vs epoch, one panel per study."""
+    import matplotlib
+
+    from wrec import plotting
+
+    studies = [s for s in STUDIES if s in set(cka.study)]
+    shades = dict(zip([*RULES, "untrained"], matplotlib.color_sequences["tab10"], strict=False))
+    with plotting.figure(p, figsize=(4.0 * len(studies), 2.8)) as fig:
+        axes = fig.subplots(1, len(studies), squeeze=False)
+        for ax, study in zip(axes[0], studies, strict=True):
+            for (architecture, other), g in cka[cka.study == study].groupby(["architecture", "rule_b"]):
+                m = g.groupby("epoch").cka.mean()
+                ax.plot(m.index, m.values, _ARCH_STYLES.get(str(architecture), "-"), color=shades.get(str(other)),
+                        lw=1, label=f"BPTT vs {other}, {architecture}")
+            ax.set_title(f"{study} study", fontsize=9)
+            ax.set_xlabel("epoch")
+        axes[0][0].set_ylabel("linear CKA (test spike counts)")
+        axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return p
