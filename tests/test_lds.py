@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import wrec.checkpoint
@@ -283,7 +284,7 @@ def test_experiment_tasks_resume_inside_a_sweep_task(tmp_path, monkeypatch):
 
     config = tiny_config()
     tasks = config.tasks()
-    assert [(t.feedbacks, t.replicate) for t in tasks] == [((50.0,), 0), ((0.0,), 0)]
+    assert [(t.config.feedbacks, t.replicate) for t in tasks] == [((50.0,), 0), ((0.0,), 0)]
     save, calls = wrec.checkpoint.save, []
 
     def crashing_save(*args, **kw):
@@ -299,7 +300,7 @@ def test_experiment_tasks_resume_inside_a_sweep_task(tmp_path, monkeypatch):
     assert list((tmp_path / "results").rglob("lds-K50-0.npz"))  # the partial state survived
     monkeypatch.setattr(wrec.checkpoint, "save", save)
     resumed = sweep.run(exp.evaluate, tasks, store=store)
-    fresh = exp.evaluate(config)  # no task folder: no checkpoint file
+    fresh = pd.concat([exp.evaluate(t) for t in tasks], ignore_index=True)  # no task folder: no checkpoint file
     assert resumed.resumed_from_s.max() == pytest.approx(0.1)
     for col in ("weight_error", "train_error", "rate_hz", "autonomous_error", "autonomous_error_optimal"):
         np.testing.assert_array_equal(resumed[col].to_numpy(), fresh[col].to_numpy(), err_msg=col)
