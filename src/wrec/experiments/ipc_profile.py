@@ -100,7 +100,7 @@ def evaluate(config: Config) -> pd.DataFrame:
                      threshold=Surrogate(count=config.surrogates), standardize=config.standardize)
         seconds = time.perf_counter() - start
         for degree, s in result.summary.iterrows():
-            rows.append({"spectral_radius": rho, "degree": int(degree), "capacity": s["capacity"],
+            rows.append({"spectral_radius": rho, "degree": int(np.asarray(degree)), "capacity": s["capacity"],
                          "thresholded": s["thresholded"], "raw": s["raw"], "adjusted": s["adjusted"],
                          "floor": s["floor"], "spurious": s["spurious"], "n_targets": int(s["n_targets"]),
                          "rank": result.rank, "warnings": "; ".join(result.warnings), "seconds": seconds})

@@ -182,13 +182,14 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
     for key, group in ok.groupby(keys):
         first = group.drop_duplicates("replicate")
         mc = group[group.degree == 1].groupby("L")[["capacity", "raw", "theory"]].mean()
-        n = key[1]
+        n = int(np.asarray(key[1]))
         top = group[group.L == n].groupby("degree")["capacity"].mean()
         row = dict(zip(keys, key, strict=True))
         row.update({"echo_state": bool(first.echo_state.all()), "<r2>": first.mean_r2.mean(),
                     "PR": first.participation_ratio.mean(), "L_half": first.L_half.mean()})
         for label, target in (("8", 8), ("N/4", n // 4), ("N", n)):
-            L = mc.index[min(np.searchsorted(mc.index, target), mc.index.size - 1)]
+            sizes = mc.index.to_numpy()
+            L = sizes[min(int(np.searchsorted(sizes, target)), sizes.size - 1)]
             row[f"MC({label})"] = mc.loc[L, "capacity"]
             row[f"raw/theory({label})"] = mc.loc[L, "raw"] / mc.loc[L, "theory"]
         row["max|raw-theory|/raw"] = float(np.max(np.abs(mc.raw - mc.theory) / mc.raw))
