@@ -167,8 +167,8 @@ def test_dask_cluster_projects_row_blocks_on_workers_with_the_local_numbers(esn)
     X, u = esn
     delays = {1: 30, 2: 6}
     local = ipc(X, u, max_delay=delays)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    cluster_options = dict(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with distributed.LocalCluster(**cluster_options) as cluster, distributed.Client(cluster) as client:
         states = da.from_array(X, chunks=(1100, -1))
         got = ipc(states, u, max_delay=delays)
         np.testing.assert_allclose(got.table.capacity, local.table.capacity, rtol=0, atol=1e-12)

@@ -79,6 +79,45 @@ def _host(x: Any) -> Any:
     return x
 
 
+def _npy(path: str | os.PathLike[str], name: str) -> np.ndarray:
+    path = os.fspath(path)
+    if not path.endswith(".npy"):
+        raise ValueError(f"{name} as a path must be a .npy file, got {path!r}")
+    return np.load(path, mmap_mode="r")
+
+
+def _tensor_source(source: object, name: str) -> tuple[Any, TorchBackend]:
+    tensor = as_tensor(source)
+    if tensor.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (T, N), got shape {tuple(tensor.shape)}")
+    backend = TorchBackend(tensor.device)
+    if tensor.is_complex() or tensor.dtype == backend.torch.bool:
+        raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+    return tensor, backend
+
+
+def _array_source(source: object, name: str) -> Any:
+    array = _any(source)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (T, N), got shape {array.shape}")
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return array
+
+
+def _block_factory(source: object, name: str) -> Callable[[], Iterable[np.ndarray]]:
+    if callable(source):
+        return source
+    if isinstance(source, (list, tuple)):
+        blocks = list(source)
+        return lambda: iter(blocks)
+    if isinstance(source, Iterator):
+        raise TypeError(f"{name} blocks are read more than once: pass a list of blocks or a function that returns "
+                        "a new iterator over them, not an iterator or generator")
+    raise TypeError(f"{name} must be an array, a .npy path, a memmap, a dask array, a sequence of row blocks "
+                    f"or a function returning an iterator of them, got {type(source).__name__}")
+
+
 class RowBlocks:
     """Row blocks of a state matrix (module docstring), read as float64 with the first ``skip`` rows left out.
 
@@ -91,40 +130,17 @@ class RowBlocks:
         self.name = name
         self.skip = skip
         self.columns = columns
-        if isinstance(source, (str, os.PathLike)):
-            path = os.fspath(source)
-            if not path.endswith(".npy"):
-                raise ValueError(f"{name} as a path must be a .npy file, got {path!r}")
-            source = np.load(path, mmap_mode="r")
         self._array: Any = None
         self._factory: Callable[[], Iterable[np.ndarray]] | None = None
         self.backend: NumpyBackend | TorchBackend = NUMPY
+        if isinstance(source, (str, os.PathLike)):
+            source = _npy(source, name)
         if is_tensor(source):
-            tensor = as_tensor(source)
-            if tensor.ndim != 2:
-                raise ValueError(f"{name} must be 2-D (T, N), got shape {tuple(tensor.shape)}")
-            self.backend = TorchBackend(tensor.device)
-            if tensor.is_complex() or tensor.dtype == self.backend.torch.bool:
-                raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
-            self._array = tensor
+            self._array, self.backend = _tensor_source(source, name)
         elif isinstance(source, np.ndarray) or _is_dask(source):
-            array = _any(source)
-            if array.ndim != 2:
-                raise ValueError(f"{name} must be 2-D (T, N), got shape {array.shape}")
-            if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-                raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
-            self._array = array
-        elif callable(source):
-            self._factory = source
-        elif isinstance(source, (list, tuple)):
-            blocks = list(source)
-            self._factory = lambda: iter(blocks)
-        elif isinstance(source, Iterator):
-            raise TypeError(f"{name} blocks are read more than once: pass a list of blocks or a function that returns "
-                            "a new iterator over them, not an iterator or generator")
+            self._array = _array_source(source, name)
         else:
-            raise TypeError(f"{name} must be an array, a .npy path, a memmap, a dask array, a sequence of row blocks "
-                            f"or a function returning an iterator of them, got {type(source).__name__}")
+            self._factory = _block_factory(source, name)
 
     def narrowed(self, *, skip: int = 0, columns: np.ndarray | None = None) -> RowBlocks:
         """The same source with ``skip`` more rows left out and only ``columns`` (in that order) kept."""
