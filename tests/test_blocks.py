@@ -141,6 +141,23 @@ def test_torch_states_give_numpys_numbers(esn):
         memory_capacity(torch.zeros(100, 3, dtype=torch.complex64), u[:100], 5)
 
 
+def test_cuda_tensors_and_cupy_arrays_give_numpys_numbers(esn):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    X, u = esn
+    delays = {1: 30, 2: 5, 3: 3}
+    ref = ipc(X, u, max_delay=delays)
+    same(ipc(torch.from_numpy(X).cuda(), u, max_delay=delays), ref)
+    X32 = X.astype(np.float32)
+    same(ipc(torch.from_numpy(X32).cuda(), u, max_delay=delays, threshold=ChiSquare()),
+         ipc(X32, u, max_delay=delays, threshold=ChiSquare()))
+    curve = memory_capacity(torch.from_numpy(X).cuda(), u, 40, readout=5).raw
+    np.testing.assert_allclose(curve, memory_capacity(X, u, 40, readout=5).raw, rtol=0, atol=1e-10)
+    cupy = pytest.importorskip("cupy")
+    same(ipc(cupy.asarray(X), u, max_delay=delays), ref)  # through DLPack, without a copy
+
+
 def test_reservoir_writes_states_to_a_npy_file_that_capacities_read_in_blocks(tmp_path):
     W = wrec.weights.gaussian(30, spectral_radius=0.9, seed=0)
     u = wrec.tasks.uniform_input(6_000, seed=1)
