@@ -199,3 +199,39 @@ def test_dask_cluster_projects_row_blocks_on_workers_with_the_local_numbers(esn)
         again = ipc(states, u, max_delay={1: 30, 2: 6, 3: 6})
         np.testing.assert_allclose(again.table.capacity, ipc(X, u, max_delay={1: 30, 2: 6, 3: 6}).table.capacity,
                                    rtol=0, atol=1e-12)
+
+
+def _npy_states(path, T, N=100):
+    """Bounded states of T rows written block by block to a .npy file (never whole in memory)."""
+    X = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(T, N))
+    rng = np.random.default_rng(0)
+    for t0 in range(0, T, 1 << 16):
+        X[t0 : t0 + (1 << 16)] = np.tanh(rng.standard_normal((min(1 << 16, T - t0), N)))
+    X.flush()
+    return path, np.random.default_rng(1).uniform(-1.0, 1.0, T)
+
+
+@pytest.mark.slow
+def test_memory_of_blockwise_capacities_grows_by_a_few_floats_per_row_not_by_the_states(tmp_path):
+    import tracemalloc
+
+    def peak(fn):
+        tracemalloc.start()
+        try:
+            fn()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peaks = {}
+    for T in (200_000, 1_000_000):
+        path, u = _npy_states(tmp_path / f"x{T}.npy", T)
+        peaks[T] = (peak(lambda path=path, u=u: ipc(path, u, max_delay={1: 10, 2: 3}, threshold=ChiSquare())),
+                    peak(lambda path=path, u=u: memory_capacity(path, u, 50, threshold=ChiSquare())))
+    rows, states_bytes = 800_000, 1_000_000 * 100 * 8
+    # What grows with T: the input basis (one float per row and degree), the row leverages and the null weights
+    # (a float per row each): at most (max_degree + 4) floats per row. The states (N = 100 floats per row) never.
+    for which, max_degree in ((0, 2), (1, 1)):
+        growth = peaks[1_000_000][which] - peaks[200_000][which]
+        assert growth <= (max_degree + 4) * 8 * rows, (which, growth / rows)
+        assert peaks[1_000_000][which] < 0.1 * states_bytes
