@@ -1,4 +1,4 @@
-"""Oracles for the convex view of spike coding networks (spec §4, §5.5, §5.9, §5.11): the supervised rule by hand,
+"""Oracles for the convex view of spike coding networks : the supervised rule by hand,
 the spiking readout inside its polytope and on the midpoint-rule QP, the learning target, resumable learning."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from wrec import checkpoint
 from wrec.spiking import qp
 from wrec.spiking.scn import SCNParams, SCNWeights, simulate
 
-# --------------------------------------------------------------------------------------------- the rule (oracle 5)
+# --------------------------------------------------------------------------------------------- the rule
 
 
 def test_convex_rule_changes_only_row_k_by_the_hand_computed_amount():
@@ -45,7 +45,7 @@ def test_convex_rule_one_output_and_fixed_point():
     np.testing.assert_array_equal(T2, T)
 
 
-# ----------------------------------------------------------------------------------- the readout (oracle 9)
+# ----------------------------------------------------------------------------------- the readout
 
 
 def box(seed=1, n=30, inputs=40):
@@ -90,7 +90,7 @@ def test_bias_input_is_the_same_network():
     np.testing.assert_allclose(y, run.r @ (s * G), rtol=0, atol=1e-9)
 
 
-# ---------------------------------------------------------------------------------------- learning (oracle 11)
+# ---------------------------------------------------------------------------------------- learning
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def quick_trace():
 
 
 def test_quick_learning_target(quick_trace):
-    # spec §4 CPU target, quick: 10 epochs; tolerance 0.10 (the 30-epoch target). Measured 0.072 (seeds 1-5:
+    # the learning target, quick: 10 epochs; tolerance 0.10 (the 30-epoch target). Measured 0.072 (seeds 1-5:
     # 0.043-0.061); the initial maxout is far off (0.49)
     tr = quick_trace
     assert tr.rmse[0] > 0.3

@@ -1,5 +1,5 @@
-"""IPC against oracles: Kubota's published ESN decomposition (spec §5.1), the one-node ESN (§5.2), parity,
-a polynomial-feature "reservoir", and the delay line."""
+"""IPC against oracles: Kubota et al.'s published ESN decomposition (Phys. Rev. Research 2021), the one-node ESN,
+parity, a polynomial-feature "reservoir", and the delay line."""
 
 import numpy as np
 import pytest
@@ -55,7 +55,7 @@ def test_kubota_contractive_total_is_the_rank_and_chaotic_total_collapses(kubota
     chaotic = kubota_ipc(kubota, 1.1, {1: 400, 2: 20, 3: 20})
     assert chaotic.rank == 50
     assert chaotic.total / chaotic.rank < 0.3
-    assert chaotic.by_degree[1] == pytest.approx(11.30, abs=0.3)  # spec probe at T = 10⁵ (published 12.07 at 10⁶)
+    assert chaotic.by_degree[1] == pytest.approx(11.30, abs=0.3)  # our probe at T = 10⁵ (published 12.07 at 10⁶)
 
 
 @pytest.mark.slow

@@ -314,7 +314,7 @@ def test_experiment_tasks_resume_inside_a_sweep_task(tmp_path, monkeypatch):
     # 0.4 s of learning is far from the quick thresholds: those targets must not pass; the analytic network does
     row = checks.set_index("target")
     assert not row.loc["weight error after 0.4 s, K = 50 (quick)", "held"]
-    assert row.loc["analytic W* network, autonomous error (§5.10)", "held"]
+    assert row.loc["analytic W* network, autonomous error", "held"]
     figures = exp.plot(resumed, tmp_path / "fig" / "lds.png")
     assert len(figures) == 4 and all(f.exists() and f.stat().st_size > 1000 for f in figures)
 

@@ -1,4 +1,4 @@
-"""Memory capacity against analytic oracles (spec §6.1–6.3) and ReservoirPy (held-out cross-check)."""
+"""Memory capacity against analytic oracles and ReservoirPy (held-out cross-check)."""
 
 import numpy as np
 import pytest

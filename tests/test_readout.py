@@ -1,4 +1,4 @@
-"""Nested readouts: one QR for every L equals a fresh SVD per L (spec §6.10), full-rank or not."""
+"""Nested readouts: one QR for every L equals a fresh SVD per L , full-rank or not."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The readout-scaling experiment at smoke size: the shape of spec §5.3, the theory, and bad configs."""
+"""The readout-scaling experiment at smoke size: the shape of the MC(L) curve, the theory, and bad configs."""
 
 import numpy as np
 import pandas as pd

@@ -1,4 +1,4 @@
-"""Correlation theory of capacity (spec §3): exact facts to 1e-10, the subsampling theory against simulation."""
+"""Correlation theory of capacity : exact facts to 1e-10, the subsampling theory against simulation."""
 
 import numpy as np
 import pandas as pd
@@ -200,7 +200,7 @@ def test_independent_prediction_is_L_times_the_mean_single_neuron_memory(small):
     assert th.independent_prediction(X, u, K, 10) == pytest.approx(10 * single.mean(), rel=1e-12)
 
 
-# --- predictive theory against simulation (spec §3 tolerances) ------------------------------------------------
+# --- predictive theory against simulation (stated tolerances) ------------------------------------------------
 
 LS = (5, 20, 80)
 SUBSETS = 8
@@ -265,7 +265,7 @@ def test_theory_predicts_leaky_and_rate_network_memory_within_3_percent(kind):
     u = wrec.tasks.uniform_input(T + washout, seed=5)
     if kind == "leaky":
         model = LeakyESN(wrec.weights.gaussian(N, 0.9, seed=6), input_scale=0.5, leak=0.3, seed=7)
-    else:  # spec §4: Euler Δ = 0.2, g = 1.5, σ = 1
+    else:  # the rate network: Euler Δ = 0.2, g = 1.5, σ = 1
         model = Rate(wrec.weights.gaussian(N, 1.5, seed=6), input_scale=1.0, dt=0.2, seed=7)
     X, u = run(model, u, washout=washout), u[washout:]
     pred = th.subsample_prediction(th.population_spectrum(X, u, K), LS).mc

@@ -1,7 +1,7 @@
 """Capacities as a function of the number L of readout neurons, for a whole grid of L from one QR.
 
 C_L(z) = Σ_{i≤L} (q_iᵀz)²/‖z‖² with X = QR (centred states, columns in readout order): every L of the grid
-costs one cumulative sum of the same projection (spec §7), not a fresh solve.
+costs one cumulative sum of the same projection, not a fresh solve.
 """
 
 from __future__ import annotations

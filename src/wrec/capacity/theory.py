@@ -7,7 +7,8 @@ EXACT results:
   Γ ∝ KKᵀ and m_k = (W^k w_in)ᵀ Γ⁻¹ (W^k w_in) · var(u) = the leverage score of column k of K = Σ_i V_ki² from
   the SVD K = UΣVᵀ; Σ_k m_k = rank K (``linear_memory_curve``, ``scalar_memory_curve``).
 * The per-delay identity m_k = s_k/(1 + s_k) with its correlation lower bound (``per_delay_identity``) and the
-  participation ratio PR = L/(1 + (L−1)⟨r_ij²⟩) (``participation_ratio``), spec §3 facts 3–4.
+  participation ratio PR = L/(1 + (L−1)⟨r_ij²⟩) (``participation_ratio``): exact identities of least squares on
+  correlated columns.
 
 APPROXIMATION (``population_spectrum``, ``subsample_prediction``): the capacity of a random L-subset of neurons
 from the empirical spectrum of all N, C_L(z) ≈ Σ_j w_j(z) μ_j/(μ_j + κ_L) — the deterministic equivalent of a
@@ -75,7 +76,7 @@ def scalar_memory_curve(a: float, max_delay: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Correlations: exact identities (spec §3, facts 3–4)
+# Correlations: exact identities of least squares
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -113,7 +114,7 @@ def participation_ratio(states: np.ndarray) -> float:
     """PR = (tr R)² / tr R² of the L×L correlation matrix R of the columns of ``states`` (EXACT).
 
     Identity: PR = L / (1 + (L − 1)⟨r_ij²⟩) (tr R = L, tr R² = L + Σ_{i≠j} r_ij²), so 1 ≤ PR ≤ L. A
-    diagnostic of how many directions carry the variance, **not** an MC predictor (spec §3 fact 4).
+    diagnostic of how many directions carry the variance, **not** an MC predictor.
     Shape: states (T, L).
     """
     R = correlation_matrix(states)
@@ -179,7 +180,7 @@ def per_delay_identity(
     max_delay: int | None = None,
     rank: RankRule = "kubota",
 ) -> PerDelay:
-    """Memory m_k of u_{t−k} from the states through the per-delay identity (spec §3 fact 3; EXACT).
+    """Memory m_k of u_{t−k} from the states through the per-delay identity (EXACT).
 
     Regress each neuron on the target z = u_{t−k}: x_i = a_i z + e_i. With b_ik = Cov(x_i, z)/(sd(z)·sd(e_ik))
     and Ẽ_k the correlation matrix of the residuals e_ik, Sherman–Morrison on XᵀX = n a aᵀ + EᵀE gives

@@ -203,7 +203,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax = fig.subplots()
         for rep_i, g in ep.groupby("replicate"):
             ax.plot(g.epoch, g.rmse, marker=".", lw=1, label=f"replicate {rep_i}")
-        ax.axhline(TOLERANCE_RMSE, color="k", ls="--", lw=0.8, label="spec tolerance")
+        ax.axhline(TOLERANCE_RMSE, color="k", ls="--", lw=0.8, label="target tolerance")
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel("maxout relative RMSE")
