@@ -12,9 +12,9 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -27,20 +27,42 @@ def save(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Mappin
     if _META in arrays:
         raise ValueError(f"{_META!r} is reserved for the metadata; rename that array")
     payload = json.dumps(dict(meta or {}))
+    # allow_pickle=False: plain arrays only (``load`` refuses pickles too)
+    return write_atomically(path, lambda fh: np.savez(fh, allow_pickle=False, **{_META: np.array(payload)},
+                                                      **{k: np.asarray(v) for k, v in arrays.items()}))
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Write ``path`` so that a crash leaves the old file or the whole new one, never a part: ``write(fh)`` into a
+    temporary file beside it, fsync, rename over ``path``, fsync the folder (so the rename itself is durable)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            # allow_pickle=False: plain arrays only (``load`` refuses pickles too)
-            np.savez(fh, allow_pickle=False, **{_META: np.array(payload)},
-                     **{k: np.asarray(v) for k, v in arrays.items()})
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)
     return path
+
+
+def fsync_folder(path: Path) -> None:
+    """Make the entries of folder ``path`` (a rename, a removal) durable, where the platform allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
 
 
 def load(path: str | os.PathLike | None) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:

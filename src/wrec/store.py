@@ -33,13 +33,14 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from wrec.checkpoint import fsync_folder, write_atomically
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -158,19 +159,7 @@ class Store:
         data = _parquet_bytes(table.replace_schema_metadata(metadata))
         path = self.path(key)
         _verified_table(path, data)  # a digest that would not verify is a bug here, not corruption on disk later
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.root)  # make the rename itself durable
-        return path
+        return write_atomically(path, lambda fh: fh.write(data))
 
     def rekey(self, old: str, new: str) -> pd.DataFrame:
         """Move the stored result of key ``old`` to key ``new`` and return it: verified, its ``key`` column (if
@@ -182,7 +171,7 @@ class Store:
             frame["key"] = new
         self.save(new, frame)
         self.path(old).unlink()
-        _fsync_dir(self.root)
+        fsync_folder(self.root)
         return self.load(new)
 
     def set_aside(self, key: str) -> Path:
@@ -198,7 +187,7 @@ class Store:
             n += 1
             aside = path.with_name(f"_{path.name}.corrupt-{stamp}-{n}")
         os.rename(path, aside)
-        _fsync_dir(self.root)
+        fsync_folder(self.root)
         return aside
 
     def table(self) -> pd.DataFrame:
@@ -277,14 +266,3 @@ def _verified_table(path: Path, data: bytes) -> pa.Table:
     return table
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
