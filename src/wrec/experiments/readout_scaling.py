@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from wrec import _checks, weights
-from wrec.capacity import Surrogate, capacity_by_readout, theory
+from wrec.capacity import Surrogate, profile
+from wrec.capacity.profile import readout_grid
 from wrec.experiments._protocol import Task, replicate_tasks
 from wrec.experiments._stats import target_row
 from wrec.reservoir import ESN, LeakyESN, Linear, Rate
@@ -88,11 +89,6 @@ class Config:
                                input_scales=self.input_scales)
 
 
-def readout_grid(n: int, count: int) -> np.ndarray:
-    """About ``count`` readout sizes from 1 to n, log-spaced (integers, always including 1 and n)."""
-    return np.unique(np.round(np.geomspace(1, n, count)).astype(int))
-
-
 def streams(seed: int, n: int, replicate: int) -> list[np.random.Generator]:
     """(network, input, readout order) generators from the task's coordinates: independent of scheduling."""
     return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, n, replicate]).spawn(3)]
@@ -146,22 +142,12 @@ def _one(config: Config, kind: str, n: int, g: float, sigma: float, rep: int, de
 
 def _measure(config, task, model, u, Ls, delays, order_rng, start) -> pd.DataFrame:
     X = simulate(model, u, washout=config.washout)
-    u = u[config.washout:]
-    order = order_rng.permutation(model.n)
-    profile = capacity_by_readout(X, u, Ls, max_delay=delays, order=order, threshold=Surrogate(config.surrogates))
-    table = profile.table.copy()
-    # the theory predicts raw capacities of random L-subsets (compare with the "raw" column)
-    predicted = theory.subsample_prediction(theory.population_spectrum(X, u, delays), Ls).by_degree.stack()
-    table["theory"] = predicted.reindex(pd.MultiIndex.from_arrays([table.L, table.degree])).to_numpy()
-    independent = pd.Series(theory.independent_prediction(X, u, delays[1], Ls), index=Ls)
-    table["independent"] = np.where(table.degree == 1, independent.reindex(table.L).to_numpy(), np.nan)
-    mc = table[table.degree == 1].set_index("L")["capacity"]
-    half = mc.index[mc.to_numpy() <= mc.index.to_numpy() / 2]
-    summary = {**task, "mean_r2": theory.mean_squared_correlation(X),
-               "participation_ratio": theory.participation_ratio(X),
-               "L_half": int(half.min()) if half.size else np.nan, "note": "", "warnings": "; ".join(profile.warnings),
+    result = profile(X, u[config.washout:], Ls, max_delay=delays, order="random", seed=order_rng,
+                     threshold=Surrogate(config.surrogates))
+    summary = {**task, "mean_r2": result.mean_r2, "participation_ratio": result.participation_ratio,
+               "L_half": result.L_half, "note": "", "warnings": "; ".join(result.warnings),
                "seconds": time.perf_counter() - start}
-    return table.assign(**summary)
+    return result.table.assign(**summary)
 
 
 def _curves(results: pd.DataFrame) -> pd.DataFrame:
