@@ -10,7 +10,7 @@ correlation-free baseline MC_ind(L) = L · mean_i MC_i, as in Takasu & Aoyagi (P
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from wrec.capacity import theory
 from wrec.capacity.blocks import is_blocked
 from wrec.capacity.core import readout_sizes
 from wrec.capacity.ipc import aligned
-from wrec.capacity.readout import capacity_by_readout, readout_order
+from wrec.capacity.readout import ReadoutProfile, capacity_by_readout, readout_order
 from wrec.capacity.thresholds import Surrogate, Threshold
 
 READOUT_COUNT = 24  # sizes of the default log-spaced readout grid
@@ -34,8 +34,8 @@ def readout_grid(n: int, count: int = READOUT_COUNT) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class CapacityProfile:
-    """Capacity by degree against the readout size L, with the correlation statistics and the theory.
+class CapacityProfile(ReadoutProfile):
+    """A ``ReadoutProfile`` with the correlation statistics and the theory of MC(L) beside it.
 
     Attributes:
         table: one row per (L, degree): capacity (thresholded, bias-corrected), raw, adjusted, floor, spurious,
@@ -49,22 +49,9 @@ class CapacityProfile:
         warnings: the invariant checks that failed, per L (also issued as ``CapacityWarning``).
     """
 
-    table: pd.DataFrame
-    order: np.ndarray
-    n_neurons: int
-    mean_r2: float
-    participation_ratio: float
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def by_degree(self) -> pd.DataFrame:
-        """Thresholded capacity, one row per L, one column per degree."""
-        return self.table.pivot(index="L", columns="degree", values="capacity")
-
-    @property
-    def memory_capacity(self) -> pd.Series:
-        """MC(L): the degree-1 capacity for each L."""
-        return self.by_degree[1].rename("MC")
+    n_neurons: int = field(kw_only=True)
+    mean_r2: float = field(kw_only=True)
+    participation_ratio: float = field(kw_only=True)
 
     @property
     def L_half(self) -> float:
