@@ -91,6 +91,14 @@ def test_bad_blocks(esn, make, exc, match):
         memory_capacity(make(X), u, max_delay=10)
 
 
+def test_a_memmap_of_the_wrong_dtype_is_a_type_error(esn, tmp_path):
+    X, u = esn
+    for dtype in (np.complex128, np.bool_):
+        np.save(tmp_path / "x.npy", X.astype(dtype))
+        with pytest.raises(TypeError, match="must hold real numbers"):
+            memory_capacity(tmp_path / "x.npy", u, max_delay=10)
+
+
 def test_growing_states_in_blocks_are_an_error():
     W = wrec.weights.gaussian(30, spectral_radius=1.02, seed=0)
     u = wrec.tasks.uniform_input(5000, seed=1)
