@@ -243,3 +243,25 @@ def test_memory_of_blockwise_capacities_grows_by_a_few_floats_per_row_not_by_the
         growth = peaks[1_000_000][which] - peaks[200_000][which]
         assert growth <= (max_degree + 4) * 8 * rows, (which, growth / rows)
         assert peaks[1_000_000][which] < 0.1 * states_bytes
+
+
+def _peak_rss_mb_of(fn):
+    """Growth of this process's peak resident memory (VmHWM) during fn(), MB; Linux only."""
+    def hwm():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 1e3 for line in f if line.startswith("VmHWM"))
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak to the current resident size
+    except OSError:
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak resident size")
+    base = hwm()
+    fn()
+    return hwm() - base
+
+
+@pytest.mark.slow
+def test_a_npy_path_is_read_without_the_file_becoming_resident(tmp_path):
+    path, u = _npy_states(tmp_path / "x.npy", 500_000)  # 400 MB
+    by_path = _peak_rss_mb_of(lambda: memory_capacity(path, u, 20, threshold=ChiSquare()))
+    assert by_path < 100, by_path  # row blocks and the O(T) vectors, not the file (a memmap shows ~400 MB)

@@ -2,7 +2,7 @@
 
 ``memory_capacity``, ``ipc``, ``capacities`` and ``capacity_by_readout`` accept, besides an in-memory array:
 
-* a ``.npy`` file (a path) or a ``numpy.memmap``: rows are read where they are needed;
+* a ``.npy`` file (a path; rows read by file reads) or a ``numpy.memmap``: rows are read where they are needed;
 * a ``dask.array`` chunked along time (one chunk across the columns);
 * a torch tensor (CPU or CUDA; CuPy arrays through DLPack): the projections run on its device
   (``wrec.capacity.backend``);
@@ -79,11 +79,40 @@ def _host(x: Any) -> Any:
     return x
 
 
-def _npy(path: str | os.PathLike[str], name: str) -> np.ndarray:
+def _npy(path: str | os.PathLike[str], name: str) -> Any:
     path = os.fspath(path)
     if not path.endswith(".npy"):
         raise ValueError(f"{name} as a path must be a .npy file, got {path!r}")
-    return np.load(path, mmap_mode="r")
+    return NpyRows(path)
+
+
+class NpyRows:
+    """Rows of a C-ordered ``.npy`` file read on demand by plain file reads, as ``array[t0:t1]``.
+
+    Unlike a memory map, the pages read stay in the page cache and not in this process's resident memory (a
+    memmap read through once counts the whole file in RSS). Fortran-ordered files are read through a memmap.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        header = np.load(path, mmap_mode="r")  # reads the header; no data page is touched
+        self.shape, self.dtype, self.ndim = header.shape, header.dtype, header.ndim
+        self.offset = int(header.offset) if isinstance(header, np.memmap) else 0
+        self._fortran = not header.flags.c_contiguous
+        del header
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        if self._fortran or not isinstance(rows, slice) or self.ndim != 2:
+            return np.load(self.path, mmap_mode="r")[rows]
+        t0, t1, step = rows.indices(self.shape[0])
+        if step != 1:
+            raise ValueError("NpyRows reads contiguous row ranges only")
+        out = np.empty((max(t1 - t0, 0), self.shape[1]), dtype=self.dtype)
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset + t0 * self.shape[1] * self.dtype.itemsize)
+            if fh.readinto(out.data.cast("B")) != out.nbytes:
+                raise ValueError(f"{self.path} is shorter than its header says (rows {t0}..{t1})")
+        return out
 
 
 def _tensor_source(source: object, name: str) -> tuple[Any, TorchBackend]:
@@ -137,7 +166,7 @@ class RowBlocks:
             source = _npy(source, name)
         if is_tensor(source):
             self._array, self.backend = _tensor_source(source, name)
-        elif isinstance(source, np.ndarray) or _is_dask(source):
+        elif isinstance(source, (np.ndarray, NpyRows)) or _is_dask(source):
             self._array = _array_source(source, name)
         else:
             self._factory = _block_factory(source, name)
