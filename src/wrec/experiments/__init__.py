@@ -28,9 +28,10 @@ _MODULES = {
     "stablessm-lr-sweep": "stablessm_lr_sweep",
     "sligru-gain-sweep": "sligru_gain_sweep",
     "sligru-adding": "sligru_adding",
+    "capacity-atlas": "capacity_atlas",
 }
 
-__all__ = ["EXPERIMENTS", "cfc_closed_loop", "ipc_profile", "readout_scaling", "sligru_adding",
+__all__ = ["EXPERIMENTS", "capacity_atlas", "cfc_closed_loop", "ipc_profile", "readout_scaling", "sligru_adding",
            "sligru_gain_sweep", "snn_locality",
            "spike_coding_autoencoder",
            "spike_coding_convex", "spike_coding_lds", "stablessm_curse_of_memory", "stablessm_lr_sweep"]

@@ -1,0 +1,143 @@
+"""capacity-atlas: a task's rows are those of state_matrix + profile on the family's network, seeded tasks repeat,
+every family runs under the one protocol, fading memory is measured (not assumed), failures are rows, and the
+summaries run on a tiny result."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wrec import weights
+from wrec.capacity import Surrogate, profile
+from wrec.capacity.profile import readout_grid
+from wrec.experiments import capacity_atlas as atlas
+from wrec.experiments._protocol import Task
+from wrec.experiments.readout_scaling import streams
+from wrec.reservoir import ESN
+from wrec.states import state_matrix
+
+pytest.importorskip("torch")
+
+TINY = {"size": 16, "length": 3000, "washout": 200, "replicates": 1, "max_delay": ((1, 20), (2, 5), (3, 3)),
+        "n_readouts": 4, "surrogates": 10}
+
+
+def tiny(**overrides):
+    return atlas.Config.quick(**{**TINY, **overrides})
+
+
+def task(family, gain, replicate=0, **overrides):
+    config = tiny(families=(family,), gains=((family, (gain,)),), **overrides)
+    return Task(config, replicate)
+
+
+def test_esn_rows_are_state_matrix_then_profile_of_the_same_network():
+    t = task("esn", 0.9, replicate=1)
+    rows = atlas.evaluate(t)
+    c = t.config
+    net, inp, order = streams(c.seed, c.size, 1)
+    esn = ESN(weights.gaussian(c.size, spectral_radius=0.9, seed=net), w_in=weights.input_weights(c.size, seed=net),
+              input_scale=c.input_scale)
+    u = inp.uniform(-1.0, 1.0, c.washout + c.length)
+    X = state_matrix(esn, u, washout=c.washout)
+    ref = profile(X, u[c.washout:], readout_grid(c.size, c.n_readouts), max_delay=dict(c.max_delay),
+                  order="random", seed=order, threshold=Surrogate(c.surrogates)).table
+    assert len(rows) == len(ref) and rows.note.eq("").all() and rows.echo_state.all()
+    for column in ("L", "degree", "capacity", "raw", "rank", "theory", "independent"):
+        np.testing.assert_allclose(rows[column].to_numpy(float), ref[column].to_numpy(float), rtol=0, atol=1e-12,
+                                   err_msg=column)
+    mc = ref[ref.L == c.size].set_index("degree")
+    assert rows.MC_N.iloc[0] == pytest.approx(mc.loc[1, "capacity"], abs=1e-12)
+
+
+@pytest.mark.parametrize("family", ["gru", "rsnn", "scn"])
+def test_a_task_repeats_exactly_and_its_replicates_differ(family):
+    gain = dict(atlas.QUICK_GAINS)[family][0]
+    a, b = atlas.evaluate(task(family, gain)), atlas.evaluate(task(family, gain))
+    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
+    other = atlas.evaluate(task(family, gain, replicate=1))
+    assert not np.allclose(a.raw.to_numpy(float), other.raw.to_numpy(float))
+
+
+@pytest.mark.parametrize("family", atlas.FAMILIES)
+def test_every_family_runs_and_its_capacity_stays_below_its_rank(family):
+    rows = atlas.evaluate(task(family, dict(atlas.QUICK_GAINS)[family][0]))
+    assert rows.note.eq("").all(), rows.note.iloc[0]
+    assert set(rows.degree) == {1, 2, 3}
+    assert rows.family.eq(family).all() and rows.condition.eq("untrained").all()
+    # the total may pass the rank by its sampling error only (profile's check warns beyond it)
+    assert rows.warnings.eq("").all(), rows.warnings.iloc[0]
+    totals = rows.groupby("L").agg(total=("capacity", "sum"), rank=("rank", "first"))
+    assert np.all(totals.total <= totals["rank"] + 0.1)
+    mc = rows[rows.degree == 1]
+    assert np.all(mc.capacity <= np.minimum(mc.L, mc["rank"]) + 0.1)  # MC(L) <= r(L) <= L
+    assert 2 <= rows.n_active.iloc[0] <= 16 and np.isfinite(rows.mean_r2.iloc[0])
+
+
+def test_fading_memory_is_measured_and_a_blow_up_is_a_row():
+    assert atlas.evaluate(task("esn", 0.5)).echo_state.all()
+    assert not atlas.evaluate(task("esn", 4.0)).echo_state.any()  # chaotic: two histories never meet
+    blown = atlas.evaluate(task("linear", 1.5))
+    assert len(blown) == 1 and "blew up" in blown.note.iloc[0] and not blown.echo_state.iloc[0]
+
+
+def test_tasks_cover_each_familys_gain_grid():
+    config = tiny(families=("esn", "gru"), gains=(("esn", (0.5, 0.9)), ("gru", (1.0,))), replicates=2)
+    tasks = config.tasks()
+    assert [(t.config.families, t.config.gains[0][1], t.replicate) for t in tasks] == [
+        (("esn",), (0.5,), 0), (("esn",), (0.5,), 1), (("esn",), (0.9,), 0), (("esn",), (0.9,), 1),
+        (("gru",), (1.0,), 0), (("gru",), (1.0,), 1)]
+    assert len(atlas.Config().tasks()) == 12 * 2 * 3
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("families", ("esn", "lstm")), ("families", ()), ("gains", (("esn", ()),)), ("gains", (("esn", (-1.0,)),)),
+    ("size", 18), ("washout", 0), ("replicates", 0), ("max_delay", ((2, 3),)), ("max_delay", ((1, 2000),)),
+    ("leak", 1.5), ("surrogates", 0)])
+def test_bad_config_values_raise_errors_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        tiny(**{field: value})
+
+
+@pytest.fixture(scope="module")
+def results():
+    config = tiny(families=("esn", "linear", "gru", "scn"), gains=(("esn", (0.5, 0.9)), ("linear", (0.9,)),
+                                                                  ("gru", (1.0,)), ("scn", (0.95,))), replicates=2)
+    return pd.concat([atlas.evaluate(t) for t in config.tasks()] + [atlas.evaluate(task("linear", 1.5))],
+                     ignore_index=True)
+
+
+def test_table_has_one_row_per_family_and_gain(results):
+    out = atlas.table(results)
+    assert list(zip(out.family, out.gain, strict=True)) == [("esn", 0.5), ("esn", 0.9), ("linear", 0.9),
+                                                            ("gru", 1.0), ("scn", 0.95), ("linear", 1.5)]
+    for column in ("rank", "MC", "C_2", "C_3", "<r2>", "PR", "L_half/N", "max|raw-theory|/raw", "fading"):
+        assert column in out
+    assert "blew up" in out.note.iloc[-1] and out.fading.iloc[-1] == 0
+    esn = results[(results.family == "esn") & (results.gain == 0.5)].drop_duplicates("replicate")
+    assert out.MC.iloc[0] == pytest.approx(esn.MC_N.mean())
+
+
+def test_targets_are_measured_and_the_correlation_claim_can_fail(results):
+    out = atlas.targets(results)
+    assert list(out.columns) == ["target", "measured", "tolerance", "held"]
+    assert out.target.str.contains("Spearman").iloc[0]
+    assert {"esn", "linear", "gru", "scn"} <= {t.split(": ")[1].split(" ")[0] for t in out.target[2:]}
+    rho, lo, hi, count = atlas.correlation_claim(results)
+    assert count == 10 and lo <= rho <= hi
+    # flipping the sign of the relation flips the verdict: the claim is not held by construction
+    flipped = results.assign(mean_r2=-results.mean_r2)
+    assert atlas.correlation_claim(flipped)[0] == pytest.approx(-rho)
+
+
+def test_plot_writes_three_figures(results, tmp_path):
+    paths = atlas.plot(results, tmp_path / "atlas.png")
+    assert len(paths) == 3 and all(p.exists() and p.stat().st_size > 0 for p in paths)
+
+
+def test_the_cli_knows_the_experiment():
+    from wrec.experiments import EXPERIMENTS
+
+    assert EXPERIMENTS["capacity-atlas"] is atlas
+    assert dataclasses.is_dataclass(atlas.Config)
