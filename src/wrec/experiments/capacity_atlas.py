@@ -395,7 +395,7 @@ def _memory_curves(results: pd.DataFrame, path: Path) -> Path:
 
     mc = _ok(results)
     mc = mc[mc.degree == 1].groupby(["family", "gain", "L"])[["raw", "theory", "rank"]].mean().reset_index()
-    families = list(dict.fromkeys(mc.family))
+    families = [f for f in FAMILIES if f in set(mc.family)]
     cols = min(4, len(families))
     rows = -(-len(families) // cols)
     with plotting.figure(path, figsize=(2.8 * cols, 2.5 * rows)) as fig:
