@@ -27,7 +27,7 @@ from wrec.capacity import Surrogate, profile
 from wrec.capacity.profile import readout_grid
 from wrec.experiments._protocol import Task
 from wrec.experiments._stats import target_row
-from wrec.experiments.readout_scaling import streams
+from wrec.experiments.readout_scaling import reservoir, streams
 from wrec.states import state_matrix
 
 RESERVOIRS = ("esn", "leaky_esn", "rate", "linear")
@@ -139,20 +139,10 @@ class Config:
 
 
 def _reservoir(family: str, config: Config, g: float, rng: np.random.Generator) -> Run:
-    from wrec.reservoir import ESN, LeakyESN, Linear, Rate
-
     n = config.size
     W = weights.gaussian(n, spectral_radius=g, seed=rng)
-    w_in, s = weights.input_weights(n, seed=rng), config.input_scale
-    model: object
-    if family == "esn":
-        model = ESN(W, w_in=w_in, input_scale=s)
-    elif family == "leaky_esn":
-        model = LeakyESN(W, w_in=w_in, input_scale=s, leak=config.leak)
-    elif family == "linear":
-        model = Linear(W, w_in=w_in, input_scale=s)
-    else:
-        model = Rate(W, w_in=w_in, input_scale=s, dt=config.dt)
+    w_in = weights.input_weights(n, seed=rng)
+    model = reservoir(family, W, w_in, config.input_scale, leak=config.leak, dt=config.dt)
     return lambda u, washout: state_matrix(model, u, washout=washout)
 
 

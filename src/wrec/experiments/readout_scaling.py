@@ -94,17 +94,18 @@ def streams(seed: int, n: int, replicate: int) -> list[np.random.Generator]:
     return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, n, replicate]).spawn(3)]
 
 
-def reservoir(kind: str, W: np.ndarray, w_in: np.ndarray, sigma: float, config: Config):
-    """The parameter record of one reservoir type (W already has the gain)."""
+def reservoir(kind: str, W: np.ndarray, w_in: np.ndarray, sigma: float, *, leak: float, dt: float):
+    """The parameter record of one reservoir type (W already has the gain; ``leak`` and ``dt`` are the leaky
+    ESN's and the rate network's)."""
     if kind == "esn":
         return ESN(W, w_in=w_in, input_scale=sigma)
     if kind == "sign_esn":
         return ESN(W, w_in=w_in, input_scale=sigma, activation=np.sign)
     if kind == "leaky_esn":
-        return LeakyESN(W, w_in=w_in, input_scale=sigma, leak=config.leak)
+        return LeakyESN(W, w_in=w_in, input_scale=sigma, leak=leak)
     if kind == "linear":
         return Linear(W, w_in=w_in, input_scale=sigma)
-    return Rate(W, w_in=w_in, input_scale=sigma, dt=config.dt)
+    return Rate(W, w_in=w_in, input_scale=sigma, dt=dt)
 
 
 def echo_state(model, u: np.ndarray, washout: int, rng: np.random.Generator) -> bool:
@@ -130,7 +131,7 @@ def _one(config: Config, kind: str, n: int, g: float, sigma: float, rep: int, de
     W = weights.gaussian(n, g, seed=net)
     w_in = weights.input_weights(n, seed=net)
     u = inp.uniform(-1.0, 1.0, config.washout + config.length)
-    model = reservoir(kind, W, w_in, sigma, config)
+    model = reservoir(kind, W, w_in, sigma, leak=config.leak, dt=config.dt)
     esp = echo_state(model, u, config.washout, order_rng)
     task = {"kind": kind, "n": n, "gain": g, "input_scale": sigma, "replicate": rep, "echo_state": esp}
     Ls = np.array(config.readouts) if config.readouts else readout_grid(n, config.n_readouts)
