@@ -64,11 +64,9 @@ import numpy as np
 from numpy.polynomial import legendre
 
 from _timing import best  # benchmarks/ is on sys.path when a script runs
+from capacity_scale import states  # the same ESN (N neurons, rho = 0.9, washout 500) and input
 from wrec.capacity import Surrogate, ipc
-from wrec.reservoir import ESN, run
-from wrec.weights import gaussian
 
-WASHOUT = 500
 DELAYS = {1: 50, 2: 20, 3: 10}
 QUICK_DELAYS = {1: 20, 2: 8, 3: 4}
 DEFAULT_PYTHON = "/tmp/py312/bin/python"
@@ -117,13 +115,6 @@ if surrogates > 0:
     out["totals"] = {d: float(p.total(method=d)) for d in degrees}
 print(json.dumps(out))
 '''
-
-
-def states(N: int, T: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ESN's states (T, N) and its input (T,), aligned: X[t] is the state right after u[t]."""
-    u = np.random.default_rng(0).uniform(-1.0, 1.0, T + WASHOUT)
-    X = run(ESN(gaussian(N, spectral_radius=0.9, seed=1), input_scale=0.5, seed=2), u, washout=WASHOUT)
-    return np.asarray(X), u[WASHOUT:]
 
 
 def find_python(given: str | None) -> str | None:
