@@ -3,6 +3,7 @@ every family runs under the one protocol, fading memory is measured (not assumed
 summaries run on a tiny result."""
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -129,6 +130,20 @@ def test_targets_are_measured_and_the_correlation_claim_can_fail(results):
     # flipping the sign of the relation flips the verdict: the claim is not held by construction
     flipped = results.assign(mean_r2=-results.mean_r2)
     assert atlas.correlation_claim(flipped)[0] == pytest.approx(-rho)
+
+
+def test_the_bootstrap_ci_is_that_of_scipys_spearman_on_each_resample(results):
+    from scipy.stats import spearmanr
+
+    p = atlas._points(results)
+    x = np.where(np.isfinite(p.L_half_N), p.L_half_N, 2.0).astype(float)
+    y = p.mean_r2.to_numpy(float)
+    idx = np.random.default_rng(0).integers(0, x.size, (atlas.BOOTSTRAP, x.size))
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a constant resample: NaN, as in the vectorised version
+        boot = np.array([spearmanr(x[i], y[i]).statistic for i in idx], dtype=float)
+    _, lo, hi, _ = atlas.correlation_claim(results, seed=0)
+    np.testing.assert_allclose([lo, hi], np.nanquantile(boot, [0.025, 0.975]), rtol=0, atol=1e-12)
 
 
 def test_plot_writes_three_figures(results, tmp_path):
