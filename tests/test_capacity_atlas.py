@@ -29,7 +29,7 @@ def tiny(**overrides):
 
 
 def task(family, gain, replicate=0, **overrides):
-    config = tiny(families=(family,), gains=((family, (gain,)),), **overrides)
+    config = tiny(families=(family,), gains=((family, (gain,)),), conditions=("untrained",), **overrides)
     return Task(config, replicate)
 
 
@@ -76,6 +76,11 @@ def test_every_family_runs_and_its_capacity_stays_below_its_rank(family):
     assert 2 <= rows.n_active.iloc[0] <= 16 and np.isfinite(rows.mean_r2.iloc[0])
 
 
+def test_a_task_config_names_one_point_of_the_grid():
+    with pytest.raises(ValueError, match="one condition"):
+        atlas.evaluate(Task(tiny(families=("gru",), gains=(("gru", (1.0,)),)), 0))
+
+
 def test_fading_memory_is_measured_and_a_blow_up_is_a_row():
     assert atlas.evaluate(task("esn", 0.5)).echo_state.all()
     assert not atlas.evaluate(task("esn", 4.0)).echo_state.any()  # chaotic: two histories never meet
@@ -83,19 +88,68 @@ def test_fading_memory_is_measured_and_a_blow_up_is_a_row():
     assert len(blown) == 1 and "blew up" in blown.note.iloc[0] and not blown.echo_state.iloc[0]
 
 
+def test_only_torch_families_train():
+    with pytest.raises(ValueError, match="not trainable"):
+        atlas.build("esn", tiny(), 0.9, np.random.default_rng(0), train=np.random.default_rng(1))
+
+
 def test_tasks_cover_each_familys_gain_grid():
     config = tiny(families=("esn", "gru"), gains=(("esn", (0.5, 0.9)), ("gru", (1.0,))), replicates=2)
     tasks = config.tasks()
-    assert [(t.config.families, t.config.gains[0][1], t.replicate) for t in tasks] == [
-        (("esn",), (0.5,), 0), (("esn",), (0.5,), 1), (("esn",), (0.9,), 0), (("esn",), (0.9,), 1),
-        (("gru",), (1.0,), 0), (("gru",), (1.0,), 1)]
-    assert len(atlas.Config().tasks()) == 12 * 2 * 3
+    assert [(t.config.conditions, t.config.families, t.config.gains[0][1], t.replicate) for t in tasks] == [
+        (("untrained",), ("esn",), (0.5,), 0), (("untrained",), ("esn",), (0.5,), 1),
+        (("untrained",), ("esn",), (0.9,), 0), (("untrained",), ("esn",), (0.9,), 1),
+        (("untrained",), ("gru",), (1.0,), 0), (("untrained",), ("gru",), (1.0,), 1),
+        (("trained",), ("gru",), (1.0,), 0), (("trained",), ("gru",), (1.0,), 1)]  # only torch families train
+    assert len(atlas.Config().tasks()) == 12 * 2 * 3 + 6 * 2 * 3
+    assert len(atlas.Config(conditions=("untrained",)).tasks()) == 12 * 2 * 3
+
+
+def test_a_trained_task_starts_from_its_untrained_network_and_training_changes_it():
+    """The trained row is the same draw, trained: with the loop's first step undone (lr → 0) its rows equal the
+    untrained task's; with training, the recall loss falls and the profile moves."""
+    before = atlas.evaluate(task("gru", 1.0))
+    untouched = atlas.Config.quick(**TINY, families=("gru",), gains=(("gru", (1.0,)),), conditions=("trained",),
+                                   train_steps=150)
+    original = atlas.TRAIN_LR
+    try:
+        atlas.TRAIN_LR = 0.0
+        frozen = atlas.evaluate(Task(untouched, 0))
+    finally:
+        atlas.TRAIN_LR = original
+    np.testing.assert_allclose(frozen.raw.to_numpy(float), before.raw.to_numpy(float), rtol=0, atol=1e-12)
+    trained = atlas.evaluate(Task(untouched, 0))
+    assert trained.condition.eq("trained").all() and trained.note.eq("").all()
+    first, last = trained.train_loss_first.iloc[0], trained.train_loss_last.iloc[0]
+    assert 0.2 < first < 0.5 and last < 0.8 * first  # chance is var u = 1/3
+    assert not np.allclose(trained.raw.to_numpy(float), before.raw.to_numpy(float), atol=1e-3)
+
+
+def test_train_recall_targets_are_the_delayed_inputs():
+    """A network whose output is its input (a linear 'GRU' of one unit) and a readout that copies it reaches zero
+    loss on delay 0 only: the loss equals the variance of the K other delays, (K/(K+1))·(1/3)."""
+    import torch
+
+    class Copy(torch.nn.Module):
+        hidden_size = 1
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones((), dtype=torch.float64))
+
+        def forward(self, u, hx=None):
+            return u * self.w / self.w.detach(), None  # the input itself; w only so that Adam has a parameter
+
+    config = tiny(train_steps=1500, recall_delay=3)
+    record = atlas.train_recall(Copy(), config, np.random.default_rng(0))
+    assert record["train_loss_last"] == pytest.approx(3 / 4 / 3, rel=0.1)  # delays 1..3 unpredictable from u_t
 
 
 @pytest.mark.parametrize(("field", "value"), [
     ("families", ("esn", "lstm")), ("families", ()), ("gains", (("esn", ()),)), ("gains", (("esn", (-1.0,)),)),
     ("size", 18), ("washout", 0), ("replicates", 0), ("max_delay", ((2, 3),)), ("max_delay", ((1, 2000),)),
-    ("leak", 1.5), ("surrogates", 0)])
+    ("leak", 1.5), ("surrogates", 0), ("conditions", ("pretrained",)), ("conditions", ()), ("train_steps", 0),
+    ("recall_delay", -1)])
 def test_bad_config_values_raise_errors_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         tiny(**{field: value})
@@ -111,8 +165,10 @@ def results():
 
 def test_table_has_one_row_per_family_and_gain(results):
     out = atlas.table(results)
-    assert list(zip(out.family, out.gain, strict=True)) == [("esn", 0.5), ("esn", 0.9), ("linear", 0.9),
-                                                            ("gru", 1.0), ("scn", 0.95), ("linear", 1.5)]
+    assert list(zip(out.family, out.condition, out.gain, strict=True)) == [
+        ("esn", "untrained", 0.5), ("esn", "untrained", 0.9), ("linear", "untrained", 0.9), ("gru", "untrained", 1.0),
+        ("scn", "untrained", 0.95), ("gru", "trained", 1.0), ("linear", "untrained", 1.5)]
+    assert out.recall_loss_last.notna().tolist() == [False] * 5 + [True, False]
     for column in ("rank", "MC", "C_2", "C_3", "<r2>", "PR", "L_half/N", "max|raw-theory|/raw", "fading"):
         assert column in out
     assert "blew up" in out.note.iloc[-1] and out.fading.iloc[-1] == 0
@@ -124,9 +180,12 @@ def test_targets_are_measured_and_the_correlation_claim_can_fail(results):
     out = atlas.targets(results)
     assert list(out.columns) == ["target", "measured", "tolerance", "held"]
     assert out.target.str.contains("Spearman").iloc[0]
-    assert {"esn", "linear", "gru", "scn"} <= {t.split(": ")[1].split(" ")[0] for t in out.target[2:]}
+    theory = [t.split(": ")[1].rsplit(" (", 1)[0] for t in out.target if t.startswith("theory")]
+    assert theory == ["esn", "linear", "gru", "scn", "gru trained"]
+    assert out.target.str.contains("untrained only").iloc[1] and out.target.str.contains("training lowered").any()
     rho, lo, hi, count = atlas.correlation_claim(results)
-    assert count == 10 and lo <= rho <= hi
+    assert count == 12 and lo <= rho <= hi
+    assert atlas.correlation_claim(results, condition="untrained")[3] == 10
     # flipping the sign of the relation flips the verdict: the claim is not held by construction
     flipped = results.assign(mean_r2=-results.mean_r2)
     assert atlas.correlation_claim(flipped)[0] == pytest.approx(-rho)
