@@ -421,3 +421,83 @@ def test_sigterm_terminates_the_pool_workers_and_keeps_what_finished(tmp_path):
                                   sweep_tasks.measure(points[0]))
     kept = {f.parent.name for f in partial.glob("*/pid")}
     assert len(kept) == 2 and kept < others  # the interrupted tasks' folders stay, for their reruns to resume
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The same BLAS threading wherever a task runs; pool workers die with the sweep; what a run computed and reused.
+
+def blas_threads_and_numbers(p: Point) -> pd.DataFrame:
+    """The BLAS thread count the task ran with, and numbers from BLAS-heavy linear algebra on its own stream."""
+    from threadpoolctl import threadpool_info
+
+    time.sleep(p.sleep)
+    a = sweep.task_rng(p.seed, p.i).standard_normal((300, 300))
+    q, r = np.linalg.qr(a @ a.T)
+    threads = max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+    values = [float(threads), float(np.trace(r)), float(q.sum()), float(np.linalg.eigvalsh(a + a.T).sum())]
+    return pd.DataFrame({"stat": ["threads", "trace_r", "sum_q", "sum_eig"], "value": values})
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+def test_in_process_tasks_run_with_one_blas_thread_and_restore_it():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):  # (conftest sets one thread; a user's process has more)
+        assert set(_blas_threads()) == {2}
+        table = sweep.run(blas_threads_and_numbers, grid(2))
+        assert (table.loc[table["stat"] == "threads", "value"] == 1).all()
+        assert set(_blas_threads()) == {2}
+
+
+@pytest.mark.slow
+def test_in_process_and_pool_results_are_bit_identical(tmp_path):
+    from threadpoolctl import threadpool_limits
+
+    configs = grid(4)
+    with threadpool_limits(limits=2, user_api="blas"):  # as in a user's process (conftest sets one thread)
+        here = sweep.run(blas_threads_and_numbers, configs)
+    pooled = sweep.run(blas_threads_and_numbers, configs, workers=2, store=Store(tmp_path))
+    pd.testing.assert_frame_equal(here, pooled, check_exact=True)
+
+
+def test_the_table_says_what_was_computed_and_reused(tmp_path):
+    store, configs = Store(tmp_path), grid(4)
+    assert sweep.count_stored(configs, store) == (4, 0)
+    first = sweep.run(sweep_tasks.measure, configs[:3], store=store)
+    assert first.attrs == {"tasks": 3, "tasks_computed": 3, "tasks_reused": 0}
+    assert sweep.count_stored([*configs, configs[0]], store) == (4, 3)  # distinct configs
+    again = sweep.run(sweep_tasks.measure, configs, store=store)
+    assert again.attrs == {"tasks": 4, "tasks_computed": 1, "tasks_reused": 3}
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_sweep_ends_its_pool_workers(tmp_path):
+    root = tmp_path / "results"
+    points = [Point(i, sleep=60.0) for i in range(2)]
+    code = TERMINATED.format(tests=str(TESTS), points=points, root=str(root))
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    partial, pids = root / sweep.PARTIAL, set()
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline and len(pids) < 2:
+            pids = {int(f.read_text()) for f in partial.glob("*/pid") if f.stat().st_size}
+            time.sleep(0.01)
+        assert len(pids) == 2 and proc.pid not in pids, "the sweep did not get going"
+        proc.send_signal(signal.SIGKILL)  # the sweep only: it cannot stop its workers itself
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 3
+        while any(map(_running, pids)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(map(_running, pids)), "pool workers outlived the SIGKILLed sweep"
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -8,9 +8,12 @@ also keep durable partial state (``checkpoint`` files) in ``task_dir()``, so tha
 is removed once the task's result is stored.
 
 Where the tasks run is the caller's choice and never changes the numbers: in-process (``workers=1``), a local
-process pool (``workers > 1``, one BLAS thread per worker), or any ``concurrent.futures.Executor`` — for a
-cluster, Dask's ``distributed.Client(address).get_executor()``. Randomness inside a task must come from the
-task's own coordinates (``task_rng``), never from the order or the worker it ran on.
+process pool (``workers > 1``), or any ``concurrent.futures.Executor`` — for a cluster, Dask's
+``distributed.Client(address).get_executor()``. Every task runs with one BLAS/OpenMP thread wherever it runs
+(``threadpoolctl``; a BLAS's result can depend on its thread count), so results are bit-identical across
+executors. A local pool's workers exit when the process that started them dies, even by SIGKILL. Randomness
+inside a task must come from the task's own coordinates (``task_rng``), never from the order or the worker it
+ran on.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
@@ -34,6 +38,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from wrec.store import CorruptResult, CorruptResultWarning, Store, config_key, legacy_config_key
@@ -87,9 +92,38 @@ class _Task:
     def __call__(self, key: str, config: object) -> pd.DataFrame:
         token = _context.set(TaskContext(key, None if self.partial is None else self.partial / key))
         try:
-            return self.fn(config)
+            with one_blas_thread():
+                return self.fn(config)
         finally:
             _context.reset(token)
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0  # tasks of this process inside ``one_blas_thread`` now
+_blas_limiter: threadpool_limits | None = None
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the block with one thread in every BLAS/OpenMP library loaded (``threadpoolctl``), as every sweep task
+    runs: a BLAS's floating-point result can depend on its thread count, so this makes a task's numbers the same
+    in this process, a process pool or a Dask worker. Re-entrant and shared by threads: the first block to enter
+    sets the limit, the last to leave restores the previous one (a per-block restore would lift the limit under
+    a task still running on another thread). (OpenBLAS ignores a limit set from another thread than the one that
+    last set its thread count; pool and Dask worker processes start with one BLAS thread from their environment.)"""
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = threadpool_limits(limits=1)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limiter is not None:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
 
 
 def run(
@@ -123,6 +157,9 @@ def run(
     Interrupted by Ctrl-C or SIGTERM (while SIGTERM has its default action, it exits with status 143 instead of
     killing this process outright), a local pool's workers are terminated with their running tasks; finished
     results stay stored and the running tasks' ``task_dir()`` folders stay, so a rerun resumes.
+
+    The returned table's ``attrs`` say what this call did: ``tasks`` (distinct configs), ``tasks_computed`` and
+    ``tasks_reused`` (found in the store).
     """
     configs = list(configs)
     if not configs:
@@ -157,7 +194,16 @@ def run(
             _run_here(task, todo, finish)
         else:
             _run_on_pool(workers, task, todo, finish)
-    return pd.concat([results[key] for key in keys], ignore_index=True)
+    table = pd.concat([results[key] for key in keys], ignore_index=True)
+    table.attrs.update(tasks=len(results), tasks_computed=len(todo), tasks_reused=len(results) - len(todo))
+    return table
+
+
+def count_stored(configs: Sequence[object], store: Store) -> tuple[int, int]:
+    """(distinct configs, how many of them have a result in ``store``, under their key or legacy key): what
+    ``run`` would reuse, without reading or verifying any file (a corrupt one is counted as stored)."""
+    keys = {config_key(c): c for c in configs}
+    return len(keys), sum(k in store or legacy_config_key(c) in store for k, c in keys.items())
 
 
 def _stored(configs: list[C], keys: list[str], store: Store | None) -> tuple[dict[str, pd.DataFrame], dict[str, C]]:
@@ -200,7 +246,8 @@ def _run_on_pool(workers: int, task: _Task, todo: dict, finish: Callable[[str, p
     if not todo:
         return
     with _blas_capped_env(), _sigterm_exits(), ProcessPoolExecutor(
-        max_workers=min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")
+        max_workers=min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent, initargs=(os.getpid(),),
     ) as pool:
         try:
             _run_on(pool, task, todo, finish)
@@ -300,6 +347,27 @@ def _terminate_workers(pool: ProcessPoolExecutor) -> None:
     for process in list((getattr(pool, "_processes", None) or {}).values()):
         with contextlib.suppress(OSError, ValueError):  # already exited (or closed)
             process.terminate()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Pool-worker initializer: end this worker when the process that started it (pid ``parent``) dies, even by
+    SIGKILL, which gives it no chance to stop its workers (they would live on idle, adopted by PID 1). On Linux
+    the kernel sends SIGKILL at once (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon thread checks the parent
+    pid twice a second."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # (died before the line above)
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="wrec-exit-with-parent", daemon=True).start()
 
 
 @contextlib.contextmanager
