@@ -189,12 +189,26 @@ def test_targets_are_measured_and_the_correlation_claim_can_fail(results):
     # flipping the sign of the relation flips the verdict: the claim is not held by construction
     flipped = results.assign(mean_r2=-results.mean_r2)
     assert atlas.correlation_claim(flipped)[0] == pytest.approx(-rho)
+    # the bootstrap CI does not depend on the order in which the tasks' rows arrive
+    assert atlas.correlation_claim(results.iloc[::-1]) == pytest.approx((rho, lo, hi, count))
+    assert out.target.str.startswith("training: L½/N").sum() == 1
+
+
+def test_the_paired_sign_test_counts_pairs_whose_onset_moves_against_their_correlation():
+    rows = [{"family": "gru", "gain": 1.0, "replicate": r, "condition": c, "mean_r2": r2, "L_half_N": onset}
+            for r in range(6) for c, r2, onset in (("untrained", 0.5, 0.1), ("trained", 0.1, 0.4 if r else np.nan))]
+    points = pd.DataFrame(rows)
+    row = atlas._paired_row(points)  # every pair: ⟨r²⟩ down, L½/N up (NaN: never at L/2, so up too)
+    assert row["measured"].startswith("6 of 6 pairs") and row["held"]
+    same = points.assign(mean_r2=np.where(points.condition == "trained", 0.9, 0.5))  # both up: against the claim
+    row = atlas._paired_row(same)
+    assert row["measured"].startswith("0 of 6 pairs") and not row["held"]
 
 
 def test_the_bootstrap_ci_is_that_of_scipys_spearman_on_each_resample(results):
     from scipy.stats import spearmanr
 
-    p = atlas._points(results)
+    p = atlas._points(results).sort_values([*atlas.KEYS, "replicate"], kind="stable")
     x = np.where(np.isfinite(p.L_half_N), p.L_half_N, 2.0).astype(float)
     y = p.mean_r2.to_numpy(float)
     idx = np.random.default_rng(0).integers(0, x.size, (atlas.BOOTSTRAP, x.size))
