@@ -4,6 +4,7 @@ the memory tasks and the memory function — against closed forms, scipy.linalg.
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -386,6 +387,24 @@ def test_curse_of_memory_smoke(tmp_path):
     assert list(checks.columns) == ["target", "measured", "tolerance", "held"] and len(checks) > 5
     for figure in e1.plot(results, tmp_path / "e1.png"):
         assert figure.stat().st_size > 5_000
+
+
+def test_perturbation_targets_are_gated_on_the_recurrent_weights_and_report_every_parameter():
+    """Wang & Li's test perturbs the recurrent weights: a stable f whose E(β) is small with w perturbed holds its
+    target even where perturbing U and C as well (the reported rows) does not."""
+    from wrec.experiments import stablessm_curse_of_memory as e1
+
+    error = {("recurrent", "direct"): (0.001, 10.0, 1e3), ("recurrent", "best"): (0.001, 0.01, 0.02),
+             ("all", "direct"): (0.001, 10.0, 1e3), ("all", "best"): (0.001, 1.0, 5.0)}
+    rows = [{"memory": "pol", "reparam": f, "width": m, "replicate": r, "perturbed": p, "beta": beta, "error": e,
+             "margin": 0.1 / m, "max_lambda": 1 - 0.1 / m}
+            for (p, f), errors in error.items() for m in (8, 32) for r in range(3)
+            for beta, e in zip((0.0, 0.064, 0.256), errors, strict=True)]
+    checks = e1.targets(pd.DataFrame(rows)).set_index("target")["held"]
+    assert checks["pol+best: E(0.064) < 0.05 at every m (w perturbed)"]
+    assert not checks["pol+best: E(0.064) < 0.05 at every m (every parameter perturbed, reported)"]
+    assert checks["pol m=32: E_direct(0.064) / E_best(0.064) (w perturbed)"]
+    assert checks["pol+direct m=32: E(0.256) > 1e2 (w perturbed)"]
 
 
 def test_perturbation_restores_the_model_and_grows_with_beta():
