@@ -196,13 +196,35 @@ def test_names_agree_with_the_library():
     assert m.RULES == RULES and m.ENCODINGS == ENCODINGS
 
 
+def test_orderings_gate_the_predicted_pairs_on_each_dataset_and_report_the_others():
+    accuracy = {"bptt": 0.95, "eprop": 0.945, "eprop-random": 0.90, "local": 0.92, "fa": 0.5, "dfa": 0.5}
+    rows = [{"kind": "clean", "study": "recurrence", "dataset": d, "encoding": "direct", "replicate": 0,
+             "architecture": "recurrent", "rule": r, "epoch": 1, "accuracy": a + (0.0 if d == "digits" else -0.1)}
+            for d in ("digits", "timing") for r, a in accuracy.items()]
+    held = m.targets(pd.DataFrame(rows)).set_index("target")["held"]
+    assert held["recurrence: bptt >= eprop on digits (recurrent)"]  # 0.5 point below: within 1 point
+    assert held["recurrence: eprop >= eprop-random on timing (recurrent)"]
+    assert held["recurrence: bptt >= local on timing (recurrent)"]
+    assert not held["recurrence: eprop-random >= local on digits (recurrent, reported)"]
+    assert held.index.str.contains(">=").sum() == 2 * 4  # 3 predicted pairs, 1 reported, per dataset; FA/DFA unranked
+    worse = pd.DataFrame(rows).assign(accuracy=lambda f: np.where(f.rule == "eprop", 0.97, f.accuracy))  # > BPTT + 1
+    assert not m.targets(worse).set_index("target")["held"]["recurrence: bptt >= eprop on digits (recurrent)"]
+
+
+def test_timing_patterns_have_one_spike_per_channel_in_every_template():
+    from wrec.tasks.spikes import pattern_templates
+
+    templates = pattern_templates(10, 64, 50, seed=0, kind="timing")
+    assert (templates.sum(axis=1) == 1).all()  # counts are equal: only timing separates the classes
+
+
 def test_task_grid():
     grid = m.Config(replicates=2)
     tasks = grid.tasks()
-    assert len(tasks) == 2 * (3 + 1) * 2  # 2 studies × (digits × 3 encodings + patterns) × 2 replicates
+    assert len(tasks) == 2 * (3 + 1) * 2  # 2 studies × (digits × 3 encodings + timing patterns) × 2 replicates
     assert len({config_key(t) for t in tasks}) == len(tasks)
     assert [(t.dataset, t.encoding) for t in tasks[:4]] == [("digits", "direct")] * 4  # the headline tasks first
-    patterns = [t for t in tasks if t.dataset == "patterns"]
+    patterns = [t for t in tasks if t.dataset == "timing"]
     assert {(t.study, t.config.encodings, t.encoding, t.replicate) for t in patterns} == {
         (s, ("direct",), "spikes", r) for s in m.STUDIES for r in (0, 1)}
     assert all(t.config == dataclasses.replace(grid, datasets=(t.dataset,), encodings=t.config.encodings)

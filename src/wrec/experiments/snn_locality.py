@@ -59,7 +59,9 @@ if TYPE_CHECKING:  # torch is imported inside the functions: wrec.experiments mu
 
 RULES = ("bptt", "eprop", "eprop-random", "local", "fa", "dfa")  # wrec.spiking.rules.RULES (a test checks they agree)
 ENCODINGS = ("direct", "rate", "latency")  # wrec.tasks.spikes.ENCODINGS
-DATASETS = ("digits", "patterns")
+#: "timing": spike patterns whose templates fire once per channel (only spike timing tells the classes apart);
+#: "patterns": Poisson templates (spike counts alone solve them: every rule does)
+DATASETS = ("digits", "timing", "patterns")
 STUDIES = ("recurrence", "locality")
 ARCHITECTURES = ("feedforward", "recurrent", "feedforward-matched")
 ATTACKS = ("fgsm", "pgd", "square", "gn")
@@ -70,7 +72,7 @@ SOURCE_RULE = "bptt-independent"
 class Config:
     """The grid; ``tasks()`` makes one :class:`Task` per (study, dataset, encoding, replicate)."""
 
-    datasets: tuple[str, ...] = DATASETS
+    datasets: tuple[str, ...] = ("digits", "timing")
     encodings: tuple[str, ...] = ENCODINGS
     rules: tuple[str, ...] = RULES
     architectures: tuple[str, ...] = ARCHITECTURES
@@ -276,8 +278,10 @@ def _data(task: Task, generator: torch.Generator) -> _Data:
         test_inputs = encode(x_test, task.encoding, config.steps, generator=generator).contiguous()
         return _Data(torch.tensor(d.x_train, dtype=f32), torch.tensor(d.y_train), x_test, torch.tensor(d.y_test),
                      True, test_inputs)
-    train = spike_patterns(config.pattern_train, seed=2 * config.seed, template_seed=config.seed)
-    test = spike_patterns(config.pattern_test, seed=2 * config.seed + 1, template_seed=config.seed)
+    templates = "timing" if task.dataset == "timing" else "poisson"
+    train = spike_patterns(config.pattern_train, seed=2 * config.seed, template_seed=config.seed, templates=templates)
+    test = spike_patterns(config.pattern_test, seed=2 * config.seed + 1, template_seed=config.seed,
+                          templates=templates)
     return _Data(train.x, train.y, test.x, test.y, False, test.x)
 
 
@@ -692,12 +696,19 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: the orderings the rules' definitions predict (better, worse, slack): e-prop truncates BPTT's gradient, random B
+#: replaces e-prop's symmetric feedback, local errors drop the error's path through the layers above
+ORDERINGS = (("bptt", "eprop", 0.01), ("eprop", "eprop-random", 0.0), ("bptt", "local", 0.0))
+#: reported beside them, not gated: neither rule is an approximation of the other
+REPORTED_ORDERINGS = (("eprop-random", "local", 0.0),)
+
+
 def targets(results: pd.DataFrame) -> pd.DataFrame:
-    """The reproduction targets, per study: clean accuracy ≥ 0.93 (BPTT, e-prop) and ≥ 0.85 (local) on digits
-    (direct), per architecture; the ordering BPTT ≥ e-prop ≥ random e-prop ≥ local (recurrent nets) within 1 point
-    on digits, or strictly on the spike patterns (one row each); CKA(BPTT, e-prop) > CKA(BPTT, untrained) at the
-    last epoch.
-    Δ_rec is reported by ``delta_rec``/``verdicts`` (no sign is gated)."""
+    """The reproduction targets, per study (one layer: ``recurrence``; two: ``locality``): clean accuracy ≥ 0.93
+    (BPTT, e-prop) and ≥ 0.85 (local) on digits (direct), per architecture; the orderings of ``ORDERINGS`` for the
+    recurrent nets, mean accuracy over replicates, on digits and on the timing patterns (where counting spikes
+    cannot solve the task), one row per pair — ``REPORTED_ORDERINGS`` reported beside them; CKA(BPTT, e-prop) >
+    CKA(BPTT, untrained) at the last epoch. Δ_rec is reported by ``delta_rec``/``verdicts`` (no sign is gated)."""
     rows = []
     final = _final_clean(results)
     bounds = {"bptt": 0.93, "eprop": 0.93, "local": 0.85}
@@ -708,16 +719,7 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
                 acc = float(g.accuracy.mean())
                 rows.append(target_row(f"{study}: clean accuracy, digits direct, {arch}, {rule} (mean of {len(g)})",
                                        acc, f">= {bounds[rule]}", acc >= bounds[rule]))
-        order = [r for r in RULES[:4] if r in set(fs.rule)]  # BPTT ≥ e-prop ≥ random e-prop ≥ local; FA/DFA unranked
-        for dataset, slack in (("digits", 0.01), ("patterns", 0.0)):
-            sub = fs[(fs.dataset == dataset) & (fs.architecture == "recurrent")]
-            if len(order) < 2 or sub.empty:
-                continue
-            by_rule = sub.groupby("rule").accuracy.mean()
-            means = [float(by_rule[r]) for r in order if r in by_rule]
-            held = all(a >= b - slack for a, b in itertools.pairwise(means))
-            rows.append(target_row(f"{study}: ordering {' >= '.join(order)} on {dataset} (recurrent)",
-                                   " / ".join(f"{m:.3f}" for m in means), f"within {slack:g}", held))
+        rows += _ordering_rows(str(study), fs)
         cka = results[(results.kind == "cka") & (results.rule == "bptt") & (results.study == study)]
         if not cka.empty:
             last = cka[cka.epoch == cka.epoch.max()]
@@ -727,6 +729,22 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
                 rows.append(target_row(f"{study}: CKA(BPTT, e-prop) > CKA(BPTT, untrained), last epoch",
                                        f"{ep:.3f} vs {un:.3f}", ">", ep > un))
     return pd.DataFrame(rows, columns=["target", "measured", "tolerance", "held"])
+
+
+def _ordering_rows(study: str, final: pd.DataFrame) -> list[dict]:
+    """One row per predicted pair (and per reported pair) and dataset: mean final accuracy of the recurrent nets
+    (digits: every encoding's tasks)."""
+    rows = []
+    for dataset in DATASETS:
+        sub = final[(final.dataset == dataset) & (final.architecture == "recurrent")]
+        by_rule = sub.groupby("rule").accuracy.mean()
+        for pairs, role in ((ORDERINGS, ""), (REPORTED_ORDERINGS, ", reported")):
+            for better, worse, slack in pairs:
+                if better in by_rule and worse in by_rule:
+                    a, b = float(by_rule[better]), float(by_rule[worse])
+                    rows.append(target_row(f"{study}: {better} >= {worse} on {dataset} (recurrent{role})",
+                                           f"{a:.3f} vs {b:.3f}", f"within {slack:g}", a >= b - slack))
+    return rows
 
 
 _ARCH_STYLES = {"feedforward": "--", "recurrent": "-", "feedforward-matched": ":"}
