@@ -1,4 +1,5 @@
-"""Readout scaling: MC grows sublinearly with the number L of readout neurons, and IPC moves to higher degrees.
+"""Readout scaling: MC grows sublinearly with the number L of readout neurons, and IPC moves to higher degrees
+(Takasu & Aoyagi, PRR 2025).
 
 Takasu & Aoyagi, "Neuronal correlations shape the scaling behavior of memory capacity and nonlinear
 computational capability of reservoir recurrent neural networks", Phys. Rev. Research (2025). For several

@@ -1,4 +1,5 @@
-"""StableSSM curse of memory: without reparameterisation, fitting long memory drives the eigenvalues to the edge.
+"""StableSSM curse of memory: without reparameterisation, fitting long memory drives the eigenvalues to the edge
+(Wang & Li, ICML 2024).
 
 Wang & Li, "StableSSM" (ICML 2024), the curse of memory as a perturbation test. The minimal linear SSM
 h_t = λ ⊙ h_{t−1} + U x_t, y_t = C h_t, λ_n = exp(f(w_n)) (``wrec.nn.LinearDiagonalSSM``) is trained (Adam, float64) on

@@ -1,4 +1,5 @@
-"""StableSSM learning-rate sweep: stable reparameterisations train at learning rates where "direct" fails.
+"""StableSSM learning-rate sweep: stable reparameterisations train at learning rates where "direct" fails
+(Wang & Li, ICML 2024).
 
 Wang & Li, "StableSSM" (ICML 2024): optimisation stability (and, with ``model="block"``, the same on the full
 block). The minimal linear SSM
