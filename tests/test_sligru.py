@@ -5,6 +5,7 @@ import copy
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -504,12 +505,33 @@ def test_gain_sweep_experiment(monkeypatch, tmp_path):
     assert (folder / "sligru-gain-sweep-trajectories.png").exists()
 
 
+def test_adding_targets_are_gated_on_configs_where_the_li_grus_gradient_grows():
+    """The gate is decided from the Li-GRU's own trajectory (peak over its first steps), never from the ratio."""
+    from wrec.experiments import sligru_adding as exp
+
+    rows = []
+    for lr, li_curve in ((1e-2, [1.0] * 10 + [50.0] + [1.0] * 9), (3e-3, [1.0] * 20)):  # grows; flat
+        for rep in range(5):
+            for cell, curve in (("LiGRU", li_curve), ("SLiGRU", [1.0] * 20)):
+                rows += [{"record": "step", "length": 100, "lr": lr, "ff_norm": "none", "cell": cell,
+                          "replicate": rep, "step": k, "grad_norm": g} for k, g in enumerate(curve)]
+                rows.append({"record": "final", "length": 100, "lr": lr, "ff_norm": "none", "cell": cell,
+                             "replicate": rep, "peak_grad_norm": max(curve), "diverged": False})
+    results = pd.DataFrame(rows)
+    growth = exp.li_gru_growth(results)
+    assert growth[(100, 1e-2, "none")] == 50.0 and growth[(100, 3e-3, "none")] == 1.0
+    held = exp.targets(results).set_index("target")["held"]
+    assert held["median Li-GRU / SLi-GRU peak ‖∇‖ (configs where Li-GRU's gradient grows ≥ 2×: 1)"]
+    assert not held["median Li-GRU / SLi-GRU peak ‖∇‖ (other configs, reported: 1)"]
+
+
 def test_adding_experiment_and_divergence_is_reported(monkeypatch, tmp_path):
     from wrec.experiments import sligru_adding as exp
 
     tiny = dict(lengths=(20,), lrs=(1e-2, 1e30), hidden_size=8, batch=8, steps=4, replicates=1, test_size=50)
     out, table, targets, folder = _cli_run(monkeypatch, tmp_path, "sligru-adding", exp, tiny)
-    assert len(targets) == 2 and "median Li-GRU / SLi-GRU" in out
+    assert 2 <= len(targets) <= 4 and "median Li-GRU / SLi-GRU" in out
+    assert "LiGRU_growth" in table  # the gate's measure, per configuration
     sane = table[table.lr == 1e-2]
     assert (sane.diverged == 0).all() and sane.test_mse_median.notna().all()
     # lr = 1e30 puts ~1e30 into the weights after one Adam step: the loss overflows and the run stops, reported
