@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from wrec import _checks, sweep
-from wrec.experiments._stats import bootstrap_ci, target_row
+from wrec.experiments._stats import bootstrap_ci, detectable_difference, target_row
 from wrec.experiments._torch import torch_generator, torch_threads
 from wrec.store import legacy_key
 
@@ -418,7 +418,9 @@ def _paired(per: pd.DataFrame, a: str, b: str, column: str) -> np.ndarray:
 
 def targets(results: pd.DataFrame) -> pd.DataFrame:
     """H1 and H2 (module docstring): paired D differences (reference − best low-rank sparse CfC) on the report shifts,
-    95 % bootstrap CIs over replicates; 'reproduced' if the CI excludes 0 on the positive side."""
+    95 % bootstrap CIs over replicates; 'reproduced' if the CI excludes 0 on the positive side. Each row also gives
+    the smallest difference the replicates could detect (``detectable_difference``: 80 % power, paired t-test), so
+    "not reproduced" carries a size."""
     per = degradation(results)
     sparse = per[(per.cell == "CfC") & ~((per.d == 1) & (per.sparsity == 0))]
     rows = []
@@ -433,7 +435,8 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
         verdict = "reproduced" if held else "not reproduced at this scale"
         rows.append(target_row(f"{name}: D({ref}) − D({best}) > 0 on the report shifts",
                                f"{diff.mean() if diff.size else float('nan'):+.3f} "
-                               f"[{lo:+.3f}, {hi:+.3f}] over {diff.size} replicates: {verdict}",
+                               f"[{lo:+.3f}, {hi:+.3f}] over {diff.size} replicates: {verdict}; "
+                               f"detectable (80 % power) ≥ {detectable_difference(diff):.3f}",
                                "95 % bootstrap CI excludes 0 (positive)", held))
     return pd.DataFrame(rows)
 
