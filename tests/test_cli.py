@@ -265,6 +265,7 @@ def _bad_invocations(tmp_path):
         ([*run, "--set", "n=many"], "n (int): 'many' is not an int"),
         ([*run, "--set", "sizes=100"], "Config has no field 'sizes'; its fields: spectral_radii (tuple[float, ...])"),
         ([*run, "--set", "n=0"], "invalid config (n=0)"),
+        ([*run, "--set", "seed=-1"], "seed must be >= 0, got -1"),
         ([*run, "--set", "max_delay=1,2"], "TOML array"),
         ([*run, "--config", str(tmp_path / "missing.toml")], "cannot read config file"),
         ([*run, "--config", str(bad_toml)], "is not valid TOML"),

@@ -187,9 +187,12 @@ def _config(module: ModuleType, experiment: str, quick: bool, config_file: Path 
     if seed is not None:
         config = runconfig.override(config, {"seed": seed})
     try:
-        return runconfig.override(config, dict(runconfig.parse_setting(s) for s in settings or ()))
+        config = runconfig.override(config, dict(runconfig.parse_setting(s) for s in settings or ()))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--set") from None
+    if getattr(config, "seed", 0) < 0:  # (a task's streams are SeedSequence(seed, ...): it would fail mid-run)
+        raise typer.BadParameter(f"seed must be >= 0, got {config.seed}", param_hint="seed")
+    return config
 
 
 def _dry_run(experiment: str, quick: bool, config: Any, tasks: Sequence[Any], folder: Path) -> None:
