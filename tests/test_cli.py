@@ -3,6 +3,7 @@
 import dataclasses
 import importlib.metadata
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -297,6 +298,20 @@ def test_every_bad_invocation_is_one_line_on_stderr_and_no_traceback(tmp_path):
         assert result.stderr.startswith("Error: ") and says in result.stderr, (args, result.stderr)
         assert time.monotonic() - start < 10, args  # (an unreachable scheduler: a few seconds at most)
     assert not (tmp_path / "out").exists()  # none of them started work
+
+
+def test_a_scheduler_address_where_no_dask_answers_is_one_line_within_seconds(tmp_path):
+    pytest.importorskip("distributed")
+    with socket.socket() as server:  # listens (connections are accepted by the kernel) but never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        start = time.monotonic()
+        result = CliRunner().invoke(app, ["run", "ipc-profile", "--out", str(tmp_path), "--scheduler", address])
+    assert time.monotonic() - start < 10
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert f"cannot reach the scheduler at {address}: no Dask answer within" in result.stderr
+    assert not any(tmp_path.iterdir())
 
 
 def test_read_only_out_is_an_error_before_any_work(tmp_path):

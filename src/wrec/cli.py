@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -305,12 +306,25 @@ def _check_scheduler(address: str) -> None:
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(f"malformed scheduler address {address!r} ({exc}); expected e.g. tcp://HOST:8786",
                                  param_hint="--scheduler") from None
-    if host is not None:
-        try:
-            socket.create_connection((host, port), timeout=SCHEDULER_TIMEOUT).close()
-        except OSError as exc:
-            raise typer.BadParameter(f"cannot reach the scheduler at {address}: {exc.strerror or exc}",
-                                     param_hint="--scheduler") from None
+    if host is None:
+        return
+    try:
+        socket.create_connection((host, port), timeout=SCHEDULER_TIMEOUT).close()  # (refused: at once)
+        if scheme == "tcp":  # something listens there: is it a Dask scheduler? (one that never answers hangs Client)
+            asyncio.run(asyncio.wait_for(_handshake(address), SCHEDULER_TIMEOUT))
+    except (OSError, asyncio.TimeoutError) as exc:  # (TimeoutError is an OSError, without a message)
+        reason = getattr(exc, "strerror", None) or " ".join(str(exc).split()) or \
+            f"no Dask answer within {SCHEDULER_TIMEOUT:g} s"
+        raise typer.BadParameter(f"cannot reach the scheduler at {address}: {reason}",
+                                 param_hint="--scheduler") from None
+
+
+async def _handshake(address: str) -> None:
+    """Connect to ``address`` with Dask's protocol (its handshake included), then close."""
+    from distributed.comm import connect
+
+    comm = await connect(address, timeout=SCHEDULER_TIMEOUT)
+    await comm.close()
 
 
 def main() -> None:  # pragma: no cover
