@@ -38,12 +38,14 @@ class RNNInputError(ValueError, RuntimeError):
 
 
 def check_int(value: object, name: str) -> int:
+    """``value`` if it is an int (not a bool), else a ``TypeError`` worded as torch's ``nn.RNNBase`` words it."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
     return value
 
 
 def check_bool(value: object, name: str) -> bool:
+    """``value`` if it is a bool, else a ``TypeError`` worded as torch's ``nn.RNNBase`` words it."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
     return value

@@ -110,11 +110,13 @@ def profile(
         u: the scalar i.i.d. input, shape (T,).
         readouts: the grid of readout sizes, ints in 1..N (default: about 24 log-spaced sizes from 1 to N).
             The summary is taken at the largest.
-        max_degree, max_delay: the targets, as in ``ipc``: inclusive delays, an int for degrees 1..max_degree
-            (default 3) or ``{degree: max_delay}``; degree 1 (memory) must be among them.
+        max_degree: the highest degree of the targets, as in ``ipc`` (default 3).
+        max_delay: the targets' inclusive delays, as in ``ipc``: an int for degrees 1..max_degree or
+            ``{degree: max_delay}``; degree 1 (memory) must be among them.
         order: ``"random"`` (a permutation drawn from ``seed``), ``"given"`` (the columns as they are) or a
             permutation of the N column indices.
-        threshold, basis: as in ``ipc``.
+        threshold: as in ``ipc``.
+        basis: as in ``ipc``.
 
     Shapes: states (T, N), u (T,); ``table`` has one row per (L, degree).
 

@@ -150,6 +150,7 @@ Threshold = Surrogate | ChiSquare | NoThreshold
 
 
 def as_threshold(threshold: Threshold | None) -> Threshold:
+    """The threshold object itself, ``NoThreshold()`` for None (raw capacities), a ``TypeError`` for anything else."""
     if threshold is None:
         return NoThreshold()
     if not hasattr(threshold, "thresholds"):

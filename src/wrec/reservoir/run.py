@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -15,7 +16,7 @@ _CHECK_EVERY = 256  # steps between blow-up checks of the (B, N) state: cheap, a
 
 
 def run(
-    model,
+    model: Any,
     u: np.ndarray,
     *,
     washout: int = 0,
