@@ -117,17 +117,25 @@ def test_learn_is_seeded_and_records_checkpoints():
     np.testing.assert_array_equal(c.weights.F, w0.F)
 
 
-@pytest.mark.parametrize("mode", ["single", "sequential"])
-def test_learning_loop_equals_the_public_step_and_rules(mode):
-    """learn_autoencoder's fast in-place loop gives bit for bit what scn.step + autoencoder_update give."""
+@pytest.mark.parametrize(("mode", "sigma_v", "sigma_t", "arrays"),
+                         [("single", 1e-3, 1e-2, False), ("sequential", 1e-3, 1e-2, False),
+                          ("single", 0.0, 1e-2, False), ("single", 1e-3, 0.0, True), ("sequential", 0.0, 0.0, True)])
+def test_learning_loop_equals_the_public_step_and_rules(mode, sigma_v, sigma_t, arrays):
+    """learn_autoencoder's in-place kernel gives bit for bit what scn.step + autoencoder_update give (with either
+    noise off too, and with the input given as arrays)."""
     from dataclasses import replace
 
     from wrec.spiking.learning import autoencoder_update
     from wrec.spiking.scn import SCN, initial_state, step
     from wrec.tasks.signals import leaky_integral
 
-    rule = replace(AutoencoderLearning(), mode=mode)
-    fast = learn_autoencoder(rule, 3000, seed=9, checkpoints=[0, 3000])
+    rule = replace(AutoencoderLearning(), mode=mode, sigma_v=sigma_v, sigma_t=sigma_t)
+    if arrays:  # the same input as the default stream's first chunk, given as (c, x)
+        c0 = smoothed_white_noise(3000, rule.j, seed=np.random.default_rng(9).spawn(3)[1])
+        given = (c0, leaky_integral(c0, rule.leak, rule.dt))
+        fast = learn_autoencoder(rule, 3000, seed=9, checkpoints=[0, 3000], inputs=given)
+    else:
+        fast = learn_autoencoder(rule, 3000, seed=9, checkpoints=[0, 3000])
     rng_init, rng_input, rng_noise = np.random.default_rng(9).spawn(3)
     w = initial_weights(rule, rng_init)
     c = smoothed_white_noise(3000, rule.j, width=rule.input_width, amplitude=rule.input_amplitude,
@@ -147,6 +155,21 @@ def test_learning_loop_equals_the_public_step_and_rules(mode):
     assert fast.n_spikes == spikes > 100
 
 
+@pytest.mark.parametrize(("mode", "n_spikes", "fast_37", "F_51", "err_1000"), [
+    ("single", 2142, -0.13672581968377057, 0.9673813854505449, 0.5773760232285202),
+    ("sequential", 3079, -0.08739819411348053, 0.9655649392784486, 0.5160217137525686)])
+def test_learning_gives_the_numbers_of_the_previous_implementation(mode, n_spikes, fast_37, F_51, err_1000):
+    """Values saved from learn_autoencoder before its in-place kernel (the loop of scn.step + autoencoder_update,
+    git ed68544): seed 9, 3000 steps. The kernel repeats each operation, so they agree to the last bit here."""
+    from dataclasses import replace
+
+    trace = learn_autoencoder(replace(AutoencoderLearning(), mode=mode), 3000, seed=9, checkpoints=[0, 1000, 3000])
+    assert trace.n_spikes == n_spikes
+    assert trace.weights.fast[3, 7] == pytest.approx(fast_37, rel=1e-12, abs=0)
+    assert trace.weights.F[5, 1] == pytest.approx(F_51, rel=1e-12, abs=0)
+    assert trace.err_fast[1] == pytest.approx(err_1000, rel=1e-12, abs=0)
+
+
 @pytest.mark.parametrize("stop_after", [1, 700, 2600])  # before the 1st checkpoint, mid-chunk, next chunk
 def test_interrupted_learning_resumes_to_the_same_numbers(tmp_path, monkeypatch, stop_after):
     """Killed after ``stop_after`` steps, a rerun from the checkpoint file equals the uninterrupted run
@@ -157,7 +180,7 @@ def test_interrupted_learning_resumes_to_the_same_numbers(tmp_path, monkeypatch,
     monkeypatch.setattr(learning, "_INPUT_CHUNK_BLOCKS", 10)  # chunks of 2000 steps: the run crosses one
     whole = learn_autoencoder(rule, 3000, seed=5, checkpoints=[0, 500, 1000, 2500, 3000])
     path = tmp_path / "ck.npz"
-    real_step, calls = learning._step, [0]
+    real_step, calls = learning._learning_kernel, [0]
 
     def dying_step(*args, **kwargs):
         calls[0] += 1
@@ -165,10 +188,10 @@ def test_interrupted_learning_resumes_to_the_same_numbers(tmp_path, monkeypatch,
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(learning, "_step", dying_step)
+    monkeypatch.setattr(learning, "_learning_kernel", dying_step)
     with pytest.raises(KeyboardInterrupt):
         learn_autoencoder(rule, 3000, seed=5, checkpoints=[0, 500, 1000, 2500, 3000], checkpoint=path)
-    monkeypatch.setattr(learning, "_step", real_step)
+    monkeypatch.setattr(learning, "_learning_kernel", real_step)
     resumed = learn_autoencoder(rule, 3000, seed=5, checkpoints=[0, 500, 1000, 2500, 3000], checkpoint=path)
     for name in ("steps", "err_fast", "rate", "F", "fast"):
         np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))

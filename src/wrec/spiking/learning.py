@@ -8,8 +8,8 @@ of neuron k, with V and r taken just before that spike and x the current filtere
     F[k, :] ← F[k, :] + ε_F (α x − F[k, :])                                          (feedforward)
 
 Their fixed point is Ω → −s F Fᵀ − μI for a scale s > 0, which ``metrics.alignment_error`` measures.
-The rules are pure functions of the weights; ``learn_autoencoder`` is the thin loop that runs them through
-``scn.step``'s spike hook.
+The rules are pure functions of the weights, and ``autoencoder_step`` is the pure learning step (``scn.step`` with
+the rules at its spike hook); ``learn_autoencoder`` runs the same arithmetic on arrays it updates in place.
 
 Shapes: N neurons, J signal dimensions, K checkpoints.
 """
@@ -33,6 +33,7 @@ from wrec.spiking.scn import (
     SCNParams,
     SCNWeights,
     _step,
+    _storm,
     derived_weights,
     optimal_weights,
     simulate,
@@ -158,16 +159,27 @@ class LearningTrace:
     n_spikes: int
 
 
+def _recurrent_column(column: Array, V: Array, r: Array, k: int, eps: float, beta: float, mu: float) -> None:
+    """The recurrent rule's arithmetic, once, in place on Ω's column k (a view: ``fast[:, k]`` or ``Ωᵀ[k]``):
+    column ← column − ε[β(V + μr) + column], then column[k] ← column[k] − εμ."""
+    column -= eps * (beta * (V + mu * r) + column)
+    column[k] -= eps * mu
+
+
+def _feedforward_row(row: Array, x: Array, eps: float, alpha: float) -> None:
+    """The feedforward rule's arithmetic, once, in place on F's row k: row ← row + ε(αx − row)."""
+    row += eps * (alpha * x - row)
+
+
 def _recurrent(fast: Array, V: Array, r: Array, k: int, eps: float, beta: float, mu: float) -> Array:
     out = fast.copy()
-    out[:, k] -= eps * (beta * (V + mu * r) + fast[:, k])
-    out[k, k] -= eps * mu
+    _recurrent_column(out[:, k], V, r, k, eps, beta, mu)
     return out
 
 
 def _feedforward(F: Array, x: Array, k: int, eps: float, alpha: float) -> Array:
     out = F.copy()
-    out[k] += eps * (alpha * x - F[k])
+    _feedforward_row(out[k], x, eps, alpha)
     return out
 
 
@@ -292,11 +304,154 @@ def autoencoder_step(params: AutoencoderLearning, state: AutoencoderState, input
     return AutoencoderState(V, r, pending, w, state.t + 1, state.spikes_since + fired, state.n_spikes + fired), fired
 
 
+class _Arrays:
+    """Two aligned (T, J) arrays (c, x) as a ``dynamics.Stream`` of chunks of at most ``_ARRAY_CHUNK`` steps (so that
+    the noise drawn beside each chunk stays small)."""
+
+    def __init__(self, c: Array, x: Array) -> None:
+        c, x = _checks.array(c, "inputs[0] (c)", ndim=2), _checks.array(x, "inputs[1] (x)", ndim=2)
+        if c.shape != x.shape:
+            raise ValueError(f"inputs must be two (T, J) arrays of one shape, got {c.shape} and {x.shape}")
+        self.c, self.x, self.pos = c, x, 0
+
+    def draw(self, limit: int) -> tuple[Array, Array]:
+        stop = self.pos + min(limit, _ARRAY_CHUNK)
+        c, x = self.c[self.pos:stop], self.x[self.pos:stop]
+        self.pos = stop
+        return c, x
+
+    def get_state(self) -> tuple[dict, dict[str, Array]]:
+        return {"pos": self.pos}, {}
+
+    def set_state(self, meta, arrays) -> None:
+        self.pos = int(meta["pos"])
+
+
+_ARRAY_CHUNK = 50_000
+
+
+class _WithNoise:
+    """The stream of ``learn_autoencoder``'s kernel: each chunk (c, x) of the input stream with, per step, c as a
+    (1, J) row, the voltage noise σ_V ξ and the noisy thresholds θ = T + σ_T η, drawn for the whole chunk from the
+    noise generator. The draws are those of ``scn.step`` one step at a time (ξ then η, N values each, per step),
+    so the numbers equal a step-by-step run; the generator's state is part of the stream's, so a resumed run
+    redraws its chunk exactly."""
+
+    def __init__(self, stream, rng: np.random.Generator, rule: AutoencoderLearning) -> None:
+        self.stream, self.rng, self.rule = stream, rng, rule
+        self.T = np.full(rule.n, rule.threshold)
+
+    def draw(self, limit: int) -> tuple[Array, Array, Array, Array]:
+        c, x = self.stream.draw(limit)
+        rule, length, n = self.rule, len(c), self.rule.n
+        draws = int(rule.sigma_v > 0) + int(rule.sigma_t > 0)
+        noise = self.rng.standard_normal((length, draws, n)) if draws else np.zeros((length, 0, n))
+        zeros = np.broadcast_to(np.zeros(n), (length, n))
+        sv = np.multiply(noise[:, 0], rule.sigma_v, out=noise[:, 0]) if rule.sigma_v > 0 else zeros
+        theta = np.broadcast_to(self.T, (length, n))
+        if rule.sigma_t > 0:
+            theta = np.multiply(noise[:, -1], rule.sigma_t, out=noise[:, -1])
+            theta += self.T
+        return c[:, None, :], x, sv, theta
+
+    def get_state(self) -> tuple[dict, dict[str, Array]]:
+        meta, arrays = self.stream.get_state()
+        return {"inputs": meta, "noise_rng": checkpoint_store.rng_state(self.rng)}, arrays
+
+    def set_state(self, meta, arrays) -> None:
+        self.stream.set_state(meta["inputs"], arrays)
+        checkpoint_store.set_rng_state(self.rng, meta["noise_rng"])
+
+
+class _KernelState(NamedTuple):
+    """The state of ``_learning_kernel``, arrays it updates in place: V, r (N,); pending (1,) (−1 for none); F (N, J);
+    Ωᵀ (N, N) (Ω's columns as contiguous rows); counts (2,): spikes since the last log, in total."""
+
+    V: Array
+    r: Array
+    pending: Array
+    F: Array
+    fast_t: Array
+    counts: Array
+
+
+@dataclass(frozen=True, eq=False)
+class _Kernel:
+    """The constants ``_learning_kernel`` reads, as Python floats."""
+
+    decay: float
+    dt: float
+    eps_ff: float
+    alpha: float
+    eps_fast: float
+    beta: float
+    mu: float
+    noisy_v: bool
+    single: bool
+    cap: int
+
+
+def _learning_kernel(k: _Kernel, s: _KernelState, inputs: tuple[Array, Array, Array, Array], *,
+                     rng: np.random.Generator | None = None) -> tuple[_KernelState, int]:
+    """``autoencoder_step``'s arithmetic, operation for operation (so the same numbers, bit for bit), on arrays the
+    loop owns and updates in place: one learning run's step without the copies and checks of the pure step. The
+    rules are the same functions (``_feedforward_row``, ``_recurrent_column``)."""
+    c, x, sv, theta = inputs
+    V, r, F, fast_t = s.V, s.r, s.F, s.fast_t
+    drive = c @ F.T  # (1, N): the product scn.step computes
+    V *= k.decay
+    V += k.dt * drive[0]
+    if k.noisy_v:
+        V += sv
+    r *= k.decay
+    if k.single:  # at most one spike; its Ω column is added at the next step (Brendel et al. 2020's code)
+        pending = s.pending
+        if pending[0] >= 0:
+            V += fast_t[pending[0]]
+        excess = V - theta
+        j = excess.argmax()
+        if not excess[j] > 0:
+            pending[0] = -1
+            return s, 0
+        _feedforward_row(F[j], x, k.eps_ff, k.alpha)
+        _recurrent_column(fast_t[j], V, r, j, k.eps_fast, k.beta, k.mu)
+        r[j] += 1.0
+        pending[0] = j
+        fired = 1
+    else:
+        fired = _sequential_kernel(k, V, r, F, fast_t, x, theta)
+        if not fired:
+            return s, 0
+    counts = s.counts
+    counts += fired
+    return s, fired
+
+
+def _sequential_kernel(k: _Kernel, V: Array, r: Array, F: Array, fast_t: Array, x: Array, theta: Array) -> int:
+    """``_learning_kernel``'s spikes in ``"sequential"`` mode: while some V_i > θ_i, the largest fires, the rules act,
+    and its (updated) Ω column is added at once. Returns the number of spikes."""
+    fired = 0
+    while True:
+        excess = V - theta
+        j = excess.argmax()
+        if not excess[j] > 0:
+            return fired
+        fired += 1
+        if fired > k.cap:
+            raise _storm(k.cap, None, 0)
+        _feedforward_row(F[j], x, k.eps_ff, k.alpha)
+        _recurrent_column(fast_t[j], V, r, j, k.eps_fast, k.beta, k.mu)
+        V += fast_t[j]
+        r[j] += 1.0
+
+
 def learn_autoencoder(rule: AutoencoderLearning, n_steps: int, *, seed: Seed = None,
                       weights0: SCNWeights | None = None,
                       checkpoints: int | Sequence[int] = 20,
                       checkpoint: str | os.PathLike | None = None, inputs=None) -> LearningTrace:
-    """Learn F and Ω for ``n_steps`` steps of one trial, applying the rules at each spike (``autoencoder_step``).
+    """Learn F and Ω for ``n_steps`` steps of one trial, applying the rules at each spike: ``autoencoder_step``'s
+    arithmetic, run by an in-place kernel that gives its numbers bit for bit (≈ 4× faster: no copies of the weights
+    per spike, the noise drawn per input chunk in the order ``scn.step`` draws it).
 
     ``inputs``: the stream of (c_t, x_t) (a ``wrec.dynamics.Stream``, or a tuple of two (T, J) arrays); by default
     ``AutoencoderInput``: smoothed white noise c and its leaky integral x. The network starts at V = 0, r = 0.
@@ -324,24 +479,39 @@ def learn_autoencoder(rule: AutoencoderLearning, n_steps: int, *, seed: Seed = N
     stream = AutoencoderInput(rule, rng_input) if inputs is None else inputs
     identity = {"rule, n_steps, checkpoints, seed, inputs or weights0": (
         rule, n_steps, ckpt, *dynamics.stream_identity(stream), checkpoint_store.rng_state(rng_noise)["state"],
-        weights0.F, weights0.fast)}
+        weights0.F, weights0.fast), "checkpoint layout": "kernel state (V, r, pending, F, fast_t, counts)"}
+    if not isinstance(stream, dynamics.Stream):
+        if not (isinstance(stream, tuple) and len(stream) == 2):
+            raise TypeError(f"inputs must be a dynamics.Stream of (c, x) chunks or a tuple (c, x) of two (T, J) "
+                            f"arrays, got {type(stream).__name__}")
+        stream = _Arrays(*stream)
+        if len(stream.c) < n_steps or stream.c.shape[1] != rule.j:
+            raise ValueError(f"inputs must hold at least n_steps = {n_steps} steps of J = {rule.j} values, "
+                             f"got shape {stream.c.shape}")
     n = rule.n
-    state = AutoencoderState(np.zeros((1, n)), np.zeros((1, n)), np.full(1, -1, dtype=np.int64), weights0, 0, 0, 0)
+    kernel = _Kernel(decay=1.0 - rule.leak * rule.dt, dt=rule.dt, eps_ff=rule.eps_ff, alpha=rule.alpha,
+                     eps_fast=rule.eps_fast, beta=rule.beta, mu=rule.mu, noisy_v=rule.sigma_v > 0,
+                     single=rule.mode == "single", cap=rule.spike_cap)
+    state = _KernelState(np.zeros(n), np.zeros(n), np.full(1, -1, dtype=np.int64), weights0.F.copy(),
+                         np.ascontiguousarray(weights0.fast.T), np.zeros(2, dtype=np.int64))
     saved = checkpoint_store.load(checkpoint)
     last = [0 if saved is None else int(saved[1].get("step", 0))]
 
-    def log(t: int, s: AutoencoderState) -> tuple[dict, AutoencoderState]:
-        w = s.weights
-        entry = {"err_fast": alignment_error(w.fast, w.F),
-                 "rate": np.nan if t == last[0] else s.spikes_since / (n * (t - last[0]) * rule.dt),
-                 "F": w.F.copy(), "fast": w.fast.copy()}
+    def log(t: int, s: _KernelState) -> tuple[dict, _KernelState]:
+        fast = s.fast_t.T.copy()
+        entry = {"err_fast": alignment_error(fast, s.F),
+                 "rate": np.nan if t == last[0] else s.counts[0] / (n * (t - last[0]) * rule.dt),
+                 "F": s.F.copy(), "fast": fast}
         last[0] = t
-        return entry, s._replace(spikes_since=0)
+        s.counts[0] = 0
+        return entry, s
 
-    out = dynamics.run(autoencoder_step, rule, state, stream, n_steps, rng=rng_noise, log=log, log_at=ckpt,
-                       checkpoint=checkpoint, identity=identity, what="learning run")
+    out = dynamics.run(_learning_kernel, kernel, state, _WithNoise(stream, rng_noise, rule), n_steps, log=log,
+                       log_at=ckpt, checkpoint=checkpoint, identity=identity, what="learning run")
+    final = out.state
+    weights = derived_weights(weights0, F=final.F.copy(), fast=final.fast_t.T.copy())
     return LearningTrace(steps=out.steps, err_fast=out.log["err_fast"], rate=out.log["rate"], F=out.log["F"],
-                         fast=out.log["fast"], weights=out.state.weights, n_spikes=out.state.n_spikes)
+                         fast=out.log["fast"], weights=weights, n_spikes=int(final.counts[1]))
 
 
 def _vec(a: Array, name: str, n: int) -> Array:
