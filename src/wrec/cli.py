@@ -23,9 +23,8 @@ import pandas as pd
 import typer
 from typer.core import TyperGroup
 
-from wrec import runconfig, sweep
+from wrec import experiments, runconfig, sweep
 from wrec.checkpoint import write_atomically
-from wrec.experiments import EXPERIMENTS
 from wrec.store import CorruptResult, CorruptResultWarning, Store
 
 # click's exceptions, or typer's own copy of them (typer >= 0.20 vendors click)
@@ -90,8 +89,8 @@ Seed = Annotated[int | None, typer.Option("--seed", min=0, help="Root seed, >= 0
 @app.command("list")
 def list_experiments() -> None:
     """List the experiments that `wrec run` knows."""
-    width = max(map(len, EXPERIMENTS))
-    for name, module in EXPERIMENTS.items():
+    width = max(map(len, experiments.EXPERIMENTS))
+    for name, module in experiments.EXPERIMENTS.items():
         summary = " ".join((module.__doc__ or "").strip().split("\n\n")[0].split())  # the first paragraph
         typer.echo(f"{name:{width}s}  {textwrap.shorten(summary, 150, placeholder=' …')}")
 
@@ -170,10 +169,13 @@ COUNTS = ("tasks", "tasks_computed", "tasks_reused")  # what sweep.run's table s
 
 
 def _experiment(name: str) -> ModuleType:
-    if name not in EXPERIMENTS:
-        raise typer.BadParameter(f"unknown experiment {name!r}; choose from {', '.join(sorted(EXPERIMENTS))}",
+    # (experiments.EXPERIMENTS imports every experiment: read it only here, not when this module is imported, as
+    # each spawned pool worker does when it re-imports the `wrec` script)
+    known = experiments.EXPERIMENTS
+    if name not in known:
+        raise typer.BadParameter(f"unknown experiment {name!r}; choose from {', '.join(sorted(known))}",
                                  param_hint="EXPERIMENT")
-    return EXPERIMENTS[name]
+    return known[name]
 
 
 def _config(module: ModuleType, experiment: str, quick: bool, config_file: Path | None,
