@@ -96,6 +96,9 @@ def _check_dataclass(config: object) -> DataclassInstance:
     return config
 
 
+_MISSING = type(dataclasses.MISSING)
+
+
 def _canonical(value: object) -> object:
     """[type name, {field: canonical value}] of a dataclass, fields at their default left out; other values as
     they are (JSON turns tuples into lists)."""
@@ -104,9 +107,11 @@ def _canonical(value: object) -> object:
     fields = {}
     for f in dataclasses.fields(value):
         v = getattr(value, f.name)
-        if f.default is not dataclasses.MISSING and _same(v, f.default):
+        # not `is MISSING`: unpickling a config class defined in __main__ (cloudpickle, as Dask does)
+        # in the process that defined it replaces its fields, whose MISSING is then a copy of the sentinel
+        if not isinstance(f.default, _MISSING) and _same(v, f.default):
             continue
-        if f.default_factory is not dataclasses.MISSING and _same(v, f.default_factory()):
+        if callable(f.default_factory) and _same(v, f.default_factory()):
             continue
         fields[f.name] = _canonical(v)
     return [type(value).__qualname__, fields]
