@@ -16,6 +16,9 @@ What "the state" is, per family:
   ``LowRankSparseRNN``/``GRU``/``LSTM``): the hidden sequence h_t of the last layer, or of every layer.
 * ``wrec.nn.StableSSM`` / ``LinearDiagonalSSM``: the SSM's hidden state h_t (not the layer's output); a complex mode
   gives two columns, Re h and Im h.
+* ReservoirPy nodes and models (``reservoirpy.nodes.Reservoir``, ``res1 >> res2``, ...): what their ``run`` returns
+  (a model's output nodes side by side), run on a copy reset to its zero state; a model whose output is a trained
+  readout is refused (give the reservoir, or the model without its readout).
 * any other callable ``u -> X``: its result, checked.
 
 Torch models run on a float64 copy in eval mode under ``torch.no_grad()`` (the user's module is never changed), in
@@ -74,11 +77,13 @@ def state_matrix(
     Args:
         model: a ``reservoir.ESN`` / ``LeakyESN`` / ``Linear`` / ``Rate`` (one reservoir, not a batch), a
             ``spiking.SCN``, a ``spiking.RSNN``, a torch module with ``torch.nn.GRU``'s contract, a
-            ``nn.StableSSM`` or ``nn.LinearDiagonalSSM``, or a callable ``u -> X`` returning (T, N) states.
+            ``nn.StableSSM`` or ``nn.LinearDiagonalSSM``, a ReservoirPy node or model (states from its ``run``),
+            or a callable ``u -> X`` returning (T, N) states.
         u: the input, shape (T,).
         washout: initial steps to discard, 0 <= washout < T.
         w_in: (K,) weights that map u onto a model with K > 1 input channels (input_t = u_t · w_in); None for one
-            channel. Not for reservoirs (they carry their own w_in) or callables.
+            channel (or a ReservoirPy node whose input size is not yet set). Not for wrec reservoirs (they carry
+            their own w_in) or callables.
         seed: the noise of a spike coding network (``SCNParams.sigma_v``, ``sigma_t``); the other models have none.
         layers: layered torch models: ``"last"`` (default) or ``"all"`` (every layer's states side by side, bottom
             layer first). A GRU-contract module then runs one step per call (it returns only the last layer's
@@ -134,6 +139,8 @@ def state_matrix(
         X = _reservoir(model, u_arr, washout)
     elif family == "scn":
         X = _scn(cast("SCN", model), u_arr, washout, w_in, rng, observe or "rate", drive or "signal")
+    elif family == "reservoirpy":
+        X = _reservoirpy(model, u_arr, washout, w_in)
     elif family == "callable":
         X = _callable(cast(Callable[[np.ndarray], object], model), u_arr, washout)
     else:
@@ -144,10 +151,10 @@ def state_matrix(
 # the options each family takes, and how an error message names the family
 _TAKES: dict[str, tuple[str, ...]] = {
     "reservoir": (), "scn": ("observe", "drive"), "rsnn": ("layers", "observe"), "gru": ("layers",),
-    "ssm": ("layers",), "linear-ssm": ("layers",), "callable": ()}
+    "ssm": ("layers",), "linear-ssm": ("layers",), "reservoirpy": (), "callable": ()}
 _KIND = {"reservoir": "a reservoir", "scn": "a spike coding network", "rsnn": "an RSNN",
          "gru": "a torch.nn.GRU-like module", "ssm": "a StableSSM", "linear-ssm": "a LinearDiagonalSSM",
-         "callable": "a callable"}
+         "reservoirpy": "a ReservoirPy node or model", "callable": "a callable"}
 
 
 def _check_choices(given: dict[str, str | None]) -> None:
@@ -189,22 +196,28 @@ def _family(model: object) -> str:
         raise TypeError("model is an SCNWeights: give the network with its simulation constants, "
                         "wrec.spiking.SCN(weights, SCNParams(...))")
     if _is(model, "torch.nn", "Module"):
-        if _is(model, "wrec.nn.stablessm", "StableSSM"):
-            return "ssm"
-        if _is(model, "wrec.nn.stablessm", "LinearDiagonalSSM"):
-            return "linear-ssm"
-        if _is(model, "wrec.spiking.rsnn", "RSNN"):
-            return "rsnn"
-        if all(hasattr(model, a) for a in ("input_size", "hidden_size", "num_layers")):
-            return "gru"
-        raise TypeError(f"model is a torch module ({type(model).__name__}) without torch.nn.GRU's contract "
-                        "(input_size, hidden_size, num_layers; forward(input, hx) -> (output, h_n)); wrap it in a "
-                        "callable u -> X that returns its (T, N) states")
+        return _torch_family(model)
+    if _is(model, "reservoirpy.node", "Node") or _is(model, "reservoirpy.model", "Model"):
+        return "reservoirpy"  # before callable: a ReservoirPy node's __call__ is one step
     if callable(model):
         return "callable"
     raise TypeError("model must be a wrec.reservoir ESN/LeakyESN/Linear/Rate, a wrec.spiking SCN or RSNN, a torch "
-                    "module with torch.nn.GRU's contract, a wrec.nn StableSSM/LinearDiagonalSSM, or a callable "
-                    f"u -> X; got {type(model).__name__}")
+                    "module with torch.nn.GRU's contract, a wrec.nn StableSSM/LinearDiagonalSSM, a ReservoirPy node "
+                    f"or model, or a callable u -> X; got {type(model).__name__}")
+
+
+def _torch_family(model: object) -> str:
+    if _is(model, "wrec.nn.stablessm", "StableSSM"):
+        return "ssm"
+    if _is(model, "wrec.nn.stablessm", "LinearDiagonalSSM"):
+        return "linear-ssm"
+    if _is(model, "wrec.spiking.rsnn", "RSNN"):
+        return "rsnn"
+    if all(hasattr(model, a) for a in ("input_size", "hidden_size", "num_layers")):
+        return "gru"
+    raise TypeError(f"model is a torch module ({type(model).__name__}) without torch.nn.GRU's contract "
+                    "(input_size, hidden_size, num_layers; forward(input, hx) -> (output, h_n)); wrap it in a "
+                    "callable u -> X that returns its (T, N) states")
 
 
 def _input_weights(w_in: object, k: int, what: str) -> np.ndarray:
@@ -254,15 +267,45 @@ def _scn(model: SCN, u: np.ndarray, washout: int, w_in: object, rng: np.random.G
 
 
 def _callable(model: Callable[[np.ndarray], object], u: np.ndarray, washout: int) -> np.ndarray:
-    T = u.shape[0]
-    X = _checks.array(model(u.copy()), "model(u)", ndim=(1, 2), finite=False)
+    return _checked(model(u.copy()), u.shape[0], "model(u)")[washout:]
+
+
+def _checked(result: object, T: int, what: str) -> np.ndarray:
+    """``result`` as (T, N) finite states; ``what`` names where they came from."""
+    X = _checks.array(result, what, ndim=(1, 2), finite=False)
     X = X[:, None] if X.ndim == 1 else X
     if X.shape[0] != T or X.shape[1] == 0:
-        raise ValueError(f"model(u) must return states of shape (T, N) = ({T}, N) aligned with u, got {X.shape}")
+        raise ValueError(f"{what} must return states of shape (T, N) = ({T}, N) aligned with u, got {X.shape}")
     if not np.all(np.isfinite(X)):
         t = int(np.argmax(~np.all(np.isfinite(X), axis=1)))
-        raise ValueError(_BLOWN.format(t=t, T=T) + " (model(u) returned NaN or inf)")
-    return X[washout:]
+        raise ValueError(_BLOWN.format(t=t, T=T) + f" ({what} returned NaN or inf)")
+    return X
+
+
+def _reservoirpy(model: Any, u: np.ndarray, washout: int, w_in: object) -> np.ndarray:
+    """A ReservoirPy node or model: ``run`` on a deep copy reset to its zero state (the user's object is unchanged;
+    an uninitialised one draws its weights in the copy from its own generator, as its first ``run`` would). Its
+    ``run`` returns the state right after each input row, wrec's alignment."""
+    name = type(model).__name__
+    net = copy.deepcopy(model)
+    if getattr(net, "initialized", False):
+        net.reset()
+    outputs = getattr(net, "outputs", None)  # a Model's output nodes
+    if outputs is not None:
+        trained = [type(n).__name__ for n in outputs if _is(n, "reservoirpy.node", "TrainableNode")]
+        if trained:
+            raise ValueError(f"model ({name}) outputs a trained readout ({', '.join(trained)}), not states: give "
+                             "the reservoir node, or the model without its readout")
+    inputs = [net] if outputs is None else net.inputs
+    dims = {int(n.input_dim) for n in inputs if n.input_dim is not None}
+    # an input size not yet set is w_in's
+    k = dims.pop() if len(dims) == 1 else (1 if w_in is None else int(np.size(cast(Any, w_in))))
+    x = u[:, None] * _input_weights(w_in, k, f"model ({name})")  # (T, K)
+    with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is reported below, by step
+        result = net.run(x)
+    if isinstance(result, dict):  # several output nodes: side by side, in the model's order
+        result = np.hstack([result[n.name] for n in net.outputs])
+    return _checked(result, u.shape[0], f"model ({name}).run")[washout:]
 
 
 # ---------------------------------------------------------------------------------------------------------------
