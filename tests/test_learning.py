@@ -170,6 +170,36 @@ def test_learning_gives_the_numbers_of_the_previous_implementation(mode, n_spike
     assert trace.err_fast[1] == pytest.approx(err_1000, rel=1e-12, abs=0)
 
 
+def test_learning_equals_the_published_loop_whose_r_decays_after_the_spikes():
+    """Brendel et al. 2020's Fig. 2 code (Learning.m, written out here step by step) decays r after the spikes; scn.step
+    decays it before them. The rule sees the same r either way (both are a·(r + o) recursions of the spikes up to
+    the previous step), so without noise and on the same input the two loops fire the same spikes and learn the same
+    weights (to round-off): the order is not why learning could differ from the published curve."""
+    rule = AutoencoderLearning(sigma_v=0.0, sigma_t=0.0)
+    steps, a = 5000, 1.0 - rule.leak * rule.dt
+    w0 = initial_weights(rule, 1)
+    c = smoothed_white_noise(steps, rule.j, seed=3)
+    x = np.zeros((steps, rule.j))
+    for t in range(steps):  # x after c[t], as the published loop updates it before the spike
+        x[t] = a * (x[t - 1] if t else 0.0) + rule.dt * c[t]
+    trace = learn_autoencoder(rule, steps, weights0=w0, inputs=(c, x), checkpoints=[0, steps])
+    F, fast = w0.F.copy(), w0.fast.copy()
+    V, r, spiked, k, n_spikes = np.zeros(rule.n), np.zeros(rule.n), False, 0, 0
+    for t in range(steps):
+        V = a * V + rule.dt * (F @ c[t]) + (fast[:, k] if spiked else 0.0)
+        k = int(np.argmax(V - rule.threshold))
+        spiked = V[k] - rule.threshold >= 0
+        if spiked:
+            n_spikes += 1
+            F[k] += rule.eps_ff * (rule.alpha * x[t] - F[k])
+            fast[:, k] -= rule.eps_fast * (rule.beta * (V + rule.mu * r) + fast[:, k] + rule.mu * np.eye(rule.n)[k])
+            r[k] += 1.0
+        r = a * r  # after the spike
+    assert trace.n_spikes == n_spikes > 2000
+    np.testing.assert_allclose(trace.weights.fast, fast, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(trace.weights.F, F, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("stop_after", [1, 700, 2600])  # before the 1st checkpoint, mid-chunk, next chunk
 def test_interrupted_learning_resumes_to_the_same_numbers(tmp_path, monkeypatch, stop_after):
     """Killed after ``stop_after`` steps, a rerun from the checkpoint file equals the uninterrupted run
