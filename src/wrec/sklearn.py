@@ -89,9 +89,6 @@ class _ReservoirTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     def _record(self, W: Any, w_in: np.ndarray) -> models._Reservoir:
         """The wrec reservoir record with recurrent matrix W and (unused, the input enters by ``_Driven``) w_in."""
 
-    def _step(self) -> dynamics.Step:
-        return models.STEPS[type(self._record(self.W_, self.w_in_[:, 0]))]
-
     # -- fitting ----------------------------------------------------------------------------------------------------
 
     def _weights(self, n_features: int) -> tuple[Any, np.ndarray]:
@@ -131,7 +128,7 @@ class _ReservoirTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         return self
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
-        """``fit``, returning the states over X from rest. Shape: X (T, F) -> (T, N)."""
+        """``fit``, returning the states over X from rest (``fit_params`` are ignored). Shape: X (T, F) -> (T, N)."""
         X = validate_data(self, X, dtype=np.float64, reset=True)
         _checks.real(self.input_scale, "input_scale")
         self.W_, self.w_in_ = self._weights(X.shape[1])
@@ -160,7 +157,8 @@ class _ReservoirTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             states[t] = out[0]
 
         with np.errstate(over="ignore", invalid="ignore"):
-            end = dynamics.run(self._step(), params, x0[None].copy(), drive[:, None, :], T, on_step=record).state
+            step = models.STEPS[type(params.record)]
+            end = dynamics.run(step, params, x0[None].copy(), drive[:, None, :], T, on_step=record).state
         if not np.all(np.isfinite(states)):
             t = int(np.argmax(~np.all(np.isfinite(states), axis=1)))
             raise ValueError(f"the reservoir blew up: its state became non-finite at row {t} of {T}; lower the "
