@@ -194,6 +194,9 @@ def test_narma10_pipeline_reaches_its_nrmse_and_equals_reservoirpys_model():
     assert nrmse(y[n_train:], ours) < 0.3
 
     esn = pipe[0]
+    every_row = Reservoir(W=esn.W_, Win=0.2 * esn.w_in_, bias=0.2).run(u[:, None])
+    np.testing.assert_allclose(esn.fit_transform(u[:, None]), every_row, rtol=0, atol=1e-12)
+    esn.fit(u[:n_train, None])
     node = Reservoir(W=esn.W_, Win=0.2 * esn.w_in_, bias=0.2)
     model = node >> RpyRidge(ridge=alpha)
     model.fit(u[:n_train, None], y[:n_train, None], warmup=washout)
