@@ -131,8 +131,8 @@ def legend_below(fig: Figure, handles: Sequence[Any] | None = None, labels: Sequ
             for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
                 found.setdefault(label, h)
         handles, labels = list(found.values()), list(found)
-    return fig.legend(list(handles), list(labels or []), loc="outside lower center", ncols=min(ncols, max(len(handles), 1)),
-                      **kwargs)
+    return fig.legend(list(handles), list(labels or []), loc="outside lower center",
+                      ncols=min(ncols, max(len(handles), 1)), **kwargs)
 
 
 def capacity_profile(
@@ -295,12 +295,11 @@ def weights_before_after(before: tuple, after: tuple, path: str | Path) -> Path:
             s = float(target @ omega / (target @ target))
             ax.scatter(target, omega, s=4, color="C0", alpha=0.6, lw=0)
             grid = np.linspace(target.min(), target.max(), 2)
-            ax.plot(grid, s * grid, color="C1", lw=1, label=f"Ω = {s:.3g}·(−FFᵀ)")
+            ax.plot(grid, s * grid, color="C1", lw=1)
             ax.set_xlabel("−FFᵀ (off-diagonal)")
             ax.set_ylabel("Ω (off-diagonal)")
-            ax.set_title(f"after {step:,} learning steps" if step else "before learning")
-            # a rising fit leaves the upper-left corner free, a falling one the upper right
-            ax.legend(loc="upper left" if s > 0 else "upper right")
+            when = f"after {step:,} learning steps" if step else "before learning"
+            ax.set_title(f"{when}: fit (line) Ω = {s:.3g}·(−FFᵀ)")  # in the title: no legend over the cloud
     return path
 
 

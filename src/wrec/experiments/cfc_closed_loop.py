@@ -444,50 +444,47 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
 def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     """(a) R̂ per condition for every variant (mean over replicates); (b) D per variant with its bootstrap CI;
     (c) ρ and ‖W_rec‖₂ (mean over blocks) before and after training per variant."""
-    import matplotlib
-
     from wrec import plotting
 
     path = Path(path)
     summary = table(results)
     conds = list(dict.fromkeys(results.condition))
     variants = list(summary.variant)
-    cmap = matplotlib.colormaps["tab10"]
-    with plotting.figure(path, figsize=(7.5, 3.4)) as fig:
+    with plotting.figure(path, figsize=(plotting.PAGE, 3.2)) as fig:
         ax = fig.subplots()
         width = 0.8 / max(len(variants), 1)
         for i, v in enumerate(variants):
             row = summary[summary.variant == v].iloc[0]
             vals = [row["r_hat_nominal"] if c == "nominal" else row.get(f"r_hat[{c}]", np.nan) for c in conds]
             ax.bar(np.arange(len(conds)) + (i - (len(variants) - 1) / 2) * width, vals, width, label=v,
-                   color=cmap(i % 10))
+                   color=f"C{i % 8}")
         ax.axhline(1.0, color="k", lw=0.6, ls=":")
         ax.set_xticks(np.arange(len(conds)), conds, rotation=30, ha="right")
-        ax.set_ylabel("normalised return R̂ (1 = retuned expert, 0 = zero torque)")
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.set_ylabel("return R̂ (1 = retuned expert,\n0 = zero torque)")
+        plotting.legend_below(fig, ncols=len(variants))
 
     second = path.with_name(path.stem + "-degradation.png")
     y = np.arange(len(variants))
-    with plotting.figure(second, figsize=(5.5, 3.2)) as fig:
+    with plotting.figure(second, figsize=(plotting.PAGE * 0.7, 2.6)) as fig:
         ax = fig.subplots()
         ax.errorbar(summary.D, y, xerr=[summary.D - summary.D_ci_low, summary.D_ci_high - summary.D], fmt="o",
                     color="k", capsize=3)
         per = degradation(results)
         for i, v in enumerate(variants):
-            ax.plot(per[per.variant == v].D, np.full((per.variant == v).sum(), i), ".", color="tab:blue", alpha=0.6)
+            ax.plot(per[per.variant == v].D, np.full((per.variant == v).sum(), i), ".", color="C0", alpha=0.6)
         ax.set_yticks(y, variants)
         ax.axvline(0.0, color="k", lw=0.6, ls=":")
         ax.set_xlabel("degradation D = R̂_nominal − mean R̂ under shift (95 % bootstrap CI)")
 
     third = path.with_name(path.stem + "-spectra.png")
-    with plotting.figure(third, figsize=(8.0, 3.2)) as fig:
+    with plotting.figure(third, figsize=(plotting.PAGE, 2.8)) as fig:
         axes = fig.subplots(1, 2, sharey=True)
         for ax, q, name in ((axes[0], "rho", "spectral radius ρ"), (axes[1], "norm", "‖W_rec‖₂")):
-            ax.plot(summary[f"{q}_init"], y, "o", mfc="none", color="tab:gray", label="init")
-            ax.plot(summary[f"{q}_final"], y, "o", color="tab:red", label="trained")
+            ax.plot(summary[f"{q}_init"], y, "o", mfc="none", color="0.4", label="init")
+            ax.plot(summary[f"{q}_final"], y, "o", color="C3", label="trained")
             for i in range(len(variants)):
                 ax.plot([summary[f"{q}_init"].iloc[i], summary[f"{q}_final"].iloc[i]], [i, i], color="0.7", lw=0.8)
             ax.set_xlabel(f"{name} (mean over blocks)")
         axes[0].set_yticks(y, variants)
-        axes[0].legend()
+        plotting.legend_below(fig, ncols=2)
     return [path, second, third]

@@ -222,8 +222,8 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
 
     path = Path(path)
     pairs = _pairs(results)
-    colors = {"LiGRU": "crimson", "SLiGRU": "tab:blue"}
-    with plotting.figure(path, figsize=(4.2, 3.6)) as fig:
+    colors = {"LiGRU": "C3", "SLiGRU": "C0"}
+    with plotting.figure(path, figsize=(plotting.COLUMN, 3.2)) as fig:
         ax = fig.subplots()
         if not pairs.empty:
             finite = pairs[np.isfinite(pairs.LiGRU) & np.isfinite(pairs.SLiGRU)]
@@ -238,24 +238,24 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_yscale("log")
         ax.set_xlabel("SLi-GRU peak gradient norm")
         ax.set_ylabel("Li-GRU peak gradient norm")
-        ax.legend(fontsize=7)
+        plotting.legend_below(fig, ncols=2)
     steps = results[results.record == "step"]
     T, lr = steps.length.max(), steps.lr.max()
     sel = steps[(steps.length == T) & (steps.lr == lr) & (steps.replicate == steps.replicate.min())]
     sel = sel[sel.ff_norm == sel.ff_norm.iloc[0]]
     second = path.with_name(path.stem + "-training.png")
-    with plotting.figure(second, figsize=(8.0, 3.0)) as fig:
+    with plotting.figure(second, figsize=(plotting.PAGE, 2.8)) as fig:
         axes = fig.subplots(1, 2)
         for cell, frame in sel.groupby("cell"):
             axes[0].plot(frame.step, frame.grad_norm, color=colors[cell], lw=0.8, label=cell)
             axes[1].plot(frame.step, frame.loss, color=colors[cell], lw=0.8, label=cell)
         axes[0].set_yscale("log")
         axes[0].set_ylabel("global gradient norm")
-        axes[1].axhline(CONSTANT_PREDICTOR_MSE, color="gray", ls=":", lw=0.8, label="constant predictor")
+        axes[1].axhline(CONSTANT_PREDICTOR_MSE, color="0.4", ls=":", lw=0.8, label="constant predictor")
         axes[1].set_yscale("log")
         axes[1].set_ylabel("training MSE")
         for ax in axes:
             ax.set_xlabel("step")
-        axes[1].legend()
-        fig.suptitle(f"T = {T}, lr = {lr:g}, norm {sel.ff_norm.iloc[0]}, seed {sel.replicate.min()}", fontsize=9)
+        plotting.legend_below(fig)
+        fig.suptitle(f"T = {T}, lr = {lr:g}, norm {sel.ff_norm.iloc[0]}, seed {sel.replicate.min()}")
     return [path, second]

@@ -181,7 +181,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     """(a) target, learned maxout and spiking mean readout against x (first replicate); (b) RMSE over epochs;
     (c) the bounding box of a 2-D readout with its trajectory y(t) (``box_rows``; left out, with a warning, when
     the results hold none, e.g. results stored before they kept them)."""
-    from wrec.plotting import figure
+    from wrec.plotting import COLUMN, figure, legend_below
 
     path = Path(path)
     s = float(results.spike_size.iloc[0])
@@ -189,7 +189,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     r = results[(results.record == "readout") & (results.replicate == rep)].sort_values("x")
     ep = results[results.record == "epoch"]
     paths = [path, path.with_name(path.stem + "-rmse.png"), path.with_name(path.stem + "-box.png")]
-    with figure(paths[0], figsize=(4.6, 3.4)) as fig:
+    with figure(paths[0], figsize=(COLUMN, 3.2)) as fig:
         ax = fig.subplots()
         ax.plot(r.x, r.target, "k-", lw=2.5, alpha=0.3, label="target $x^2$")
         ax.plot(r.x, r.maxout, "C0-", lw=1.2, label="learned maxout $y^*(x)$")
@@ -197,9 +197,9 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.plot(r.x, r.maxout + s / 2, "C3:", lw=0.8, label=f"maxout + s/2 (s = {s:g})")
         ax.set_xlabel("input x")
         ax.set_ylabel("readout y")
-        ax.legend(fontsize=7)
+        legend_below(fig, ncols=2)
 
-    with figure(paths[1], figsize=(4.6, 3.0)) as fig:
+    with figure(paths[1], figsize=(COLUMN, 2.8)) as fig:
         ax = fig.subplots()
         for rep_i, g in ep.groupby("replicate"):
             ax.plot(g.epoch, g.rmse, marker=".", lw=1, label=f"replicate {rep_i}")
@@ -207,7 +207,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel("maxout relative RMSE")
-        ax.legend(fontsize=7)
+        legend_below(fig, ncols=2)
 
     box = results[(results.record == "box") & (results.replicate == rep)]
     if box.empty:
@@ -220,7 +220,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
 
 def _box_figure(box: pd.DataFrame, path: Path) -> None:
     """The polytope, the neurons' boundaries and the readout trajectory of ``box_rows``."""
-    from wrec.plotting import figure
+    from wrec.plotting import COLUMN, figure, legend_below
 
     def part(name: str) -> pd.DataFrame:
         return box[box.part == name]
@@ -231,7 +231,7 @@ def _box_figure(box: pd.DataFrame, path: Path) -> None:
     y_mid = part("y_mid")[["y1", "y2"]].to_numpy()[0]
     lo, hi = y_star - 1.0, y_star + 1.0
     settled = y[round(BOX_SETTLE / BOX_DT):]
-    with figure(path, figsize=(4.2, 4.2)) as fig:
+    with figure(path, figsize=(COLUMN, 4.3)) as fig:
         ax = fig.subplots()
         ax.fill(V[:, 0], V[:, 1], color="C0", alpha=0.12, lw=0)
         for _, line in part("boundary").groupby("neuron", sort=False):
@@ -248,5 +248,5 @@ def _box_figure(box: pd.DataFrame, path: Path) -> None:
         ax.set_xlabel("$y_1$")
         ax.set_ylabel("$y_2$")
         x1, x2 = BOX_INPUT
-        ax.set_title(f"N = {BOX_NEURONS}, K = M = 2, G ≥ 0, s = {BOX_SPIKE_SIZE:g}, x = ({x1:g}, {x2:g})", fontsize=8)
-        ax.legend(fontsize=6, loc="lower right")
+        ax.set_title(f"N = {BOX_NEURONS}, K = M = 2, G ≥ 0, s = {BOX_SPIKE_SIZE:g}, x = ({x1:g}, {x2:g})")
+        legend_below(fig, ncols=2)

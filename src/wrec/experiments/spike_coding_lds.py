@@ -240,9 +240,9 @@ def _by_feedback(results: pd.DataFrame) -> list[tuple[float, pd.DataFrame]]:
 
 
 def _plot_errors(results: pd.DataFrame, path: Path) -> Path:
-    from wrec.plotting import figure
+    from wrec.plotting import PAGE, figure, legend_below
 
-    with figure(path, figsize=(7.2, 2.9)) as fig:
+    with figure(path, figsize=(PAGE, 3.0)) as fig:
         axes = fig.subplots(1, 2)
         for feedback, group in _by_feedback(results):
             color, label = _color(feedback), f"K = {feedback:g}"
@@ -266,17 +266,16 @@ def _plot_errors(results: pd.DataFrame, path: Path) -> Path:
             ax.set_yscale("log")
             ax.set_xlabel("learning time (s)")
             ax.set_ylabel(label)
-            ax.legend(fontsize=7)
-        fig.tight_layout()
+        legend_below(fig, ncols=5)
     return path
 
 
 def _plot_traces(results: pd.DataFrame, rule: LDSLearning, path: Path) -> Path:
-    from wrec.plotting import figure
+    from wrec.plotting import PAGE, figure, legend_below
 
     ev = _final(results)
     ev = ev[ev.test_x.notna() & (ev.replicate == ev.replicate.min())].sort_values("feedback", ascending=False)
-    with figure(path, figsize=(7.2, 2.2 * max(len(ev), 1))) as fig:
+    with figure(path, figsize=(PAGE, 1.9 * max(len(ev), 1) + 0.4)) as fig:
         axes = fig.subplots(max(len(ev), 1), 1, squeeze=False)
         for ax, (_, row) in zip(axes[:, 0], ev.iterrows(), strict=False):
             x = np.reshape(np.asarray(row.test_x, dtype=float), (-1, rule.j))
@@ -287,16 +286,15 @@ def _plot_traces(results: pd.DataFrame, rule: LDSLearning, path: Path) -> Path:
                 ax.plot(t, xhat[:, d], color=f"C{d}", lw=1.4, ls="--", alpha=0.8, label=f"x̂{d + 1} (network)")
             ax.axvspan(0, rule.test_discard, color="0.9", lw=0)
             ax.set_title(f"learned {row.time_s:g} s with K = {row.feedback:g}, tested without feedback: "
-                         f"relative RMSE {row.autonomous_error:.3f}", fontsize=8)
+                         f"relative RMSE {row.autonomous_error:.3f}")
             ax.set_ylabel("x, x̂")
         axes[-1, 0].set_xlabel("test time (s)")
-        axes[0, 0].legend(fontsize=7, ncol=4, loc="upper right")
-        fig.tight_layout()
+        legend_below(fig, ncols=2 * rule.j)
     return path
 
 
 def _plot_weights(results: pd.DataFrame, rule: LDSLearning, path: Path) -> Path:
-    from wrec.plotting import figure
+    from wrec.plotting import PAGE, figure, legend_below
 
     final = _final(results)
     final = final[final.replicate == final.replicate.min()].sort_values("feedback", ascending=False)
@@ -304,11 +302,11 @@ def _plot_weights(results: pd.DataFrame, rule: LDSLearning, path: Path) -> Path:
     mats = [("W*", W_star)] + [(f"learned, K = {r.feedback:g}", np.reshape(r.W, (rule.n, rule.n)))
                                for _, r in final.iterrows()]
     lim = max(float(np.abs(m).max()) for _, m in mats)
-    with figure(path, figsize=(2.5 * (len(mats) + 1), 2.6), layout="constrained") as fig:
+    with figure(path, figsize=(PAGE, 2.6)) as fig:
         axes = fig.subplots(1, len(mats) + 1)
         for ax, (title, m) in zip(axes, mats, strict=False):
             image = ax.imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim)
-            ax.set_title(title, fontsize=8)
+            ax.set_title(title)
             ax.set_xticks([])
             ax.set_yticks([])
         fig.colorbar(image, ax=list(axes[:len(mats)]), fraction=0.02)
@@ -318,16 +316,16 @@ def _plot_weights(results: pd.DataFrame, rule: LDSLearning, path: Path) -> Path:
         ax.plot([-lim, lim], [-lim, lim], color="0.5", lw=0.8)
         ax.set_xlabel("W*")
         ax.set_ylabel("learned W")
-        ax.legend(fontsize=6, markerscale=3)
+        legend_below(fig, ncols=len(mats) - 1, markerscale=3)
     return path
 
 
 def _plot_a_eff(results: pd.DataFrame, rule: LDSLearning, path: Path) -> Path:
-    from wrec.plotting import figure
+    from wrec.plotting import PAGE, figure, legend_below
 
     A, D = rule.system(), rule.decoder()
     first = results[results.replicate == results.replicate.min()]
-    with figure(path, figsize=(6.4, 4.4)) as fig:
+    with figure(path, figsize=(PAGE * 0.8, 4.2)) as fig:
         axes = fig.subplots(A.shape[0], A.shape[1], sharex=True, squeeze=False)
         for feedback, group in _by_feedback(first):
             run = group.sort_values("time_s")
@@ -336,9 +334,8 @@ def _plot_a_eff(results: pd.DataFrame, rule: LDSLearning, path: Path) -> Path:
                 ax.plot(run.time_s, series[:, a, b], color=_color(feedback), lw=1.2, label=f"K = {feedback:g}")
         for (a, b), ax in np.ndenumerate(axes):
             ax.axhline(A[a, b], color="k", ls="--", lw=0.8, label="A")
-            ax.set_title(f"A_eff[{a + 1},{b + 1}]", fontsize=8)
+            ax.set_title(f"A_eff[{a + 1},{b + 1}]")
         for ax in axes[-1]:
             ax.set_xlabel("learning time (s)")
-        axes[0, 0].legend(fontsize=7)
-        fig.tight_layout()
+        legend_below(fig)
     return path
