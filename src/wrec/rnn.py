@@ -2,14 +2,14 @@
 any of them and change nothing else.
 
 A cell supplies one function, ``layer_fn(layer, direction, x, h0) -> (out, h_last)``, that runs one direction of
-one layer over a whole sequence; :func:`rnn_forward` does the rest exactly as ``torch.nn.GRU`` does: input layout
+one layer over a whole sequence; ``rnn_forward`` does the rest exactly as ``torch.nn.GRU`` does: input layout
 (``batch_first``, unbatched ``(T, F)``), ``hx`` checks, stacking of layers and directions, dropout between layers,
-and ``h_n`` laid out layer-major then direction (index ``layer * D + direction``). :class:`RNNOptions` validates
+and ``h_n`` laid out layer-major then direction (index ``layer * D + direction``). ``RNNOptions`` validates
 the constructor arguments with torch's messages.
 
 ``layer_fn`` always sees time running forward: for ``direction == 1`` it receives the time-reversed sequence and
 its outputs are reversed back here, so a reverse direction is the forward recursion on the flipped input with the
-reverse weights. Errors on a call's input are :class:`RNNInputError`, a ``ValueError`` that is also a
+reverse weights. Errors on a call's input are ``RNNInputError``, a ``ValueError`` that is also a
 ``RuntimeError``, because ``torch.nn.GRU`` raises ``RuntimeError`` for some of them and code written against it
 may catch that.
 

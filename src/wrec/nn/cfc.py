@@ -6,14 +6,14 @@ control", ICLR 2024 (arXiv 2310.03915); the CfC cell of Hasani et al., Nature Ma
 
     W_rec(r, s) = (P Qᵀ) ⊙ M,   P = U_r Σ_r^½,  Qᵀ = Σ_r^½ V_rᵀ  (rank-r SVD of the dense initial W₀),
 
-with P, Q trained and M ∈ {0, 1} a fixed buffer of sparsity s (:class:`LowRankSparse`; ``rank=None`` keeps one dense
+with P, Q trained and M ∈ {0, 1} a fixed buffer of sparsity s (``LowRankSparse``; ``rank=None`` keeps one dense
 trained matrix, still masked). The CfC step, with each head k ∈ {1, 2, a, b} split as W_k^in u + W_k^rec h + b_k:
 
     f1 = tanh(z_1), f2 = tanh(z_2), τ = σ(z_a·Δt + z_b);  h_t = f1 ⊙ (1 − τ) + τ ⊙ f2   ('default')
     h_t = f1 + τ ⊙ f2   ('no_gate');   h_t = −A ⊙ exp(−Δt(|w_τ| + |z_1|)) ⊙ z_1 + A   ('pure')
 
-:class:`CfC` and :class:`LowRankSparseLSTM`/:class:`LowRankSparseGRU`/:class:`LowRankSparseRNN` follow
-``torch.nn.GRU``'s contract through :mod:`wrec.rnn`.
+``CfC`` and ``LowRankSparseLSTM``/``LowRankSparseGRU``/``LowRankSparseRNN`` follow
+``torch.nn.GRU``'s contract through ``wrec.rnn``.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class LowRankSparse(nn.Module):
 class LowRankSparseParametrization(nn.Module):
     """A ``torch.nn.utils.parametrize`` parametrization W = (P Qᵀ) ⊙ M: the trained originals are P ``(n_out, r)``
     and Q ``(n_in, r)``, set from a weight W₀ by its rank-r SVD (P = U_r Σ_r^½, Q = V_r Σ_r^½); M is a fixed 0/1
-    buffer. Use :func:`low_rank_sparse_` to put it on a module's weight."""
+    buffer. Use ``low_rank_sparse_`` to put it on a module's weight."""
 
     mask: Tensor  # buffer: M
 
@@ -190,7 +190,7 @@ def low_rank_sparse_(module: nn.Module, name: str, rank: int, sparsity: float = 
     """Train ``module.<name>`` as W = (P Qᵀ) ⊙ M from now on (in place; returns ``module``).
 
     P, Q come from the rank-r SVD of the weight's current value (so a dense initialisation keeps its scale along
-    its top r directions); M is drawn as in :class:`LowRankSparse` (``mask`` 'bernoulli' or 'exact', sparsity s)
+    its top r directions); M is drawn as in ``LowRankSparse`` (``mask`` 'bernoulli' or 'exact', sparsity s)
     from ``generator``. Any torch optimiser then trains P and Q (``module.parametrizations.<name>.original0/1``).
     """
     from torch.nn.utils import parametrize
@@ -213,7 +213,7 @@ def low_rank_sparse_(module: nn.Module, name: str, rank: int, sparsity: float = 
 
 
 def _blocks(modules: nn.ModuleDict) -> dict[str, LowRankSparse]:
-    """The :class:`LowRankSparse` blocks held in ``modules`` by name, typed as such (a ModuleDict's values are
+    """The ``LowRankSparse`` blocks held in ``modules`` by name, typed as such (a ModuleDict's values are
     plain Modules to a type checker)."""
     return {name: cast(LowRankSparse, block) for name, block in modules.items()}
 
@@ -244,7 +244,7 @@ def _timespan_step(ts: object, batch: int, like: Tensor) -> float | Tensor:
 
 
 class CfCCell(nn.Module):
-    """One CfC cell (ncps ``CfCCell``) with every recurrent block W_k^rec a :class:`LowRankSparse`.
+    """One CfC cell (ncps ``CfCCell``) with every recurrent block W_k^rec a ``LowRankSparse``.
 
     x̃ = [u; h]; each head z_k = W_k^in u + W_k^rec h + b_k; f1 = tanh(z_1), f2 = tanh(z_2),
     τ = σ(z_a·Δt + z_b); 'default': h' = f1 ⊙ (1 − τ) + τ ⊙ f2; 'no_gate': h' = f1 + τ ⊙ f2; 'pure' (one head):
@@ -415,10 +415,10 @@ class CfCCell(nn.Module):
 
 
 class CfC(nn.Module):
-    """A stack of :class:`CfCCell` layers with ``torch.nn.GRU``'s constructor and forward contract.
+    """A stack of ``CfCCell`` layers with ``torch.nn.GRU``'s constructor and forward contract.
 
     Positional arguments as ``nn.GRU``; keyword-only: ``mode``, ``rank``, ``sparsity``, ``init``, ``mask``,
-    ``shared_mask``, ``backbone_layers``, ``backbone_units``, ``generator`` (see :class:`CfCCell`). Cells are
+    ``shared_mask``, ``backbone_layers``, ``backbone_units``, ``generator`` (see ``CfCCell``). Cells are
     ``cell_l{k}`` (and ``cell_l{k}_reverse``). ``forward(input, hx=None, timespans=None)``: ``timespans`` is Δt per
     step, None (1), a float, or a tensor laid out like the input without its feature dim ((T, B), (B, T) with
     batch_first, (T,) unbatched; a trailing 1 allowed); the reverse direction sees it reversed with the input.
@@ -504,7 +504,7 @@ class _LowRankSparseRNNBase(nn.Module):
     """Shared body of the low-rank sparse LSTM/GRU/RNN (abstract: only the three subclasses are built).
 
     Exactly torch's recurrences (gate order and biases as ``nn.LSTM``/``nn.GRU``/``nn.RNN``) with each gate's
-    W_hh block a :class:`LowRankSparse` (``hh{sfx}[gate]``; W₀ torch's U(±1/√H) unless ``init`` says otherwise).
+    W_hh block a ``LowRankSparse`` (``hh{sfx}[gate]``; W₀ torch's U(±1/√H) unless ``init`` says otherwise).
     """
 
     _kind: str
@@ -597,7 +597,7 @@ class _LowRankSparseRNNBase(nn.Module):
 
 
 class LowRankSparseRNN(_LowRankSparseRNNBase):
-    """``nn.RNN`` (h' = act(W_ih x + b_ih + W_hh h + b_hh)) with W_hh a :class:`LowRankSparse`.
+    """``nn.RNN`` (h' = act(W_ih x + b_ih + W_hh h + b_hh)) with W_hh a ``LowRankSparse``.
 
     Same positional signature as ``nn.RNN``; keyword-only ``rank`` (None: dense), ``sparsity``, ``init``, ``mask``,
     ``generator``. Shape: as ``nn.RNN``.
@@ -618,7 +618,7 @@ class LowRankSparseRNN(_LowRankSparseRNNBase):
 
 
 class LowRankSparseGRU(_LowRankSparseRNNBase):
-    """``nn.GRU`` (gates r, z, n in torch's order and form) with each W_hh gate block a :class:`LowRankSparse`.
+    """``nn.GRU`` (gates r, z, n in torch's order and form) with each W_hh gate block a ``LowRankSparse``.
 
     Same positional signature as ``nn.GRU``; keyword-only ``rank``, ``sparsity``, ``init``, ``mask``,
     ``generator``. Shape: as ``nn.GRU``.
@@ -639,7 +639,7 @@ class LowRankSparseGRU(_LowRankSparseRNNBase):
 
 
 class LowRankSparseLSTM(_LowRankSparseRNNBase):
-    """``nn.LSTM`` (gates i, f, g, o) with each W_hh gate block a :class:`LowRankSparse`; ``proj_size`` must be 0.
+    """``nn.LSTM`` (gates i, f, g, o) with each W_hh gate block a ``LowRankSparse``; ``proj_size`` must be 0.
 
     Same positional signature as ``nn.LSTM``; keyword-only ``rank``, ``sparsity``, ``init``, ``mask``,
     ``generator``. Shape: as ``nn.LSTM``: hx = (h_0, c_0), each (D·L, B, H); returns output, (h_n, c_n).
@@ -685,8 +685,8 @@ class LowRankSparseLSTM(_LowRankSparseRNNBase):
 
 
 def recurrent_matrices(module: nn.Module) -> dict[str, Tensor]:
-    """Every recurrent matrix of ``module`` by name, detached: 'W' for a :class:`LowRankSparse`, the head names for
-    a :class:`CfCCell` ('backbone' with a backbone), 'l{k}[_reverse].{head or gate}' for stacks (:class:`CfC`, the
+    """Every recurrent matrix of ``module`` by name, detached: 'W' for a ``LowRankSparse``, the head names for
+    a ``CfCCell`` ('backbone' with a backbone), 'l{k}[_reverse].{head or gate}' for stacks (``CfC``, the
     LowRankSparse RNNs, and ``torch.nn.RNN``/``GRU``/``LSTM`` whose W_hh is split into its gate blocks).
 
     Shape: each (H, H) ((units, H) for a backbone block).

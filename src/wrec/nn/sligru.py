@@ -12,7 +12,7 @@ features of U h per sample and step (eps ``ln_eps``, no affine unless ``recurren
 recurrent-dropout mask drawn once per sequence. The LN makes the recurrent drive invariant to the scale of h
 and U, which stops the ReLU candidate's runaway growth.
 
-Backends: ``loop`` runs :func:`ligru_step` under autograd (the readable reference); ``fused`` is a
+Backends: ``loop`` runs ``ligru_step`` under autograd (the readable reference); ``fused`` is a
 ``torch.autograd.Function`` whose forward runs the loop without a graph and whose backward through time is
 written by hand; ``auto`` takes ``fused`` when a gradient is needed and ``loop`` otherwise.
 """
@@ -198,7 +198,7 @@ def fused_light_gru(
     ln_weight: Tensor | None = None,
     ln_bias: Tensor | None = None,
 ) -> Tensor:
-    """All T steps of :func:`ligru_step` as one autograd node with a hand-written backward through time.
+    """All T steps of ``ligru_step`` as one autograd node with a hand-written backward through time.
 
     Shape: w (T, B, 2H); h0 (B, H); weight_hh (2H, H); mask (B, H) or None; returns h_1…h_T (T, B, H).
     """
@@ -226,7 +226,7 @@ def _check_light_gru_options(nonlinearity: object, ff_normalization: object, bac
 
 
 class _LightGRU(nn.Module):
-    """Shared body of :class:`LiGRU` and :class:`SLiGRU` (abstract: only the two subclasses are built)."""
+    """Shared body of ``LiGRU`` and ``SLiGRU`` (abstract: only the two subclasses are built)."""
 
     _stabilised: bool
     weight_ih_l0: Tensor  # the first layer's weights (registered in __init__ with every other layer's)
@@ -309,7 +309,7 @@ class _LightGRU(nn.Module):
 
         ``generator`` (optional, keyword only) draws the dropout masks (between layers and recurrent); None uses
         torch's global RNG as nn.GRU does. ``return_max_abs_h=True`` (keyword only) also returns max|h| over
-        time, batch and units per layer and direction (detached), the input of :func:`eta_bound`. The module
+        time, batch and units per layer and direction (detached), the input of ``eta_bound``. The module
         itself is not modified (apart from BatchNorm's running statistics in training mode, as in torch).
 
         Shape: input (T, B, F), (B, T, F) if batch_first, or unbatched (T, F); hx (D·num_layers, B, H) or
@@ -366,12 +366,12 @@ class LiGRU(_LightGRU):
     and ``h_n`` layout). Extra keyword arguments: ``nonlinearity`` ('relu', 'tanh', 'leaky_relu', 'sin'),
     ``ff_normalization`` ('batchnorm' (momentum 0.05, over B·T rows), 'layernorm' or None), ``recurrent_dropout``
     (a per-sequence mask on the candidate), ``backend`` ('auto', 'loop', 'fused'). Its ReLU candidate is
-    unbounded: with a large recurrent gain the state and the gradients can explode (use :class:`SLiGRU`).
+    unbounded: with a large recurrent gain the state and the gradients can explode (use ``SLiGRU``).
 
     Parameters per layer k (and ``_reverse``): ``weight_ih_l{k}`` (2H, F), ``weight_hh_l{k}`` (2H, H),
     ``norm_l{k}`` (the feed-forward normaliser; ``bias=False`` freezes its shift at 0).
 
-    Shape: see :meth:`forward`.
+    Shape: see ``forward``.
     """
 
     _stabilised = False
@@ -389,10 +389,10 @@ class SLiGRU(_LightGRU):
 
     The layer norm over the 2H recurrent features (eps ``ln_eps``; learnable scale and shift only with
     ``recurrent_affine=True``) makes the recurrent drive independent of the scale of h and U, so the ReLU
-    candidate cannot run away. Everything else as :class:`LiGRU`, a drop-in replacement for ``torch.nn.GRU``;
+    candidate cannot run away. Everything else as ``LiGRU``, a drop-in replacement for ``torch.nn.GRU``;
     with ``recurrent_affine`` the LN's scale and shift are ``ln_weight_l{k}``, ``ln_bias_l{k}`` (2H,).
 
-    Shape: see :meth:`forward`.
+    Shape: see ``forward``.
     """
 
     _stabilised = True

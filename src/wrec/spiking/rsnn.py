@@ -8,10 +8,10 @@ Discrete time (Δt = 1), one hidden layer ``l`` of ``H_l`` neurons after another
 
 with α = e^{−1/τ_m}, ρ = e^{−1/τ_a}, κ = e^{−1/τ_out} (Bellec et al., Nat. Commun. 11, 3625, 2020). The input of
 layer ``l > 0`` is the spike train of layer ``l − 1`` at the same step. The spike's derivative is replaced by a
-surrogate ψ(u), u = v − A (triangle, fast sigmoid or arctan); every learning rule of :mod:`wrec.spiking.rules`
+surrogate ψ(u), u = v − A (triangle, fast sigmoid or arctan); every learning rule of ``wrec.spiking.rules``
 uses the same ψ. W_rec has no autapses: its diagonal is masked by a buffer, so its gradient there is zero.
 
-:func:`lif_step` is the pure step; :meth:`RSNN.hidden` and :meth:`RSNN.forward` are the loop.
+``lif_step`` is the pure step; ``RSNN.hidden`` and ``RSNN.forward`` are the loop.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def spike(u: Tensor, params: LIFParameters) -> Tensor:
 
 
 def surrogate_derivative(u: Tensor, params: LIFParameters) -> Tensor:
-    """ψ(u) of ``params.surrogate``: exactly what :func:`spike`'s backward multiplies by. Shape: any."""
+    """ψ(u) of ``params.surrogate``: exactly what ``spike``'s backward multiplies by. Shape: any."""
     if params.surrogate == "triangle":
         return triangle_derivative(u, params.gamma, params.threshold)
     if params.surrogate == "fast-sigmoid":
@@ -388,11 +388,11 @@ class RSNN(nn.Module):
         detach_inputs: bool = False,
         feedback: Sequence[tuple[Tensor | None, Tensor | None]] | None = None,
     ) -> list[Tensor]:
-        """Spike trains of every layer for a time-major input (see :meth:`prepare_input`).
+        """Spike trains of every layer for a time-major input (see ``prepare_input``).
 
         ``detach_inputs`` stops the gradient between layers (each layer sees the one below as a fixed input).
         ``feedback``: per layer (B_in ``(N_l, H_l)`` or None, B_rec ``(H_l, H_l)`` or None), the matrices that
-        carry the error backwards in place of W_inᵀ and W_recᵀ (see :func:`lif_step`).
+        carry the error backwards in place of W_inᵀ and W_recᵀ (see ``lif_step``).
         Shape: x ``(T, B, N_in)``; returns one ``(T, B, H_l)`` per layer.
         """
         T, B, _ = x.shape

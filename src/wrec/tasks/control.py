@@ -8,9 +8,9 @@ Seaquest and HalfCheetah. Experts see the full state:
     CartPole: LQR on the Euler-discretised linearisation at the upright, action 1[u > 0].
 
 The LQR gain is K = (R + BᵀPB)⁻¹BᵀPA with P from ``scipy.linalg.solve_discrete_are``; A, B linearise exactly the
-environment's own integrator (Pendulum's semi-implicit Euler step, CartPole's explicit Euler). A :class:`Shift`
+environment's own integrator (Pendulum's semi-implicit Euler step, CartPole's explicit Euler). A ``Shift``
 changes one thing of an environment: a physical parameter by a factor (gravity, mass, length, force), additive
-Gaussian observation noise, or a one-step action delay. Agents see positions only (:func:`positions_only`).
+Gaussian observation noise, or a one-step action delay. Agents see positions only (``positions_only``).
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def make_env(env_id: str, shift: Shift = Shift(), *, seed: Seed = None):
 
     Physical shifts set the unwrapped environment's constants (CartPole's ``total_mass`` and ``polemass_length``
     are recomputed: gymnasium sets them only in ``__init__``); observation noise and action delay are wrappers
-    (:class:`ObservationNoise` draws from ``seed``; :class:`ActionDelay`). The env checker is off: noisy
+    (``ObservationNoise`` draws from ``seed``; ``ActionDelay``). The env checker is off: noisy
     observations may leave the observation space on purpose.
     """
     import gymnasium
@@ -485,7 +485,7 @@ def cartpole_rollout(
 
 def rollout(env_id: str, policy: Callable[[np.ndarray], np.ndarray], shift: Shift = Shift(),
             **kwargs) -> dict[str, np.ndarray]:
-    """:func:`pendulum_rollout` or :func:`cartpole_rollout` by ``env_id`` (same keywords)."""
+    """``pendulum_rollout`` or ``cartpole_rollout`` by ``env_id`` (same keywords)."""
     fn = pendulum_rollout if _env_id(env_id) == "Pendulum-v1" else cartpole_rollout
     return fn(policy, shift, **kwargs)
 

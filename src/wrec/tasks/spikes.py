@@ -1,10 +1,10 @@
 """Offline spiking data: sklearn's digits with three spike encodings, and a synthetic temporal spike-pattern task.
 
-- :func:`digits`: the 1797 8×8 images shipped with scikit-learn, x/16 ∈ [0, 1], split 70/30 stratified by class.
-- :func:`encode`: intensities ``(B, N)`` in [0, 1] -> an input train ``(T, B, N)``: ``"direct"`` (gain·x every step,
+- ``digits``: the 1797 8×8 images shipped with scikit-learn, x/16 ∈ [0, 1], split 70/30 stratified by class.
+- ``encode``: intensities ``(B, N)`` in [0, 1] -> an input train ``(T, B, N)``: ``"direct"`` (gain·x every step,
   deterministic and differentiable in x), ``"rate"`` (Bernoulli(p_max·x) per step), ``"latency"`` (one spike at step
   round((1 − x)(T − 1)) where x > 0.05).
-- :func:`spike_patterns`: K frozen Poisson templates (``channels`` × T, rate per step) and noisy samples of them
+- ``spike_patterns``: K frozen Poisson templates (``channels`` × T, rate per step) and noisy samples of them
   (each spike jittered by a uniform integer in [−jitter, jitter], deleted with probability ``deletion``, plus
   Bernoulli(``insertion``) spikes in every bin): a task where timing within the trial carries the class.
 """
@@ -101,7 +101,7 @@ def _intensities(x: Tensor) -> Tensor:
 
 def _rate(x: Tensor, xd: Tensor, T: int, p_max: float, generator: torch.Generator | None, noise: Tensor | None,
           straight_through: bool) -> Tensor:
-    """Bernoulli(p_max·x) spikes, drawn or thresholded from frozen uniform ``noise``; see :func:`encode`."""
+    """Bernoulli(p_max·x) spikes, drawn or thresholded from frozen uniform ``noise``; see ``encode``."""
     _checks.real(p_max, "p_max", low=0.0, high=1.0)
     probs = (p_max * xd).unsqueeze(0).expand(T, *x.shape)
     if noise is None:
@@ -118,7 +118,7 @@ def _rate(x: Tensor, xd: Tensor, T: int, p_max: float, generator: torch.Generato
 
 
 def _latency(x: Tensor, xd: Tensor, T: int, latency_threshold: float, straight_through: bool) -> Tensor:
-    """One spike at round((1 − x)(T − 1)) where x > ``latency_threshold``; see :func:`encode`."""
+    """One spike at round((1 − x)(T − 1)) where x > ``latency_threshold``; see ``encode``."""
     _checks.real(latency_threshold, "latency_threshold", low=0.0, high=1.0)
     t_spike = torch.round((1 - xd) * (T - 1)).long()  # (B, N)
     out = torch.zeros(T, *x.shape, dtype=x.dtype, device=x.device)
@@ -184,7 +184,7 @@ def spike_patterns(
     with probability ``deletion``; then every bin gets a spike with probability ``insertion``; coinciding spikes
     merge (binary output). Train and test sets share ``template_seed`` and differ in ``seed``. ``templates``:
     ``"poisson"`` or ``"timing"`` (one spike per channel: a task that counts cannot solve), see
-    :func:`pattern_templates`.
+    ``pattern_templates``.
     """
     _checks.integer(n, "n", low=1)
     _checks.integer(jitter, "jitter", low=0)
