@@ -29,8 +29,9 @@ from sklearn.pipeline import make_pipeline
 
 from _timing import best  # benchmarks/ is on sys.path when a script runs
 from wrec.capacity import memory_capacity
-from wrec.sklearn import ESNTransformer, narma10
+from wrec.sklearn import ESNTransformer
 from wrec.states import state_matrix
+from wrec.tasks import narma10
 
 RIDGE, LEAK, RHO, UNITS = 1e-7, 0.5, 0.9, 100
 

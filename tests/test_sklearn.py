@@ -11,7 +11,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from wrec import reservoir, weights
 from wrec.capacity import memory_capacity
-from wrec.sklearn import ESNTransformer, LinearReservoirTransformer, MemoryCapacityScorer, RateTransformer, narma10
+from wrec.sklearn import ESNTransformer, LinearReservoirTransformer, MemoryCapacityScorer, RateTransformer
+from wrec.tasks import narma10
 
 # --- scikit-learn's estimator checks ----------------------------------------------------------------------------
 

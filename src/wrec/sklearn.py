@@ -19,7 +19,8 @@ Examples:
     >>> import numpy as np
     >>> from sklearn.linear_model import Ridge
     >>> from sklearn.pipeline import make_pipeline
-    >>> from wrec.sklearn import ESNTransformer, narma10
+    >>> from wrec.sklearn import ESNTransformer
+    >>> from wrec.tasks import narma10
     >>> u = np.random.default_rng(0).uniform(0, 0.5, 3_000)
     >>> y = narma10(u)
     >>> pipe = make_pipeline(ESNTransformer(100, spectral_radius=0.9, input_scale=0.5, seed=1), Ridge(1e-6))
@@ -48,7 +49,7 @@ from wrec.capacity.thresholds import Surrogate, Threshold
 from wrec.reservoir import models
 from wrec.weights import gaussian, input_weights, spectral_radius
 
-__all__ = ["ESNTransformer", "LinearReservoirTransformer", "MemoryCapacityScorer", "RateTransformer", "narma10"]
+__all__ = ["ESNTransformer", "LinearReservoirTransformer", "MemoryCapacityScorer", "RateTransformer"]
 
 INITIAL_STATES = ("fit", "rest")
 
@@ -296,29 +297,3 @@ class MemoryCapacityScorer:
         states = estimator.transform(X)[washout:]
         mc = memory_capacity(states, X[washout:, feature], self.max_delay, threshold=self.threshold)
         return mc.total_from(self.first_delay)
-
-
-def narma10(u: Any) -> np.ndarray:
-    """NARMA-10 (Atiya & Parlos 2000): y_{t+1} = 0.3 y_t + 0.05 y_t Σ_{i=0}^{9} y_{t−i} + 1.5 u_{t−9} u_t + 0.1.
-
-    The output is aligned with the input: ``y[t]`` is y_{t+1}, the value that follows input u_t, from a zero
-    history (y and u are 0 before t = 0). The usual input is u_t ~ U[0, 0.5]. ReservoirPy's ``datasets.narma``
-    differs: its sum runs over y_{t−1} .. y_{t−10} and its product is u_{t−10} u_t.
-
-    Shape: u (T,) -> y (T,).
-
-    Raises:
-        ValueError: u not 1-D and finite, or a sequence that diverges (y non-finite).
-    """
-    u = _checks.array(u, "u", ndim=1)
-    T = u.shape[0]
-    y = np.zeros(T + 10)  # y[10 + t] = y_{t+1}; y[:10] the zero history y_{t} for t <= 0
-    pad = np.r_[np.zeros(9), u]  # pad[9 + t] = u_t
-    with np.errstate(over="ignore", invalid="ignore"):  # a divergence is reported below
-        for t in range(T):
-            y_t = y[9 + t]
-            y[10 + t] = 0.3 * y_t + 0.05 * y_t * y[t:10 + t].sum() + 1.5 * pad[t] * pad[9 + t] + 0.1
-    out = y[10:]
-    if not np.all(np.isfinite(out)):
-        raise ValueError("NARMA-10 diverged on this input; use u_t in [0, 0.5]")
-    return out
