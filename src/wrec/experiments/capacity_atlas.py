@@ -1,4 +1,5 @@
-"""Capacity atlas: readout scaling of memory and nonlinear capacity across every recurrent family in wrec.
+"""Capacity atlas: readout scaling of memory and nonlinear capacity across every recurrent family in wrec, untrained
+and trained (the question of Takasu & Aoyagi, Phys. Rev. Research 2025, asked of every wrec family).
 
 Takasu & Aoyagi, "Neuronal correlations shape the scaling behavior of memory capacity and nonlinear
 computational capability of reservoir recurrent neural networks", Phys. Rev. Research (2025), measured reservoirs:
