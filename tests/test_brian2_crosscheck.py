@@ -18,7 +18,15 @@ The Brian2 interpreter is ``$WREC_BRIAN2_PYTHON``, else ``.venv-brian2/bin/pytho
 README's test command makes it). Without it the test skips, but fails when ``WREC_REQUIRE_BRIAN2=1`` (set by the
 README's test command) or ``CI`` is set, or when ``WREC_BRIAN2_PYTHON`` names a missing file: CI runs it.
 
-Norse (1.1) is not used for ``wrec.spiking.rsnn``'s LIF step: see the note at the end of this module.
+Norse (1.1) is not a cross-check of ``wrec.spiking.rsnn``'s LIF step, because its LIF has another discretisation.
+wrec (as snnTorch's RLeaky with subtractive reset): v_t = α v_{t−1} + W_in x_t + W_rec z_{t−1} − θ z_{t−1},
+α = e^{−1/τ_m}, z_t = H(v_t − θ). Norse's ``lif_step`` (its LIF, read from its source): (1) a synaptic current i:
+input and recurrent spikes jump i, which reaches v through the Euler step of the *next* step, low-pass filtered
+by τ_syn, so a spike reaches v one step later than in wrec and spread out; (2) the decay is Euler's
+1 − dt/τ_mem, not e^{−1/τ_m} (a choice of τ would match it); (3) the reset is to v_reset = 0, in the step of the
+spike, not the subtraction of θ at the next. Its current-free ``LIFBox`` with ``reset_subtract`` comes closest,
+but subtracts θ from the potential before the decay, i.e. α θ in wrec's terms, so no parameter choice makes the
+spike trains equal, and Norse is not a dependency.
 """
 
 from __future__ import annotations
@@ -110,7 +118,7 @@ def first_difference(a: np.ndarray, b: np.ndarray) -> str:
     diff = np.flatnonzero((a[:m] != b[:m]).any(axis=1))
     if diff.size:
         s = int(diff[0])
-        return f"spike {s}: wrec (step, neuron) = {tuple(a[s])}, Brian2 {tuple(b[s])}"
+        return f"spike {s}: wrec (step, neuron) = {a[s].tolist()}, Brian2 {b[s].tolist()}"
     return f"equal for {m} spikes, then wrec has {len(a)} and Brian2 {len(b)}"
 
 
@@ -144,5 +152,3 @@ def test_the_greedy_rule_is_exercised(runs: dict[str, tuple[SCNRun, dict[str, np
         else:
             assert per_step.max() == 1 and brian["rounds"].max() == 0
 
-
-# Norse (1.1) and wrec.spiking.rsnn: NORSE_NOTE
