@@ -28,6 +28,7 @@ event space the last step's threshold left: a spike's Ω column is added at the 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import brian2
 import numpy as np
@@ -128,7 +129,8 @@ def main(argv: list[str]) -> None:
     for source, target in zip(argv[1::2], argv[2::2], strict=True):
         with np.load(source) as f:
             data = {name: f[name] for name in f.files}
-        np.savez(target, brian2_version=np.array(brian2.__version__), **simulate(data))
+        out: dict[str, Any] = simulate(data)
+        np.savez(target, brian2_version=np.array(brian2.__version__), **out)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -75,7 +76,7 @@ def brian2_python() -> Path:
     pytest.skip(why)
 
 
-def network(case: Case) -> tuple[dict[str, np.ndarray], SCNRun]:
+def network(case: Case) -> tuple[dict[str, Any], SCNRun]:
     """The arrays ``brian2_scn.py`` reads for ``case``, and wrec's run of the same network."""
     rng = np.random.default_rng(0)
     D = rng.standard_normal((2, 20))
@@ -84,8 +85,8 @@ def network(case: Case) -> tuple[dict[str, np.ndarray], SCNRun]:
     w = optimal_weights(D, mu=1e-3, nu=1e-3, A=A, leak=LEAK)
     params = SCNParams(leak=LEAK, dt=DT, mu=1e-3, nu=1e-3, mode=case.mode)
     c = smoothed_white_noise(STEPS, 2, seed=1)  # the authors' input: width 30 steps, amplitude 2000, blocks of 1000
-    data = {"F": w.F, "fast": w.fast, "T": w.T, "c": c, "x0": X0, "leak": np.array(LEAK), "dt": np.array(DT),
-            "mode": np.array(case.mode), "rounds": np.array(ROUNDS)}
+    data: dict[str, Any] = {"F": w.F, "fast": w.fast, "T": w.T, "c": c, "x0": X0, "leak": np.array(LEAK),
+                            "dt": np.array(DT), "mode": np.array(case.mode), "rounds": np.array(ROUNDS)}
     if w.slow is not None:
         data["slow"] = w.slow
     return data, simulate(w, c, params, x0=X0)
