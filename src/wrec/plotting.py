@@ -108,7 +108,8 @@ def figure(path: str | Path, **kwargs: Any) -> Iterator[Figure]:
 def _tidy_log(ax: Any) -> None:
     """Log axes whose tick labels cannot crowd: minor ticks unlabelled, and where the view spans under two
     decades (few or no powers of ten in view), major ticks at 1, 2, 5 × 10^k (every k × 10^k under half a
-    decade) labelled as plain numbers. Axes given their own locator or formatter are left alone."""
+    decade) labelled as plain numbers (base-10 axes only). Axes given their own locator or formatter are left
+    alone."""
     for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
         if axis.get_scale() != "log" or type(axis.get_major_locator()) is not LogLocator \
                 or type(axis.get_major_formatter()) is not LogFormatterSciNotation:
@@ -116,7 +117,7 @@ def _tidy_log(ax: Any) -> None:
         axis.set_minor_formatter(NullFormatter())
         lo, hi = sorted((lo, hi))
         span = np.log10(hi / lo) if lo > 0 else np.inf
-        if span < 2:
+        if span < 2 and getattr(axis.get_transform(), "base", 10) == 10:  # other bases keep their powers
             axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if span >= 0.5 else tuple(range(1, 10))))
             axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 

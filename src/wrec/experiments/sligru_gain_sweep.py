@@ -172,10 +172,10 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     from wrec import plotting
 
     path = Path(path)
-    colors = {"LiGRU": "crimson", "SLiGRU": "tab:blue"}
+    colors = {"LiGRU": "C3", "SLiGRU": "C0"}
     finite_max = results.loc[np.isfinite(results.max_abs_h), "max_abs_h"].max()
     ceiling = 10 ** np.ceil(np.log10(max(finite_max, 1.0)) + 1)
-    with plotting.figure(path, figsize=(4.6, 3.2)) as fig:
+    with plotting.figure(path, figsize=(plotting.COLUMN, 3.0)) as fig:
         ax = fig.subplots()
         for key, frame in results.groupby("cell"):
             cell = str(key)
@@ -191,10 +191,10 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_yscale("log")
         ax.set_xlabel("recurrent gain g (U = g·Q)")
         ax.set_ylabel("max |h_t| over t")
-        ax.legend()
+        plotting.legend_below(fig, ncols=2)
     first = results[results.replicate == results.replicate.min()]
     second = path.with_name(path.stem + "-trajectories.png")
-    with plotting.figure(second, figsize=(8.0, 3.0)) as fig:
+    with plotting.figure(second, figsize=(plotting.PAGE, 2.8)) as fig:
         axes = fig.subplots(1, 2, sharey=True)
         cmap = matplotlib.colormaps["viridis"]
         gains = sorted(first.gain.unique())
@@ -208,5 +208,5 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
             ax.set_title(cell)
             ax.set_xlabel("step t")
         axes[0].set_ylabel("max over units of |h_t| (gaps: non-finite)")
-        axes[1].legend()
+        plotting.legend_below(fig, ncols=len(gains))
     return [path, second]

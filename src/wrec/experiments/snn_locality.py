@@ -748,7 +748,7 @@ def _ordering_rows(study: str, final: pd.DataFrame) -> list[dict]:
 
 
 _ARCH_STYLES = {"feedforward": "--", "recurrent": "-", "feedforward-matched": ":"}
-_ARCH_COLORS = {"feedforward": "0.35", "recurrent": "tab:red", "feedforward-matched": "tab:blue"}
+_ARCH_COLORS = {"feedforward": "0.35", "recurrent": "#D55E00", "feedforward-matched": "#0072B2"}  # Okabe–Ito
 
 
 def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
@@ -777,33 +777,37 @@ def _plot_robustness(att: pd.DataFrame, p: Path) -> Path:
     panels = [(a, "white-box") for a in ATTACKS if a in set(att.attack)] + [
         ("pgd", s) for s in ("transfer-same", "transfer-other") if s in set(att.source)]
     encodings = [e for e in ENCODINGS if e in set(att.encoding)]
-    with plotting.figure(p, figsize=(2.6 * len(panels), 2.6 * len(encodings)), layout="constrained") as fig:
-        axes = fig.subplots(len(encodings), len(panels), sharey=True, squeeze=False)
-        for row, encoding in zip(axes, encodings, strict=True):
-            for ax, (attack, source) in zip(row, panels, strict=True):
-                sub = att[(att.attack == attack) & (att.source == source) & (att.encoding == encoding)]
-                for arch, g in sub.groupby("architecture"):  # mean over rules and replicates, band: the rules
-                    per_rule = g.pivot_table(index="eps", columns="rule", values="accuracy")
-                    line, = ax.plot(per_rule.index, per_rule.mean(axis=1), _ARCH_STYLES.get(str(arch), "-"),
-                                    color=_ARCH_COLORS.get(str(arch)), lw=1.2, label=arch)
-                    ax.fill_between(per_rule.index, per_rule.min(axis=1), per_rule.max(axis=1),
-                                    color=line.get_color(), alpha=0.15, lw=0)
-                ax.set_title(f"{attack} ({source}), {encoding}", fontsize=8)
-                ax.set_xlabel("ε")
+    cells = [(e, a, s) for e in encodings for a, s in panels]
+    cols = min(3, len(cells))
+    rows = -(-len(cells) // cols)
+    with plotting.figure(p, figsize=(plotting.PAGE, 1.9 * rows + 0.6)) as fig:
+        axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
+        for ax in axes.flat[len(cells):]:
+            ax.set_visible(False)
+        for ax, (encoding, attack, source) in zip(axes.flat, cells, strict=False):
+            sub = att[(att.attack == attack) & (att.source == source) & (att.encoding == encoding)]
+            for arch, g in sub.groupby("architecture"):  # mean over rules and replicates, band: the rules
+                per_rule = g.pivot_table(index="eps", columns="rule", values="accuracy")
+                line, = ax.plot(per_rule.index, per_rule.mean(axis=1), _ARCH_STYLES.get(str(arch), "-"),
+                                color=_ARCH_COLORS.get(str(arch)), lw=1.2, label=arch)
+                ax.fill_between(per_rule.index, per_rule.min(axis=1), per_rule.max(axis=1),
+                                color=line.get_color(), alpha=0.15, lw=0)
+            ax.set_title(f"{attack}, {source}" + (f", {encoding}" if len(encodings) > 1 else ""))
+            ax.set_xlabel("ε")
+        for row in axes:
             row[0].set_ylabel("accuracy")
-        axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        if len(encodings) == 1:
+            fig.suptitle(f"{encodings[0]} encoding: mean over rules (band: the rules' range)")
+        plotting.legend_below(fig, ncols=4)
     return p
 
 
 def _plot_delta_rec(deltas: list[tuple[str, pd.DataFrame]], p: Path) -> Path:
     """Δ_rec with its 95 % CI per (encoding, attack, source), a point per rule; one panel per baseline."""
-    import matplotlib
-
     from wrec import plotting
 
-    colors = dict(zip(RULES, matplotlib.color_sequences["tab10"], strict=False))
-    width = max(6.5, 0.45 * max(len(d.groupby(["encoding", "attack", "source"])) for _, d in deltas))
-    with plotting.figure(p, figsize=(width, 2.6 * len(deltas))) as fig:
+    colors = dict(zip(RULES, plotting.OKABE_ITO, strict=False))
+    with plotting.figure(p, figsize=(plotting.PAGE, 2.3 * len(deltas) + 0.4)) as fig:
         axes = fig.subplots(len(deltas), 1, squeeze=False)
         for ax, (baseline, d) in zip(axes[:, 0], deltas, strict=True):
             prefix = d.encoding.str.slice(0, 4) + "\n" if d.encoding.nunique() > 1 else ""
@@ -815,29 +819,34 @@ def _plot_delta_rec(deltas: list[tuple[str, pd.DataFrame]], p: Path) -> Path:
                 ax.errorbar(x, g.delta_rec, yerr=np.nan_to_num(err), fmt="o", ms=3, color=colors.get(str(rule)),
                             label=rule)
             ax.axhline(0, color="k", lw=0.5)
-            ax.set_xticks(range(len(labels)), labels, fontsize=7)
-            ax.set_ylabel(f"Δ_rec vs {baseline}\n(AUC, 95 % CI)", fontsize=8)
-        axes[0, 0].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+            ax.set_xticks(range(len(labels)), labels)
+            ax.set_ylabel(f"Δ_rec vs {baseline}\n(AUC, 95 % CI)")
+        plotting.legend_below(fig, ncols=len(RULES))
     return p
 
 
 def _plot_cka(cka: pd.DataFrame, p: Path) -> Path:
     """CKA between BPTT and each other rule (and the untrained net) vs epoch, one panel per study."""
-    import matplotlib
+    from matplotlib.lines import Line2D
 
     from wrec import plotting
 
     studies = [s for s in STUDIES if s in set(cka.study)]
-    shades = dict(zip([*RULES, "untrained"], matplotlib.color_sequences["tab10"], strict=False))
-    with plotting.figure(p, figsize=(4.0 * len(studies), 2.8)) as fig:
+    shades = dict(zip([*RULES, "untrained"], plotting.OKABE_ITO, strict=False))
+    with plotting.figure(p, figsize=(plotting.PAGE if len(studies) > 1 else plotting.COLUMN, 2.9)) as fig:
         axes = fig.subplots(1, len(studies), squeeze=False)
         for ax, study in zip(axes[0], studies, strict=True):
             for (architecture, other), g in cka[cka.study == study].groupby(["architecture", "rule_b"]):
                 m = g.groupby("epoch").cka.mean()
                 ax.plot(m.index, m.values, _ARCH_STYLES.get(str(architecture), "-"), color=shades.get(str(other)),
-                        lw=1, label=f"BPTT vs {other}, {architecture}")
-            ax.set_title(f"{study} study", fontsize=9)
+                        lw=1)
+            ax.set_title(f"{study} study")
             ax.set_xlabel("epoch")
         axes[0][0].set_ylabel("linear CKA (test spike counts)")
-        axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        # one entry per compared rule (colour) and per architecture (line style), not one per pair
+        others = [r for r in shades if r in set(cka.rule_b)]
+        archs = [a for a in _ARCH_STYLES if a in set(cka.architecture)]
+        handles = [Line2D([], [], color=shades[r], lw=2) for r in others]
+        handles += [Line2D([], [], color="0.3", ls=_ARCH_STYLES[a]) for a in archs]
+        plotting.legend_below(fig, handles, [f"BPTT vs {r}" for r in others] + archs, ncols=4)
     return p

@@ -362,6 +362,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     """(a) E(β) per f (panels) and width (colours): polynomial memory (solid), exponential (dashed), and polynomial
     with only w perturbed (dotted); (b) stability margin versus width per f."""
     import matplotlib
+    from matplotlib.lines import Line2D
 
     from wrec import plotting
 
@@ -371,7 +372,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     reparams = [f for f in REPARAMS if f in set(ok["reparam"])]
     widths = sorted(ok["width"].unique())
     colors = matplotlib.colormaps["viridis"]
-    with plotting.figure(path, figsize=(3.0 * len(reparams), 3.0)) as fig:
+    with plotting.figure(path, figsize=(plotting.PAGE, 2.9)) as fig:
         axes = fig.subplots(1, len(reparams), sharey=True, squeeze=False)
         for ax, f in zip(axes[0], reparams, strict=True):
             for i, m in enumerate(widths):
@@ -382,17 +383,19 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
                         continue
                     curve = sel.groupby("beta")["error"].median()
                     y = np.clip(curve.to_numpy(), None, 1e30)
-                    ax.plot(curve.index, y, fmt, color=colors(i / max(len(widths) - 1, 1)),
-                            label=f"m={m}" if fmt == "-" else None)
+                    ax.plot(curve.index, y, fmt, color=colors(i / max(len(widths) - 1, 1) * 0.9))
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(f"f = {f}")
             ax.set_xlabel("perturbation β")
-        axes[0, 0].set_ylabel("E(β): worst test MSE (median over seeds)")
-        axes[0, -1].legend(title="pol (solid), exp (dashed);\npol, w alone perturbed (dotted)", fontsize=7,
-                           title_fontsize=7)
+        axes[0, 0].set_ylabel("E(β): worst test MSE\n(median over seeds)")
+        handles = [Line2D([], [], color=colors(i / max(len(widths) - 1, 1) * 0.9), lw=2) for i in range(len(widths))]
+        handles += [Line2D([], [], color="0.3", ls=ls) for ls in ("-", "--", ":")]
+        labels = [f"width m = {m}" for m in widths] + ["polynomial memory", "exponential memory",
+                                                       "polynomial, w alone perturbed"]
+        plotting.legend_below(fig, handles, labels, ncols=max(len(widths), 3))
     second = path.with_name(path.stem + "-margin.png")
-    with plotting.figure(second, figsize=(4.5, 3.2)) as fig:
+    with plotting.figure(second, figsize=(plotting.COLUMN, 3.0)) as fig:
         ax = fig.subplots()
         first = ok[ok.beta == 0.0]
         for k, f in enumerate(reparams):
@@ -406,5 +409,5 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.set_xlabel("width m")
         ax.set_ylabel("stability margin min −f(w)")
-        ax.legend(fontsize=7, ncol=2)
+        plotting.legend_below(fig, ncols=2)
     return [path, second]

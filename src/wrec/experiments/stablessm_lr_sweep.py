@@ -308,7 +308,7 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
     reparams = [f for f in REPARAMS if f in set(final["reparam"])]
     finite = final["test_mse"].replace(np.inf, np.nan)
     ceiling = 10 * max(float(np.nanmax(finite)) if finite.notna().any() else 1.0, 1.0)
-    with plotting.figure(path, figsize=(4.8, 3.4)) as fig:
+    with plotting.figure(path, figsize=(plotting.COLUMN, 3.0)) as fig:
         ax = fig.subplots()
         for f in reparams:
             sel = final[final.reparam == f].copy()
@@ -323,18 +323,23 @@ def plot(results: pd.DataFrame, path: str | Path) -> list[Path]:
         ax.set_yscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("test MSE (median, range over seeds)")
-        ax.legend(title="f")
+        plotting.legend_below(fig, ncols=len(reparams), title="reparameterisation f")
     second = path.with_name(path.stem + "-spread.png")
     lrs = sorted(results["lr"].unique())
-    with plotting.figure(second, figsize=(2.8 * len(lrs), 2.9)) as fig:
-        axes = fig.subplots(1, len(lrs), sharey=True, squeeze=False)
-        for ax, lr in zip(axes[0], lrs, strict=True):
+    cols = min(4, len(lrs))
+    rows = -(-len(lrs) // cols)
+    with plotting.figure(second, figsize=(plotting.PAGE if cols > 1 else plotting.COLUMN, 2.2 * rows + 0.5)) as fig:
+        axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
+        for ax in axes.flat[len(lrs):]:
+            ax.set_visible(False)
+        for ax, lr in zip(axes.flat, lrs, strict=False):
             for f in reparams:
                 sel = results[(results.reparam == f) & (results.lr == lr)]
                 curve = sel.groupby("step")["spread"].mean()
                 ax.plot(curve.index, curve.to_numpy(), label=f)
             ax.set_title(f"lr = {lr:g}")
             ax.set_xlabel("step")
-        axes[0, 0].set_ylabel("log10(q90/q10) of |∂L/∂w|/|w|")
-        axes[0, -1].legend(fontsize=7)
+        for row in axes:
+            row[0].set_ylabel("log10(q90/q10) of |∂L/∂w|/|w|")
+        plotting.legend_below(fig, ncols=len(reparams))
     return [path, second]
