@@ -21,6 +21,8 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from wrec import runconfig
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -170,7 +172,7 @@ def _context(runs: list[Run], runs_dir: Path, page: Path) -> dict[str, Any]:
         targets = _targets_marked(run.targets) if run.targets is not None and "held" in run.targets else run.targets
         items.append({
             "id": f"run-{i + 1}", "run": run, "name": os.path.relpath(run.folder, runs_dir),
-            "config": run.record.get("config", {}),
+            "config": runconfig.dumps(run.record.get("config", {})) if run.record.get("config") else "",
             "provenance": {k: v for k, v in run.record.items() if k != "config"},
             "summary_html": _html_table(summary) if run.summary is not None else "",
             "targets_html": _html_targets(run.targets) if run.targets is not None else "",
