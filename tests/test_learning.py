@@ -155,6 +155,27 @@ def test_learning_loop_equals_the_public_step_and_rules(mode, sigma_v, sigma_t, 
     assert fast.n_spikes == spikes > 100
 
 
+@pytest.mark.parametrize("mode", ["single", "sequential"])
+def test_the_pure_learning_step_gives_the_same_learning(mode):
+    """autoencoder_step (the pure step, weights in its state) looped by dynamics.run learns what learn_autoencoder's
+    in-place kernel learns, bit for bit."""
+    from dataclasses import replace
+
+    from wrec import dynamics
+    from wrec.spiking.learning import AutoencoderInput, AutoencoderState, autoencoder_step
+
+    rule = replace(AutoencoderLearning(), mode=mode)
+    trace = learn_autoencoder(rule, 2000, seed=3, checkpoints=[0, 2000])
+    rng_init, rng_input, rng_noise = np.random.default_rng(3).spawn(3)
+    n = rule.n
+    state = AutoencoderState(np.zeros((1, n)), np.zeros((1, n)), np.full(1, -1, dtype=np.int64),
+                             initial_weights(rule, rng_init), 0, 0, 0)
+    out = dynamics.run(autoencoder_step, rule, state, AutoencoderInput(rule, rng_input), 2000, rng=rng_noise).state
+    np.testing.assert_array_equal(out.weights.fast, trace.weights.fast)
+    np.testing.assert_array_equal(out.weights.F, trace.weights.F)
+    assert out.n_spikes == trace.n_spikes > 500
+
+
 @pytest.mark.parametrize(("mode", "n_spikes", "fast_37", "F_51", "err_1000"), [
     ("single", 2142, -0.13672581968377057, 0.9673813854505449, 0.5773760232285202),
     ("sequential", 3079, -0.08739819411348053, 0.9655649392784486, 0.5160217137525686)])
