@@ -60,6 +60,19 @@ def test_run_writes_table_figure_and_resumes(tiny, tmp_path):
     assert "published total" not in pd.read_csv(folder / "table.csv")
 
 
+def test_figures_in_every_format_asked_and_one_report_of_the_runs(tiny, tmp_path):
+    args = ["run", "ipc-profile", "--quick", "--out", str(tmp_path), "--format", "png,pdf,svg"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "ipc-profile"
+    for suffix, magic in ((".png", b"\x89PNG"), (".pdf", b"%PDF"), (".svg", b"<?xml")):
+        assert (folder / f"ipc-profile{suffix}").read_bytes().startswith(magic), suffix
+    page = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert page.exit_code == 0, page.output
+    html = (tmp_path / "report.html").read_text()
+    assert "ipc-profile" in html and html.count("<img") >= 1 and (tmp_path / "report.md").exists()
+
+
 def _text(result) -> str:
     """The output with typer's error box and line wrapping taken away."""
     return " ".join(result.output.replace("│", " ").split())
@@ -251,6 +264,8 @@ def _bad_invocations(tmp_path):
     """(arguments, what the one error line must say) of invocations that must fail before any work."""
     a_file, bad_toml, other_run = tmp_path / "a_file", tmp_path / "bad.toml", tmp_path / "run.toml"
     a_file.write_text("not a folder")
+    empty = tmp_path / "empty"
+    empty.mkdir()
     bad_toml.write_text("sizes = [1,\n")
     other_run.write_text('experiment = "readout-scaling"\n[config]\nsizes = [100]\n')
     run = ["run", "ipc-profile", "--quick", "--out", str(tmp_path / "out")]
@@ -282,6 +297,10 @@ def _bad_invocations(tmp_path):
         (["config", "ipc-profile", "--set", "standardize=perhaps"], "standardize (bool): 'perhaps' is not a bool"),
         (["show", str(tmp_path / "nowhere")], "is not a folder"),
         (["show", str(tmp_path)], "no stored results"),
+        ([*run, "--format", "png,bmpx"], "'png,bmpx': give some of"),
+        ([*run, "--format", ","], "give some of"),
+        (["report", str(tmp_path / "nowhere")], "is not a folder"),
+        (["report", str(empty)], "holds no run folder"),
     ]
 
 

@@ -1,6 +1,7 @@
 """Command line: ``wrec run EXPERIMENT [--quick] [--config FILE] [--set FIELD=VALUE ...] [--out DIR] [--seed S]
-[--workers N | --scheduler ADDRESS] [--dry-run]``, ``wrec config EXPERIMENT``, ``wrec show RUN_DIR``, ``wrec list``,
-``wrec --version``. Every error is one line on stderr and a non-zero exit status."""
+[--workers N | --scheduler ADDRESS] [--format png,pdf,svg] [--dry-run]``, ``wrec config EXPERIMENT``,
+``wrec show RUN_DIR``, ``wrec report [RUNS_DIR]``, ``wrec list``, ``wrec --version``. Every error is one line on
+stderr and a non-zero exit status."""
 
 from __future__ import annotations
 
@@ -122,6 +123,8 @@ def run_experiment(
         "1 runs in this process).")] = None,
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", help="Run on an existing Dask cluster, e.g. tcp://HOST:8786 (needs the dask extra).")] = None,
+    figure_format: Annotated[str, typer.Option(
+        "--format", help="Figure formats, comma-separated (png, pdf, svg, eps, ...): each figure in each.")] = "png",
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the effective config and how many tasks there are and are stored; run nothing.")]
         = False,
@@ -132,6 +135,7 @@ def run_experiment(
     module = _experiment(experiment)
     if workers is not None and scheduler is not None:
         raise typer.BadParameter("--workers and --scheduler are mutually exclusive", param_hint="--workers")
+    formats = _figure_formats(figure_format)
     config = _config(module, experiment, quick, config_file, settings, seed)
     tasks = config.tasks()
     folder = out / experiment
@@ -144,7 +148,10 @@ def run_experiment(
         _write_record(record, runconfig.run_record(experiment, config, started=started))
         results = sweep.run(module.evaluate, tasks, store=Store(folder / "results"), executor=executor,
                             workers=1 if scheduler else workers or os.cpu_count() or 1, progress=True, desc=experiment)
-    _report(module, experiment, results, folder)
+    from wrec import plotting
+
+    with plotting.save_formats(formats):
+        _report(module, experiment, results, folder)
     _write_record(record, runconfig.run_record(experiment, config, started=started, finished=runconfig.now(),
                                                counts={k: results.attrs[k] for k in COUNTS}))
     typer.echo(f"results: {folder / 'results'} ({time.perf_counter() - clock:.1f} s; tasks: "
@@ -248,6 +255,37 @@ def _report(module: ModuleType, experiment: str, results: pd.DataFrame, folder: 
     typer.echo(f"\ntable: {folder / 'table.csv'}")
     for figure in figures:
         typer.echo(f"figure: {figure}")
+
+
+def _figure_formats(value: str) -> tuple[str, ...]:
+    """``--format``'s comma-separated list, checked against matplotlib's file types before any work."""
+    from matplotlib.figure import Figure
+
+    chosen = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in value.split(",") if f.strip()))
+    known = Figure().canvas.get_supported_filetypes()
+    if not chosen or any(f not in known for f in chosen):
+        raise typer.BadParameter(f"{value!r}: give some of {', '.join(sorted(known))}, comma-separated",
+                                 param_hint="--format")
+    return chosen
+
+
+@app.command("report")
+def report(
+    runs_dir: Annotated[Path, typer.Argument(help="A folder of runs (as `wrec run --out` writes).")] = Path("runs"),
+    out: Annotated[Path | None, typer.Option("--out", help="The HTML page (default RUNS_DIR/report.html); the "
+                                                           "Markdown version is written beside it.")] = None,
+) -> None:
+    """One self-contained HTML page (figures embedded) and a Markdown version of every run in RUNS_DIR: config,
+    tables, targets held / not held, figures and provenance."""
+    from wrec import report as reports
+
+    if not runs_dir.is_dir():
+        raise typer.BadParameter(f"{runs_dir} is not a folder", param_hint="RUNS_DIR")
+    try:
+        html, markdown = reports.write(runs_dir, out)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="RUNS_DIR") from exc
+    typer.echo(f"report: {html}\nmarkdown: {markdown}")
 
 
 @app.command("show")
