@@ -63,6 +63,8 @@ def test_targets_are_the_stated_tolerances():
         "err_Ω after 1e+06 steps": False, "decoding error reduced (before / after)": False,
         "decoding error / ideal network's": False, "final rate (Hz)": False, "corr(E, −I)": False}
     assert "0.0114" in bad.measured.iloc[0]
+    gaps = _frame([0.004, 0.03], 0.08, 0.0052, 0.0050, 14.5, 0.88).assign(initial_gap_deg=[50.0, 50.0, 88.6, 88.6])
+    assert ae.targets(gaps).measured.iloc[0] == "0.004, 0.03 (widest initial F gaps 50°, 89°)"
 
 
 def test_target_row_formats_measured_values_and_reduces_held():
