@@ -38,7 +38,8 @@ def _run_folder(root: Path, name: str, *, record: bool) -> Path:
                   "tolerance": "≤ 5 %", "held": held}).to_csv(folder / "targets.csv", index=False)
     pd.DataFrame({"kind": ["esn", "linear"], "capacity": [12.5, 33.25]}).to_csv(folder / "table.csv", index=False)
     pd.DataFrame({"ci_low": [0.1], "ci_high": [0.3]}).to_csv(folder / "delta_rec.csv", index=False)
-    _figure(folder / f"{name}.png", 1.0)
+    with plotting.save_formats(("png", "pdf")):  # the page links the vector files beside the PNGs
+        _figure(folder / f"{name}.png", 1.0)
     _figure(folder / f"{name}-degrees.png", 2.0)
     if record:
         config = {"sizes": [100], "replicates": 1, "seed": 0}
@@ -103,6 +104,7 @@ def test_page_has_every_run_every_figure_and_the_target_counts(runs: Path, tmp_p
     assert "claim 0 &lt;b&gt;" in text and "<b>" not in text  # table cells are escaped
     assert "✓ held" in text and "✗ not held" in text and "60.0 s" in text and "sizes = [100]" in text
     assert "No run.toml" in text  # the older run says what it lacks
+    assert '<a href="ipc-profile/ipc-profile.pdf">pdf</a>' in text
 
 
 def test_markdown_version_links_the_figures_and_counts_targets(runs: Path) -> None:
