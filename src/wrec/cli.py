@@ -368,4 +368,5 @@ async def _handshake(address: str) -> None:
 
 
 def main() -> None:  # pragma: no cover
+    """The ``wrec`` console script."""
     app()

@@ -1,17 +1,17 @@
 """Low-rank × sparse recurrence and robustness in closed loop (Tumma, Lechner, Loo, Hasani & Rus, ICLR 2024).
 
 The paper's closed-loop test (it used Seaquest and HalfCheetah) at CPU size, on Pendulum-v1 (CartPole-v1 with ``env``).
-Expert data (:mod:`wrec.tasks.control`; Pendulum: energy shaping + LQR): ``episodes`` × ``steps``, executed action =
+Expert data (``wrec.tasks.control``; Pendulum: energy shaping + LQR): ``episodes`` × ``steps``, executed action =
 expert + N(0, 0.5²) clipped (CartPole: the other action with probability ``flip_prob``), label = the clean expert
 action, on the batched environments that equal gymnasium's step exactly (tests/test_control.py). Behaviour cloning of a
 recurrent policy that sees positions only (Pendulum cos θ, sin θ; CartPole x, θ): u = 2·tanh(w·h_t + b) with MSE
 (CartPole: two logits, cross-entropy), Adam, windows of ``window`` steps after a ``burn_in`` with the loss masked.
 Cells: CfC with W_rec = (P Qᵀ) ⊙ M at rank r = H/d and sparsity s (d = 1 is the dense full-rank matrix, ``rank=None``),
-and dense torch LSTM, GRU and tanh RNN baselines. One sweep task (:class:`Task`) per (cell, d, s, replicate); each
+and dense torch LSTM, GRU and tanh RNN baselines. One sweep task (``Task``) per (cell, d, s, replicate); each
 replicate redraws the data, the init and the masks (``sweep.task_rng``).
 
 Closed-loop evaluation: ``eval_episodes`` episodes per condition (reset seeds disjoint from the training data),
-conditions nominal and the shifts of :mod:`wrec.tasks.control`; R̂ = (R − R_zero)/(R_oracle − R_zero) with R_zero the
+conditions nominal and the shifts of ``wrec.tasks.control``; R̂ = (R − R_zero)/(R_oracle − R_zero) with R_zero the
 zero-torque (CartPole: always-left) return and R_oracle the retuned expert's, in the same condition and on the same
 initial states and noise. D = R̂_nominal − mean over shifts of R̂; the validation shifts (observation noise) choose the
 best low-rank sparse CfC, the others (gravity, mass, length, force, delay) report it: H1 — its D is smaller than dense
@@ -55,10 +55,10 @@ def _default_variants() -> tuple[Variant, ...]:
 
 @dataclass(frozen=True)
 class Config:
-    """The (cell, r = H/d, s) grid × replicates; each (variant, replicate) is one :class:`Task`.
+    """The (cell, r = H/d, s) grid × replicates; each (variant, replicate) is one ``Task``.
 
     ``variants``: (cell, d, s) with cell in CfC/LSTM/GRU/RNN (the baselines are torch's dense modules at d = 1,
-    s = 0, and :class:`wrec.nn.LowRankSparseLSTM` etc. otherwise). ``observe``:
+    s = 0, and ``wrec.nn.LowRankSparseLSTM`` etc. otherwise). ``observe``:
     'positions' (Pendulum cos θ, sin θ; CartPole x, θ) or 'full' (the whole observation), the control run.
     ``action_noise``: σ of the Pendulum data's torque noise; ``flip_prob``: the probability that a CartPole data
     step executes the other action. CartPole runs want ``steps=500`` (its episode length).

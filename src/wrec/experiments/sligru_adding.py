@@ -133,7 +133,7 @@ def train(config: Config, cell: str, length: int, lr: float, ff_norm: str, rep: 
 
 
 def evaluate(task: Task[Config]) -> pd.DataFrame:
-    """One training run (its cell, T, lr, normaliser and replicate); tidy rows (see :func:`train`)."""
+    """One training run (its cell, T, lr, normaliser and replicate); tidy rows (see ``train``)."""
     config = task.config
     (cell,), (length,), (lr,), (ff_norm,) = config.cells, config.lengths, config.lrs, config.ff_normalizations
     return train(config, cell, length, lr, ff_norm, task.replicate)

@@ -2,7 +2,7 @@
 representational similarity, and robustness to gradient and non-gradient attacks (Lin, Lu, Bal & Sengupta,
 arXiv 2402.01782; counter-evidence Yin et al., arXiv 2403.16674).
 
-One sweep task (:class:`Task`) is one (study, dataset, encoding, replicate); the ``recurrence`` study uses
+One sweep task (``Task``) is one (study, dataset, encoding, replicate); the ``recurrence`` study uses
 ``hidden_sizes`` (default one layer of 100) and is attacked, the ``locality`` study uses ``locality_hidden_sizes``
 (default 100, 100: local errors differ from e-prop only with two layers) and gives clean accuracy and CKA. Inside a
 task, for every architecture — ``feedforward`` (no W_rec), ``recurrent``, ``feedforward-matched`` (uniform width
@@ -70,7 +70,7 @@ SOURCE_RULE = "bptt-independent"
 
 @dataclass(frozen=True)
 class Config:
-    """The grid; ``tasks()`` makes one :class:`Task` per (study, dataset, encoding, replicate)."""
+    """The grid; ``tasks()`` makes one ``Task`` per (study, dataset, encoding, replicate)."""
 
     datasets: tuple[str, ...] = ("digits", "timing")
     encodings: tuple[str, ...] = ENCODINGS
@@ -362,7 +362,7 @@ def pixel_classifier(net: RSNN, steps: int, encoding: str = "direct", noise: Ten
     """A module taking images ``(N, 1, 8, 8)`` (or ``(N, 64)``) in [0, 1] to the logits of ``net`` on their
     ``encoding`` over ``steps`` steps: what the attacks see. Rate coding needs frozen uniform ``noise``
     (broadcastable to ``(steps, N, 64)``), so the attacked function is deterministic; rate and latency pass
-    straight-through gradients to the intensities (see :func:`wrec.tasks.spikes.encode`)."""
+    straight-through gradients to the intensities (see ``wrec.tasks.spikes.encode``)."""
     from torch import nn
 
     from wrec.tasks.spikes import encode

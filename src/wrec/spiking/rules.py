@@ -1,25 +1,25 @@
-"""Learning rules for :class:`~wrec.spiking.rsnn.RSNN`, from most to least global. Each fills ``p.grad``.
+"""Learning rules for ``wrec.spiking.rsnn.RSNN``, from most to least global. Each fills ``p.grad``.
 
 Every rule has ``compute_grads(net, x, target) -> loss``: it adds its estimate of ∂E/∂p to ``p.grad`` of every
 trained parameter (accumulating like ``loss.backward()``; call ``optimizer.zero_grad()`` between steps) and
 returns E = (1/T) Σ_t CE(y_t, target) averaged over the batch, so one torch optimizer trains the network whatever
 the rule. All rules use the network's surrogate ψ.
 
-- :class:`BPTT`: autograd through the unrolled loop (exact transposes, the whole trajectory stored).
-- :class:`FeedbackAlignment` (Lillicrap et al., Nat. Commun. 7, 13276, 2016): BPTT with a fixed random matrix in
+- ``BPTT``: autograd through the unrolled loop (exact transposes, the whole trajectory stored).
+- ``FeedbackAlignment`` (Lillicrap et al., Nat. Commun. 7, 13276, 2016): BPTT with a fixed random matrix in
   place of every weight transpose on the error's path (W_out, W_in above the first layer, W_rec).
-- :class:`DirectFeedbackAlignment` (Nøkland, NeurIPS 2016): the output error reaches every layer through a fixed
+- ``DirectFeedbackAlignment`` (Nøkland, NeurIPS 2016): the output error reaches every layer through a fixed
   random B_l, no gradient crosses layers, and each layer runs exact BPTT in time (e-prop without its truncation).
-- :class:`EProp` (Bellec et al., Nat. Commun. 11, 3625, 2020): eligibility traces forward in time and a broadcast
+- ``EProp`` (Bellec et al., Nat. Commun. 11, 3625, 2020): eligibility traces forward in time and a broadcast
   learning signal L_{j,t} = Σ_k B_{jk}(π_{k,t} − y*_k)/T, π_t = softmax(y_t). B = W_outᵀ (``"symmetric"``) or a
   fixed random matrix (``"random"``); layers below the top always get the output error through a fixed random B.
   Online (O(1) memory in T) or, as a reference, by autograd with z_{t−1} detached in the recurrent and reset terms.
-- :class:`LocalErrors` (DECOLLE, Kaiser et al., Front. Neurosci. 14, 424, 2020): each layer below the top has a
+- ``LocalErrors`` (DECOLLE, Kaiser et al., Front. Neurosci. 14, 424, 2020): each layer below the top has a
   fixed random leaky readout G_l and its own loss; no gradient crosses layers; e-prop within a layer.
 
 The rules estimate ∂E/∂W for the matrices the step uses (W_in, W_rec ⊙ (1 − I), W_out, b) and pass the estimate on
 to whatever parameters produce them (the autapse mask, or a ``torch.nn.utils.parametrize`` parametrization such as
-:func:`wrec.nn.low_rank_sparse_` or torch's ``spectral_norm``): a structured W_rec trains with every rule.
+``wrec.nn.low_rank_sparse_`` or torch's ``spectral_norm``): a structured W_rec trains with every rule.
 
 Eligibility traces (LIF; input i of neuron j, ``x`` the layer's input, ``z`` its spikes):
 x̄_t = α x̄_{t−1} + x_t, ẑ_t = α ẑ_{t−1} + z_{t−1}; e_{ji,t} = ψ_{j,t}·(x̄ or ẑ)_{i,t}; because the readout is
@@ -189,7 +189,7 @@ class LocalErrors(_Online):
     y^l_t = κ y^l_{t−1} + G_l z^l_t (G_l ~ U(±1/√H_l), drawn from ``seed``, or ``readouts``: one ``(K, H_l)`` per
     layer below the top), loss (1/T) Σ_t CE(y^l_t, target), input z^{l−1} detached, e-prop-style updates with
     L^l = (π^l − y*) G_l / T. The top layer uses the real readout (symmetric e-prop), so with one hidden layer
-    this is symmetric e-prop. ``online`` as in :class:`EProp`.
+    this is symmetric e-prop. ``online`` as in ``EProp``.
     """
 
     def __init__(self, *, readouts: Sequence[Tensor] | None = None, online: bool = True, seed: int = 0) -> None:
@@ -239,7 +239,7 @@ class _TensorKw(TypedDict):
 def _online_grads(net: RSNN, x: Tensor, target: Tensor, feedback: list[Tensor], local: list[Tensor | None],
                   weights: list[tuple[Tensor, Tensor | None]]) -> tuple[list[Tensor], Tensor]:
     """One forward pass with eligibility traces; memory O(B·H·N) per layer, independent of T. ``weights``: per
-    layer (W_in, W_rec ⊙ (1 − I) or None) as :meth:`RSNN.layer_weights` gives them. Returns the gradient
+    layer (W_in, W_rec ⊙ (1 − I) or None) as ``RSNN.layer_weights`` gives them. Returns the gradient
     estimates for those matrices in order (W_rec's unmasked: the mask's backward zeroes the diagonal), then for
     W_out and b."""
     T, B, _ = x.shape

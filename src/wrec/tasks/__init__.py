@@ -1,7 +1,7 @@
 """Data: input streams and tasks.
 
 Every name loads from its submodule on first use: SciPy's signal and special functions with the streams that need
-them, torch and scikit-learn (the ``[snn]`` extra) with the spike data, gymnasium with :mod:`wrec.tasks.control`.
+them, torch and scikit-learn (the ``[snn]`` extra) with the spike data, gymnasium with ``wrec.tasks.control``.
 """
 
 from typing import TYPE_CHECKING
