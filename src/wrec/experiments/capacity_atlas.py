@@ -517,13 +517,13 @@ def _memory_curves(results: pd.DataFrame, path: Path) -> Path:
     families = [f for f in FAMILIES if f in set(mc.family)]
     cols = min(4, len(families))
     rows = -(-len(families) // cols)
-    with plotting.figure(path, figsize=(2.8 * cols, 2.5 * rows)) as fig:
+    with plotting.figure(path, figsize=(plotting.PAGE, 2.0 * rows + 0.9)) as fig:
         axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
         for ax in axes[len(families):]:
             ax.set_visible(False)
+        gains = sorted(set(mc.gain))  # one colour per gain in every panel, so the one legend holds for all
         for ax, family in zip(axes, families, strict=False):
             data = mc[mc.family == family]
-            gains = list(dict.fromkeys(data.gain))
             for (condition, g), c in data.groupby(["condition", "gain"], sort=False):
                 color = plotting.DEGREE_COLORS(gains.index(g) / max(len(gains) - 1, 1) * 0.8)
                 if condition == "trained":  # after training: raw only, open squares
@@ -539,10 +539,9 @@ def _memory_curves(results: pd.DataFrame, path: Path) -> Path:
             ax.set_title(family)
             ax.set_xlabel("readout neurons L")
             ax.set_ylabel("MC(L), raw")
-            ax.legend(fontsize=6, loc="upper left")
         fig.suptitle("MC(L): simulation (solid; after training dash-dot, open squares), theory (dashed), "
-                     "rank r(L) (dotted), L (grey)", fontsize=9)
-        fig.tight_layout()
+                     "rank r(L) (dotted), L (grey)")
+        plotting.legend_below(fig, ncols=4)
     return path
 
 
@@ -551,11 +550,11 @@ def _onset(results: pd.DataFrame, path: Path) -> Path:
 
     p = _points(results)
     rho, lo, hi, count = correlation_claim(results)
-    with plotting.figure(path, figsize=(5.0, 3.6)) as fig:
+    with plotting.figure(path, figsize=(plotting.COLUMN, 3.6)) as fig:
         ax = fig.subplots()
         markers = "osD^v<>pP*Xh"
         for i, (family, f) in enumerate(p.groupby("family", sort=False)):
-            marker, color = markers[i % len(markers)], f"C{i % 10}"
+            marker, color = markers[i % len(markers)], plotting.OKABE_ITO[i % len(plotting.OKABE_ITO)]
             for condition, c in f.groupby("condition", sort=False):
                 trained = condition == "trained"
                 ax.scatter(c.mean_r2, c.L_half_N, s=16, marker=marker, alpha=0.85, label=f"{family}, trained"
@@ -564,8 +563,8 @@ def _onset(results: pd.DataFrame, path: Path) -> Path:
         ax.set_yscale("log")
         ax.set_xlabel("mean squared correlation ⟨r²⟩")
         ax.set_ylabel("L½ / N  (MC(L) ≤ L/2 from here)")
-        ax.set_title(f"Spearman ρ = {rho:.2f}, 95 % CI [{lo:.2f}, {hi:.2f}] ({count} tasks)", fontsize=9)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+        ax.set_title(f"Spearman ρ = {rho:.2f}, 95 % CI [{lo:.2f}, {hi:.2f}] ({count} tasks)")
+        plotting.legend_below(fig, ncols=3)
     return path
 
 
@@ -581,7 +580,7 @@ def _degrees(results: pd.DataFrame, path: Path) -> Path:
     rank = top.groupby(KEYS, sort=False)["rank"].mean()
     trained = np.array([c == "trained" for _, c, _ in by.index])
     x = np.arange(len(by))
-    with plotting.figure(path, figsize=(max(5.0, 0.45 * len(by) + 1.5), 3.4)) as fig:
+    with plotting.figure(path, figsize=(plotting.PAGE, 3.4)) as fig:
         ax = fig.subplots()
         bottom = np.zeros(len(by))
         for i, d in enumerate(by.columns):
@@ -591,7 +590,7 @@ def _degrees(results: pd.DataFrame, path: Path) -> Path:
             bottom += values
         ax.plot(x, rank.reindex(by.index).to_numpy(dtype=float), "k_", ms=12, mew=1.5, label="rank r(N)")
         ax.set_xticks(x, [f"{f} {g:g}" + (" trained" if c == "trained" else "") for f, c, g in by.index],
-                      rotation=60, ha="right", fontsize=7)
+                      rotation=60, ha="right", rotation_mode="anchor")
         ax.set_ylabel("capacity at L = N (hatched: trained)")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+        plotting.legend_below(fig, ncols=5)
     return path
