@@ -1,6 +1,6 @@
 """Figures (matplotlib only here; the core never imports this module). One style for every experiment.
 
-Figures are ``matplotlib.figure.Figure`` objects made by :func:`subplots`, not pyplot figures: no backend is
+Figures are ``matplotlib.figure.Figure`` objects made by ``subplots``, not pyplot figures: no backend is
 selected and no global figure list grows, so plotting neither changes the caller's matplotlib setup nor needs a
 display, and there is nothing to close. ``savefig`` renders PNG/PDF/SVG with matplotlib's own canvases.
 
@@ -55,7 +55,7 @@ def style() -> AbstractContextManager:
 
 @contextmanager
 def save_formats(formats: Sequence[str]) -> Iterator[tuple[str, ...]]:
-    """``with save_formats(("png", "pdf", "svg")):`` every figure saved by :func:`figure` inside the block is also
+    """``with save_formats(("png", "pdf", "svg")):`` every figure saved by ``figure`` inside the block is also
     written in each of ``formats`` (same path, that suffix); the figure's own path is always written. Formats are
     matplotlib's (``png``, ``pdf``, ``svg``, ``eps``, ...); an unknown one raises ``ValueError``."""
     chosen = tuple(dict.fromkeys(f.lower().lstrip(".") for f in formats))
@@ -71,7 +71,7 @@ def save_formats(formats: Sequence[str]) -> Iterator[tuple[str, ...]]:
 
 
 def formats() -> tuple[str, ...]:
-    """The formats figures are saved in now (``("png",)`` outside :func:`save_formats`)."""
+    """The formats figures are saved in now (``("png",)`` outside ``save_formats``)."""
     return _FORMATS.get()
 
 
@@ -90,7 +90,7 @@ def figure(path: str | Path, **kwargs: Any) -> Iterator[Figure]:
     """``with figure(path, figsize=...) as fig:`` draw on a standalone ``Figure`` (``kwargs`` go to it: ``figsize``,
     ``dpi``, ``layout``, default ``"constrained"``; axes from ``fig.subplots(...)``); on leaving the block it is
     saved to ``path`` (its folder made) in the house style (``STYLE``, active for the whole block), and in every
-    other format of :func:`save_formats`. Nothing is saved when the block raises, and there is nothing to close
+    other format of ``save_formats``. Nothing is saved when the block raises, and there is nothing to close
     (no pyplot)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
