@@ -297,8 +297,8 @@ def _bad_invocations(tmp_path):
         (["config", "ipc-profile", "--set", "standardize=perhaps"], "standardize (bool): 'perhaps' is not a bool"),
         (["show", str(tmp_path / "nowhere")], "is not a folder"),
         (["show", str(tmp_path)], "no stored results"),
-        ([*run, "--format", "png,bmpx"], "'png,bmpx': give some of"),
-        ([*run, "--format", ","], "give some of"),
+        ([*run, "--format", "png,bmpx"], "'png,bmpx': formats must be some of"),
+        ([*run, "--format", ","], "formats must be some of"),
         (["report", str(tmp_path / "nowhere")], "is not a folder"),
         (["report", str(empty)], "holds no run folder"),
     ]

@@ -259,14 +259,12 @@ def _report(module: ModuleType, experiment: str, results: pd.DataFrame, folder: 
 
 def _figure_formats(value: str) -> tuple[str, ...]:
     """``--format``'s comma-separated list, checked against matplotlib's file types before any work."""
-    from matplotlib.figure import Figure
+    from wrec import plotting
 
-    chosen = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in value.split(",") if f.strip()))
-    known = Figure().canvas.get_supported_filetypes()
-    if not chosen or any(f not in known for f in chosen):
-        raise typer.BadParameter(f"{value!r}: give some of {', '.join(sorted(known))}, comma-separated",
-                                 param_hint="--format")
-    return chosen
+    try:
+        return plotting.check_formats(value.split(","))
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r}: {exc}", param_hint="--format") from exc
 
 
 @app.command("report")

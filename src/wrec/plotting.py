@@ -58,16 +58,22 @@ def save_formats(formats: Sequence[str]) -> Iterator[tuple[str, ...]]:
     """``with save_formats(("png", "pdf", "svg")):`` every figure saved by ``figure`` inside the block is also
     written in each of ``formats`` (same path, that suffix); the figure's own path is always written. Formats are
     matplotlib's (``png``, ``pdf``, ``svg``, ``eps``, ...); an unknown one raises ``ValueError``."""
-    chosen = tuple(dict.fromkeys(f.lower().lstrip(".") for f in formats))
-    known = Figure().canvas.get_supported_filetypes()
-    unknown = [f for f in chosen if f not in known]
-    if unknown or not chosen:
-        raise ValueError(f"formats must be some of {sorted(known)}, got {list(formats)!r}")
+    chosen = check_formats(formats)
     token = _FORMATS.set(chosen)
     try:
         yield chosen
     finally:
         _FORMATS.reset(token)
+
+
+def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    """The figure formats named (lower case, without dots, each once), checked against matplotlib's file types;
+    none or an unknown one raises ``ValueError``."""
+    chosen = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
+    known = Figure().canvas.get_supported_filetypes()
+    if not chosen or any(f not in known for f in chosen):
+        raise ValueError(f"formats must be some of {', '.join(sorted(known))}, got {list(formats)!r}")
+    return chosen
 
 
 def formats() -> tuple[str, ...]:
