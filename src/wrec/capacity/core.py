@@ -2,8 +2,9 @@
 
 C(z) = zᵀX(XᵀX)⁺Xᵀz / zᵀz = ‖U_rᵀ z‖² / ‖z‖²  (X, z centred; U_r the left singular vectors kept by the rank
 rule): the in-sample R² of the least-squares readout with intercept (Dambre et al., Sci. Rep. 2012).
-One SVD of X, then one GEMM U_rᵀZ per block of targets; never XᵀX or its inverse, whose rounding errors
-(the square of the condition number) reach 10⁻³ per target on rank-deficient states.
+One SVD of X, then one GEMM U_rᵀZ per block of targets; never (XᵀX)⁻¹, whose rounding errors (the square of
+the condition number) reach 10⁻³ per target on rank-deficient states. XᵀX serves only CholeskyQR2 (``decompose``),
+which is taken where κ(X) ≤ 10⁷ and gives the SVD's numbers to rounding; the rest go to LAPACK's SVD.
 
 The state columns are standardised first (``standardize=True``): R² does not depend on a column's scale, so
 neither may the rank rule, and a neuron of amplitude 10⁻⁸ counts as much as one of amplitude 10⁸.
@@ -32,6 +33,9 @@ _EPS = np.finfo(np.float64).eps
 BLOCK_ELEMENTS = 1 << 24  # target-block size in float64 elements (128 MiB): memory stays bounded
 GROWTH_LIMIT = 1e3  # states whose RMS rises block after block by more than this have no echo-state property
 GROWTH_BLOCKS = 10
+# CholeskyQR2 route of ``decompose``/``nested_decompose`` (``cholesky_route``; measured in benchmarks/decompose.py)
+CHOLESKY_MIN_RATIO = 10  # rows per column: below it the SVD is as fast (crossover T/L ≈ 4–12, 1 thread)
+CHOLESKY_MAX_CONDITION = 1e7  # κ(X) above which the LAPACK route runs (capacities agree to 3e-13 up to 1e8)
 
 
 def kept_rank(singular_values: np.ndarray, n_columns: int, rank: RankRule = "kubota") -> int:
@@ -89,7 +93,7 @@ def centred_states(states: object, *, standardize: bool = True) -> np.ndarray:
     check_bounded(X)
     high, low = X.max(axis=0), X.min(axis=0)
     constant = high - low <= 8.0 * _EPS * np.maximum(np.abs(high), np.abs(low))
-    Xc = X - X.mean(axis=0)
+    Xc = np.subtract(X, X.mean(axis=0), order="C")
     Xc[:, constant] = 0.0
     if standardize:
         norms = np.sqrt(np.einsum("tn,tn->n", Xc, Xc))
@@ -173,6 +177,7 @@ class Decomposition(_Basis):
     singular_values: np.ndarray
     rank: int
     n_samples: int
+    route: str = "svd"  # "cholesky-qr2" or "svd" (``decompose``)
 
     @cached_property
     def leverage(self) -> np.ndarray:
@@ -206,11 +211,62 @@ class Decomposition(_Basis):
         return proj
 
 
+def cholesky_qr2(Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """CholeskyQR2 of the centred states Xc (T, L) in place (Fukaya, Nakatsukasa, Yanagisawa & Yamamoto,
+    ScalA 2014): R₁ from the Cholesky factor of XᵀX, Q₁ = X R₁⁻¹ (overwriting ``Xc``), R₂ from Q₁ᵀQ₁; then
+    X = Q₁R₁ = Q R₂R₁ with Q = Q₁R₂⁻¹ orthonormal to rounding. Two Gram matrices and one triangular solve: GEMM-
+    bound, where a Householder QR or an SVD of X is LAPACK-bound (``benchmarks/decompose.py``).
+
+    Returns (R₁, R₂), or None (``Xc`` unchanged) where the route is not taken (``cholesky_route``): fewer than
+    ``CHOLESKY_MIN_RATIO``·L rows, a zero column, a failed Cholesky, or κ(R₁) > ``CHOLESKY_MAX_CONDITION``.
+    CholeskyQR2 loses orthogonality once κ(X) nears ε^(−1/2) ≈ 10⁸ (Yamamoto et al., ETNA 44, 2015); the
+    ill-conditioned states go to the LAPACK route instead (shifted CholeskyQR3, Fukaya et al., SIAM J. Sci.
+    Comput. 42, 2020, would keep them GEMM-bound too, at one more pass). As R of a QR of the first L columns is
+    the leading L×L block of R (Cholesky is nested too), R₂R₁ serves the nested readouts as well.
+    """
+    T, L = Xc.shape
+    if not cholesky_route(T, L, 1.0) or not Xc.flags.c_contiguous:
+        return None
+    R1, info = scipy.linalg.lapack.dpotrf(Xc.T @ Xc, lower=0, clean=1, overwrite_a=1)
+    if info != 0:
+        return None  # a zero column (a constant neuron), or XᵀX singular to rounding
+    s = scipy.linalg.svdvals(R1, check_finite=False)  # O(L³): cheap beside the O(T L²) Gram
+    if not cholesky_route(T, L, s[0] / s[-1] if s[-1] > 0.0 else np.inf):
+        return None
+    scipy.linalg.blas.dtrsm(1.0, R1, Xc.T, side=0, lower=0, trans_a=1, overwrite_b=1)  # Xc := Xc R₁⁻¹ in place
+    R2, info = scipy.linalg.lapack.dpotrf(Xc.T @ Xc, lower=0, clean=1, overwrite_a=1)
+    if info != 0:  # not reached below the condition bound; restore Xc for the fallback
+        scipy.linalg.blas.dtrmm(1.0, R1, Xc.T, side=0, lower=0, trans_a=1, overwrite_b=1)
+        return None
+    return R1, R2
+
+
+def cholesky_route(T: int, L: int, R1_condition: float) -> bool:
+    """Whether ``decompose`` and ``nested_decompose`` take CholeskyQR2: T ≥ ``CHOLESKY_MIN_RATIO``·L and
+    κ(R₁) = κ(X) (to rounding) ≤ ``CHOLESKY_MAX_CONDITION`` (the rule ``cholesky_qr2`` applies)."""
+    return T >= CHOLESKY_MIN_RATIO * L and R1_condition <= CHOLESKY_MAX_CONDITION
+
+
 def decompose(states: np.ndarray, *, rank: RankRule = "kubota", standardize: bool = True) -> Decomposition:
     """SVD of the centred (by default standardised, see ``centred_states``) states (T, L) in float64, truncated
-    by the rank rule (see ``kept_rank``)."""
+    by the rank rule (see ``kept_rank``).
+
+    Well-conditioned tall states (``cholesky_route``) take CholeskyQR2 (``cholesky_qr2``): X = Q₁R₂R₁, the
+    singular values and U_R from the SVD of the small R = R₂R₁ = U_R S Vᵀ, and U_r = Q₁·R₂⁻¹U_R[:, :r] (one
+    GEMM). Otherwise (κ(X) above the bound, e.g. rank-deficient states, or short states) LAPACK's SVD of X.
+    Both are backward stable: the singular values agree to rounding (ε·σ₁), hence the rank rule and the
+    capacities. ``route`` says which ran.
+    """
     Xc = centred_states(states, standardize=standardize)
     T, L = Xc.shape
+    factors = cholesky_qr2(Xc)
+    if factors is not None:
+        R1, R2 = factors
+        UR, s, _ = scipy.linalg.svd(R2 @ R1, check_finite=False, lapack_driver="gesdd")
+        r = kept_rank(s, L, rank)
+        check_samples(T, r)
+        W = scipy.linalg.solve_triangular(R2, UR[:, :r], lower=False, check_finite=False)
+        return Decomposition(basis=Xc @ W, singular_values=s, rank=r, n_samples=T, route="cholesky-qr2")
     U, s, _ = scipy.linalg.svd(Xc, full_matrices=False, check_finite=False, lapack_driver="gesdd")
     r = kept_rank(s, L, rank)
     check_samples(T, r)
@@ -272,6 +328,7 @@ class NestedDecomposition(_Basis):
     rank: np.ndarray
     n_samples: int
     fallback: dict[int, np.ndarray]
+    route: str = "householder"  # "cholesky-qr2" or "householder" (``nested_decompose``)
 
     @cached_property
     def leverage(self) -> np.ndarray:
@@ -300,17 +357,26 @@ def nested_decompose(
     """QR of the centred (by default standardised) states (T, N) for nested readouts of sizes ``readouts``
     (ints in 1..N, any order).
 
-    The columns are taken in the order given: reorder them first for a random readout order.
+    The columns are taken in the order given: reorder them first for a random readout order. Well-conditioned
+    tall states take CholeskyQR2 (``cholesky_qr2``: Q = Q₁R₂⁻¹, R = R₂R₁, the same nested R up to the signs of its
+    rows), others the Householder QR; ``route`` says which ran.
     """
     X = _checks.array(states, "states", ndim=2)
     T, N = X.shape
     Ls = readout_sizes(readouts, N)
     Xc = centred_states(X, standardize=standardize)
-    Q, R = scipy.linalg.qr(Xc, mode="economic", check_finite=False)
+    factors = cholesky_qr2(Xc)
+    if factors is not None:
+        R1, R2 = factors
+        scipy.linalg.blas.dtrsm(1.0, R2, Xc.T, side=0, lower=0, trans_a=1, overwrite_b=1)  # Q = Q₁R₂⁻¹ in place
+        Q, R, route = Xc, np.triu(R2 @ R1), "cholesky-qr2"
+    else:
+        Q, R = scipy.linalg.qr(Xc, mode="economic", check_finite=False)
+        route = "householder"
     ranks, fallback = prefix_ranks(R, Ls, rank, side="left")
     check_samples(T, int(ranks.max()))
     return NestedDecomposition(basis=np.ascontiguousarray(Q), readouts=Ls.astype(np.int64), rank=ranks,
-                               n_samples=T, fallback=fallback)
+                               n_samples=T, fallback=fallback, route=route)
 
 
 def _centred(Z: np.ndarray) -> np.ndarray:
