@@ -153,3 +153,18 @@ def test_ipc_tables_unchanged(esn, lapack_route):
     assert new.rank == old.rank
     np.testing.assert_allclose(new.table.capacity, old.table.capacity, rtol=0, atol=1e-10)
     np.testing.assert_allclose(new.table.null, old.table.null, rtol=0, atol=1e-10)
+
+
+def test_blockwise_pass_1_shares_the_route(esn):
+    """``r_factor`` (the R of each row block in ``wrec.capacity.blocks.scan``) is Householder's R up to the signs
+    of its rows, and blockwise IPC is the same with either route."""
+    X, u = esn
+    A = np.column_stack([np.ones(X.shape[0]), X])
+    R0 = np.linalg.qr(A, mode="r")
+    R = core.r_factor(A.copy())
+    np.testing.assert_allclose(R, np.sign(np.diag(R0))[:, None] * R0, rtol=0, atol=1e-10 * np.abs(R0).max())
+    blocks = [X[i : i + 1000] for i in range(0, X.shape[0], 1000)]
+    new = ipc(blocks, u, max_delay={1: 30, 2: 5})
+    old = lapack(ipc, blocks, u, max_delay={1: 30, 2: 5})
+    np.testing.assert_allclose(new.table.capacity, old.table.capacity, rtol=0, atol=1e-10)
+    assert new.rank == old.rank

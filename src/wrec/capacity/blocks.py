@@ -12,7 +12,9 @@
 Pass 1 reads every block once: column sums, ranges, the growth check and the R factor of [1, X] by a
 blockwise (TSQR) QR: R of the stacked R factors of the blocks equals R of the whole matrix, and the trailing
 block of R([1, X]) is R of the centred X (Demmel et al., SIAM J. Sci. Comput. 34, 2012). The singular values
-and the rank rule come from R, never from a Gram matrix of raw states (which squares the condition number).
+and the rank rule come from R, never from a Gram matrix of raw states (which squares the condition number):
+each block's R is CholeskyQR2's only where κ([1, X_block]) ≤ 10⁷ (``wrec.capacity.core.r_factor``, the route of
+``decompose``; backward stable there, as Householder's is), else Householder's.
 The basis is U = (X − x̄)·diag(d)·W, W = V_r Σ_r⁻¹ from the SVD of R; one pass measures UᵀU and refines W by its
 Cholesky factor (as CholeskyQR2 does), so U is orthonormal to rounding even where Σ_r spans the 10⁷ the rank
 rule allows, and one more pass stores the row leverages h_t = ‖U_t‖² (one float per row).
@@ -46,6 +48,7 @@ from wrec.capacity.core import (
     check_samples,
     kept_rank,
     prefix_ranks,
+    r_factor,
     readout_sizes,
 )
 
@@ -286,8 +289,7 @@ def scan(blocks: RowBlocks) -> Scan:
             np.maximum(high, X.max(axis=0), out=high)
             np.minimum(low, X.min(axis=0), out=low)
         rms.append((X.shape[0], float(np.einsum("tn,tn->", X, X))))
-        part = scipy.linalg.qr(np.hstack([np.ones((X.shape[0], 1)), X]), mode="r", check_finite=False)[0]
-        part = part[: min(part.shape)]
+        part = r_factor(np.hstack([np.ones((X.shape[0], 1)), X]))
         R = part if R is None else scipy.linalg.qr(np.vstack([R, part]), mode="r", check_finite=False)[0]
         R = R[: min(R.shape)]
         T += X.shape[0]

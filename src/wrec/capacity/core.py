@@ -247,6 +247,17 @@ def cholesky_route(T: int, L: int, R1_condition: float) -> bool:
     return T >= CHOLESKY_MIN_RATIO * L and R1_condition <= CHOLESKY_MAX_CONDITION
 
 
+def r_factor(A: np.ndarray) -> np.ndarray:
+    """R (min(T, L), L) of A (T, L) = QR, A overwritten: by CholeskyQR2 (R₂R₁, ``cholesky_qr2``) where the rule
+    allows, else by LAPACK's Householder QR. The blockwise pass 1 (``wrec.capacity.blocks.scan``) takes it per
+    row block."""
+    factors = cholesky_qr2(A)
+    if factors is not None:
+        return np.triu(factors[1] @ factors[0])
+    R = scipy.linalg.qr(A, mode="r", overwrite_a=True, check_finite=False)[0]
+    return R[: min(R.shape)]
+
+
 def decompose(states: np.ndarray, *, rank: RankRule = "kubota", standardize: bool = True) -> Decomposition:
     """SVD of the centred (by default standardised, see ``centred_states``) states (T, L) in float64, truncated
     by the rank rule (see ``kept_rank``).
