@@ -168,3 +168,16 @@ def test_blockwise_pass_1_shares_the_route(esn):
     old = lapack(ipc, blocks, u, max_delay={1: 30, 2: 5})
     np.testing.assert_allclose(new.table.capacity, old.table.capacity, rtol=0, atol=1e-10)
     assert new.rank == old.rank
+
+
+def test_cholesky_qr2_factors_in_place_and_refuses_what_it_cannot(esn):
+    X = core.centred_states(esn[0])
+    for other in (np.asfortranarray(X), X.astype(np.float32)):
+        kept = other.copy()
+        assert core.cholesky_qr2(other) is None
+        np.testing.assert_array_equal(other, kept)
+    Q1 = X.copy()
+    R1, R2 = core.cholesky_qr2(Q1)
+    Q = np.linalg.solve(R2.T, Q1.T).T
+    np.testing.assert_allclose(Q.T @ Q, np.eye(X.shape[1]), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(Q @ (R2 @ R1), X, rtol=0, atol=1e-13)

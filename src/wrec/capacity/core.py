@@ -225,8 +225,8 @@ def cholesky_qr2(Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     the leading L×L block of R (Cholesky is nested too), R₂R₁ serves the nested readouts as well.
     """
     T, L = Xc.shape
-    if not cholesky_route(T, L, 1.0) or not Xc.flags.c_contiguous:
-        return None
+    if not cholesky_route(T, L, 1.0) or not Xc.flags.c_contiguous or Xc.dtype != np.float64:
+        return None  # the in-place BLAS calls below need a C-ordered float64 array
     R1, info = scipy.linalg.lapack.dpotrf(Xc.T @ Xc, lower=0, clean=1, overwrite_a=1)
     if info != 0:
         return None  # a zero column (a constant neuron), or XᵀX singular to rounding
