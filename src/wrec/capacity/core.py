@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+from threadpoolctl import threadpool_limits
 
 from wrec import _checks
 
@@ -227,6 +228,16 @@ def cholesky_qr2(Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     T, L = Xc.shape
     if not cholesky_route(T, L, 1.0) or not Xc.flags.c_contiguous or Xc.dtype != np.float64:
         return None  # the in-place BLAS calls below need a C-ordered float64 array
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _cholesky_qr2(Xc)
+
+
+def _cholesky_qr2(Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``cholesky_qr2`` on one BLAS thread. Measured on 2 cores at load 4–5: the Gram of 10⁵ × 100 takes
+    0.6–6.4 s on two OpenBLAS threads against 0.01–0.18 s on one (the threads meet once per 256-row panel of the
+    long dimension, and each meeting waits for a descheduled thread); on idle cores one thread costs at most
+    the Gram's 2× (benchmarks/decompose.py)."""
+    T, L = Xc.shape
     R1, info = scipy.linalg.lapack.dpotrf(Xc.T @ Xc, lower=0, clean=1, overwrite_a=1)
     if info != 0:
         return None  # a zero column (a constant neuron), or XᵀX singular to rounding
@@ -273,10 +284,11 @@ def decompose(states: np.ndarray, *, rank: RankRule = "kubota", standardize: boo
     factors = cholesky_qr2(Xc)
     if factors is not None:
         R1, R2 = factors
-        UR, s, _ = scipy.linalg.svd(R2 @ R1, check_finite=False, lapack_driver="gesdd")
-        r = kept_rank(s, L, rank)
+        with threadpool_limits(limits=1, user_api="blas"):  # L × L work: threads only wait (``_cholesky_qr2``)
+            UR, s, _ = scipy.linalg.svd(R2 @ R1, check_finite=False, lapack_driver="gesdd")
+            r = kept_rank(s, L, rank)
+            W = scipy.linalg.solve_triangular(R2, UR[:, :r], lower=False, check_finite=False)
         check_samples(T, r)
-        W = scipy.linalg.solve_triangular(R2, UR[:, :r], lower=False, check_finite=False)
         return Decomposition(basis=Xc @ W, singular_values=s, rank=r, n_samples=T, route="cholesky-qr2")
     U, s, _ = scipy.linalg.svd(Xc, full_matrices=False, check_finite=False, lapack_driver="gesdd")
     r = kept_rank(s, L, rank)
