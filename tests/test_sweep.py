@@ -387,6 +387,24 @@ def _running(pid: int) -> bool:
         return False  # (gone between the two looks)
 
 
+def _assert_gone(pids: set[int], message: str) -> None:
+    """Every process of ``pids`` exits within 3 s."""
+    deadline = time.monotonic() + 3
+    while any(map(_running, pids)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(map(_running, pids)), message
+
+
+def _kill_all(pids: set[int], proc: subprocess.Popen) -> None:
+    """Clean up after a kill test, whatever it found: the workers, then the sweep's process group."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.mark.slow
 def test_sigterm_terminates_the_pool_workers_and_keeps_what_finished(tmp_path):
     root = tmp_path / "results"
@@ -405,17 +423,9 @@ def test_sigterm_terminates_the_pool_workers_and_keeps_what_finished(tmp_path):
         assert len(pids) == 2 and os.getpid() not in pids and proc.pid not in pids, "the sweep did not get going"
         proc.send_signal(signal.SIGTERM)  # the sweep only, as a job scheduler's kill would
         assert proc.wait(timeout=10) == 128 + signal.SIGTERM
-        deadline = time.monotonic() + 3
-        while any(map(_running, pids)) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not any(map(_running, pids)), "pool workers outlived the sweep"
+        _assert_gone(pids, "pool workers outlived the sweep")
     finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        _kill_all(pids, proc)
     assert store.keys() == [first]  # the finished result stays stored
     pd.testing.assert_frame_equal(store.load(first).drop(columns=["i", "kind", "seed", "sleep", "key"]),
                                   sweep_tasks.measure(points[0]))
@@ -490,14 +500,6 @@ def test_sigkill_of_the_sweep_ends_its_pool_workers(tmp_path):
         assert len(pids) == 2 and proc.pid not in pids, "the sweep did not get going"
         proc.send_signal(signal.SIGKILL)  # the sweep only: it cannot stop its workers itself
         proc.wait(timeout=10)
-        deadline = time.monotonic() + 3
-        while any(map(_running, pids)) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not any(map(_running, pids)), "pool workers outlived the SIGKILLed sweep"
+        _assert_gone(pids, "pool workers outlived the SIGKILLed sweep")
     finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        _kill_all(pids, proc)
