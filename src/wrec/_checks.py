@@ -49,6 +49,12 @@ def array(
     return a
 
 
+def first_nonfinite_row(X: np.ndarray) -> int | None:
+    """The index of the first row of X (T, N) holding a NaN or inf, or None if every value is finite."""
+    bad = ~np.all(np.isfinite(X), axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
 def integer(x: object, name: str, *, low: int | None = None, high: int | None = None) -> int:
     """An int within [low, high]."""
     if isinstance(x, bool) or not isinstance(x, Integral):

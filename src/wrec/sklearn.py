@@ -160,8 +160,8 @@ class _ReservoirTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         with np.errstate(over="ignore", invalid="ignore"):
             step = models.STEPS[type(params.record)]
             end = dynamics.run(step, params, x0[None].copy(), drive[:, None, :], T, on_step=record).state
-        if not np.all(np.isfinite(states)):
-            t = int(np.argmax(~np.all(np.isfinite(states), axis=1)))
+        t = _checks.first_nonfinite_row(states)
+        if t is not None:
             raise ValueError(f"the reservoir blew up: its state became non-finite at row {t} of {T}; lower the "
                              "spectral radius or the input scale")
         return states, end[0]

@@ -276,8 +276,8 @@ def _checked(result: object, T: int, what: str) -> np.ndarray:
     X = X[:, None] if X.ndim == 1 else X
     if X.shape[0] != T or X.shape[1] == 0:
         raise ValueError(f"{what} must return states of shape (T, N) = ({T}, N) aligned with u, got {X.shape}")
-    if not np.all(np.isfinite(X)):
-        t = int(np.argmax(~np.all(np.isfinite(X), axis=1)))
+    t = _checks.first_nonfinite_row(X)
+    if t is not None:
         raise ValueError(_BLOWN.format(t=t, T=T) + f" ({what} returned NaN or inf)")
     return X
 
