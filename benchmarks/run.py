@@ -5,8 +5,10 @@ wrec time, fraction of the limit = limit time / wrec time (the limit: a bare GEM
 NumPy loop of the same update, timed in the same run; "—" where none applies), and the 1-minute load average when
 the row finished. Every time is the minimum over ``--repeats`` calls after a warm-up (``_timing.best``), all in this
 one process except ipc-module, which needs Python ≥ 3.12 and runs in a subprocess (``--ipc-python PATH`` or
-$WREC_IPC_PYTHON; none by default). The machine (cores, BLAS and torch threads) is printed above the table; notes
-below it. ``--quick`` runs smaller sizes (about two minutes on 2 cores).
+$WREC_IPC_PYTHON; none by default; it inherits the thread limit through OPENBLAS_NUM_THREADS). BLAS and torch run on
+``--threads`` threads, 1 by default: on a shared machine two threads stall whenever another process holds a core
+(measured here at load 6: the RSNN forward 9.6 ms on one thread, 40 ms on two). The machine (cores, BLAS and torch
+threads) is printed above the table; notes below it. ``--quick`` runs smaller sizes (about two minutes on 2 cores).
 
     python benchmarks/run.py [--quick] [--repeats R] [--threads N] [--ipc-python PATH] [--only ROW,...]
         [--out FILE.md] [--json FILE]
@@ -169,15 +171,12 @@ def decomposition_row(ctx: Context) -> list[Row]:
     Xc /= np.linalg.norm(Xc, axis=0)
     svd = lambda: scipy.linalg.svd(Xc, full_matrices=False, lapack_driver="gesdd", check_finite=False)  # noqa: E731
     t_peer = best(svd, ctx.repeats, warmup=svd)
-    gram = {}
-    for threads in (1, None):  # the machine's limit: the faster of one BLAS thread and all of them
-        with threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext():
-            gram[threads] = best(lambda: X.T @ X, ctx.repeats, warmup=lambda: X.T @ X)
+    gram = best(lambda: X.T @ X, ctx.repeats, warmup=lambda: X.T @ X)
     return [Row("capacity decomposition (decompose)", f"{T} × {N} states, float64", t_wrec,
-                f"SciPy {scipy.__version__} SVD (gesdd)", t_peer, "GEMM XᵀX", min(gram.values()),
-                f"wrec route: {route} (CholeskyQR2 computes two Grams, a triangular solve and a GEMM; the limit is "
-                f"one Gram: 1 BLAS thread {seconds(gram[1])}, all {seconds(gram[None])}). The SVD is of "
-                "the same centred, standardised states.")]
+                f"SciPy {scipy.__version__} SVD (gesdd)", t_peer, "GEMM XᵀX", gram,
+                f"wrec route: {route}; CholeskyQR2 computes two Grams, a triangular solve and a GEMM (on one BLAS "
+                "thread whatever --threads), the limit is one Gram. The SVD is of the same centred, standardised "
+                "states.")]
 
 
 def ipc_row(ctx: Context) -> list[Row]:
@@ -365,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (about two minutes on 2 cores)")
     ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny sizes, for the test
     ap.add_argument("--repeats", type=int, default=None, help="timed calls per measurement (default: 3, quick 2)")
-    ap.add_argument("--threads", type=int, default=None, help="BLAS and torch threads (default: as they are)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS and torch threads (default 1; 0: as they are; on a shared machine two threads stall "
+                         "whenever another process holds a core)")
     ap.add_argument("--ipc-python", default=None, help="a Python >= 3.12 with ipc-module (or $WREC_IPC_PYTHON)")
     ap.add_argument("--only", default=None, help=f"comma-separated rows, of: {', '.join(ROWS)}")
     ap.add_argument("--out", default=None, help="also write the table (Markdown) to this file")
@@ -378,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown rows {sorted(unknown)}; choose from {', '.join(ROWS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
+        os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)  # for ipc-module's subprocess
     ctx = Context(sizes, args.repeats or sizes.repeats, args.ipc_python)
     with threadpool_limits(limits=args.threads) if args.threads else nullcontext():
         info = machine()
