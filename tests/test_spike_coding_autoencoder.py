@@ -137,7 +137,7 @@ def test_bad_config(kwargs, match):
 def test_quick_learning_reaches_the_target_measures():
     """The learning targets at --quick size (2·10⁵ steps, one replicate): decoding error down ≥ 5× and within 25 % of
     the ideal network, rate 10–20 Hz, corr(E, −I) > 0.7 (err_Ω at this size: tests/test_learning.py)."""
-    config = ae.Config.quick(replicates=1, checkpoints=(0, 200_000), test_trials=2, isi_trials=4)
+    config = ae.Config.quick(replicates=1, n_steps=200_000, checkpoints=(0, 200_000), test_trials=2, isi_trials=4)
     results = ae.evaluate(config.tasks()[0])
     checks = ae.targets(results).set_index("target")
     for target in ("decoding error reduced (before / after)", "decoding error / ideal network's",
