@@ -36,16 +36,18 @@ def ipc_python(given: str | None) -> str | None:
     return None
 
 
-def reservoirpy_run(W: np.ndarray, w_in: np.ndarray, dtype: type) -> Callable[[np.ndarray], None]:
+def reservoirpy_run(W: np.ndarray, w_in: np.ndarray, dtype: type) -> Callable[[np.ndarray], np.ndarray]:
     """ReservoirPy's ``Reservoir`` node with wrec's ESN (the same W, w_in, zero bias, no leak): ``go(u)`` runs it
-    over u (T,) from the zero state."""
+    over u (T,) from the zero state and returns its states (asked for float32, ReservoirPy 0.4.2 returns float64
+    states: it mixes the two)."""
     from reservoirpy.nodes import Reservoir
 
     node = Reservoir(W=W.astype(dtype), Win=w_in[:, None].astype(dtype), bias=0.0, lr=1.0, input_dim=1, dtype=dtype)
 
-    def go(u: np.ndarray) -> None:
-        node.run(u[:, None].astype(dtype))
+    def go(u: np.ndarray) -> np.ndarray:
+        states = node.run(u[:, None].astype(dtype))
         node.reset()
+        return states
 
     return go
 

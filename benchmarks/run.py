@@ -8,7 +8,7 @@ one process except ipc-module, which needs Python ≥ 3.12 and runs in a subproc
 $WREC_IPC_PYTHON; none by default; it inherits the thread limit through OPENBLAS_NUM_THREADS). BLAS and torch run on
 ``--threads`` threads, 1 by default: on a shared machine two threads stall whenever another process holds a core
 (measured here at load 6: the RSNN forward 9.6 ms on one thread, 40 ms on two). The machine (cores, BLAS and torch
-threads) is printed above the table; notes below it. ``--quick`` runs smaller sizes (about two minutes on 2 cores).
+threads) is printed above the table; notes below it. ``--quick`` runs smaller sizes (under a minute on 2 cores).
 
     python benchmarks/run.py [--quick] [--repeats R] [--threads N] [--ipc-python PATH] [--only ROW,...]
         [--out FILE.md] [--json FILE]
@@ -139,11 +139,19 @@ def reservoir_rows(ctx: Context) -> list[Row]:
         t_wrec = best(lambda m=model: run(m, u), ctx.repeats, warmup=lambda m=model: run(m, u[:100]))
         loop = esn_loop(W, rhos, w_in, dt)
         t_loop = best(lambda f=loop: f(u), ctx.repeats, warmup=lambda f=loop: f(u[:100]))
-        t_peer, note = None, f"ρ grid of {B} ESNs sharing one W: one ({B}, {N}) × ({N}, {N}) GEMM per step."
+        diff = float(np.abs(loop(u[:100]) - run(model, u[:100])).max())
+        t_peer = None
+        note = (f"ρ grid of {B} ESNs sharing one W: one ({B}, {N}) × ({N}, {N}) GEMM per step; the NumPy loop's "
+                f"states equal wrec's to max |Δ| {diff:.0e} ({np.dtype(dt).name}, 100 steps).")
         if peer:
             go = peers.reservoirpy_run(rhos[B // 2] * W, w_in, dt)
             t_peer = B * best(lambda f=go: f(u), ctx.repeats, warmup=lambda f=go: f(u[:100]))
-            note += f" ReservoirPy runs one reservoir at a time: one Reservoir.run timed, × {B}."
+            theirs = go(u[:100])
+            gap = float(np.abs(theirs - run(model, u[:100])[B // 2]).max())
+            note += (f" ReservoirPy runs one reservoir at a time: one Reservoir.run timed, × {B}; its states equal "
+                     f"wrec's to max |Δ| {gap:.0e}.")
+            if theirs.dtype != dt:
+                note += f" Asked for {np.dtype(dt).name}, ReservoirPy returns {theirs.dtype} states."
         rows.append(Row("reservoir simulation (ESN, batched)", f"N = {N}, B = {B}, T = {T}, {np.dtype(dt).name}",
                         t_wrec, f"{peer} Reservoir" if peer else "ReservoirPy: not installed", t_peer,
                         "in-place NumPy loop", t_loop, note))
@@ -243,7 +251,8 @@ def sligru_row(ctx: Context) -> list[Row]:
         t_peer = step_time(peers.SpeechBrainSLiGRU(H, B, T), x, ctx.repeats)
     return [Row("SLi-GRU forward + backward", f"B = {B}, T = {T}, H = {H}, float32, one layer", t_wrec,
                 f"{peer} SLiGRU" if peer else "SpeechBrain: not installed", t_peer,
-                note="Loss: mean squared output; BatchNorm feed-forward normalisation in both.")]
+                note="Loss: mean squared output; BatchNorm feed-forward normalisation in both (the same cell: "
+                "tests/test_sligru.py checks it against SpeechBrain's to 1e-12).")]
 
 
 def cfc_row(ctx: Context) -> list[Row]:
@@ -354,14 +363,14 @@ def markdown(rows: list[Row], info: dict, profile: str) -> str:
         frac = f"{r.fraction:.3g} ({r.limit}, {seconds(r.limit_s)})" if r.fraction else "—"
         lines.append(f"| {r.hot_path} | {r.size} | {seconds(r.wrec_s)} | {r.peer} | {seconds(r.peer_s)} | {ratio} | "
                      f"{frac} | {r.load:.2f} |")
-        if r.note and not any(n.endswith(r.note) for n in notes):  # a shared note once, at its first row
+        if r.note and not any(r.note in n for n in notes):  # a shared note once, at its first row
             notes.append(f"{i}. {r.hot_path}: {r.note}")
     return "\n".join([*lines, "", "Notes (by row):", "", *notes, ""])
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes (about two minutes on 2 cores)")
+    ap.add_argument("--quick", action="store_true", help="small sizes (under a minute on 2 cores)")
     ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny sizes, for the test
     ap.add_argument("--repeats", type=int, default=None, help="timed calls per measurement (default: 3, quick 2)")
     ap.add_argument("--threads", type=int, default=1,
