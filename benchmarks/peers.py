@@ -1,6 +1,8 @@
 """The other libraries ``benchmarks/run.py`` times wrec against, each set up to compute what wrec computes.
 
 Every peer is optional: ``version`` says whether it is installed, and the builders here are only called when it is.
+SpeechBrain is not in wrec's environment (its package wants a torchaudio matching torch); ``SpeechBrainSLiGRU`` was
+run with speechbrain 1.1.2 on ``PYTHONPATH``.
 ipc-module needs Python ≥ 3.12, so it runs in a subprocess under an interpreter named by ``--ipc-python``,
 ``$WREC_IPC_PYTHON`` or ``$IPC_MODULE_PYTHON`` (``benchmarks/capacity_ipc_module.py``'s variable); none by default.
 """

@@ -126,6 +126,8 @@ def esn_loop(W: np.ndarray, rhos: np.ndarray, w_in: np.ndarray, dtype: type) -> 
 
 
 def reservoir_rows(ctx: Context) -> list[Row]:
+    """Written on the public API while benchmarks/reservoir.py is reworked; to call its row function once it
+    returns a dict."""
     from wrec.reservoir import ESN, run
     from wrec.weights import gaussian, input_weights
 
@@ -169,6 +171,8 @@ def esn_states(N: int, T: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def decomposition_row(ctx: Context) -> list[Row]:
+    """Written on the public API while benchmarks/capacity.py is reworked; to call its decomposition row once it
+    returns a dict."""
     from wrec.capacity import decompose
 
     N, T = ctx.sizes.states
@@ -306,6 +310,8 @@ def rsnn_rows(ctx: Context) -> list[Row]:
 
 
 def stablessm_rows(ctx: Context) -> list[Row]:
+    """Written on the public API while benchmarks/stablessm_modes.py is reworked; to call its row function once it
+    returns a dict."""
     from cfc import step_time
     from wrec.nn import StableSSM
 
