@@ -220,6 +220,19 @@ def test_chunked_scan_long_sequences_stay_finite_and_exact(lam_abs):
     assert errors["scan"] < max(10 * errors["recurrent"], 1e-6), errors
 
 
+def test_conv_mode_at_an_underflowed_lambda():
+    """conv forms λ^l as e^{l log λ}: at λ = 0 (a decay so fast that e^{−aΔ} underflows) it equals the step loop,
+    λ⁰ = 1 included, with finite gradients (it was NaN from −inf · 0)."""
+    system = _diagonal_system(2, 3, 50, 0.0, 3)
+    y_ref, g_ref = _output_and_gradients("recurrent", *system)
+    y, grads = _output_and_gradients("conv", *system)
+    np.testing.assert_allclose(y, y_ref, rtol=0, atol=1e-10)
+    assert all(torch.isfinite(g).all() for g in grads)
+    for name, a, b in zip(("u", "Bbar", "C"), (grads[0], grads[2], grads[3]), (g_ref[0], g_ref[2], g_ref[3]),
+                          strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
 # 6. gradcheck --------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("reparam", REPARAMS)

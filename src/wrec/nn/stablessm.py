@@ -199,10 +199,14 @@ def ssm_apply(u: Tensor, lam: Tensor, Bbar: Tensor, C: Tensor, h0: Tensor | None
     if mode == "conv":
         L = u.size(1)
         ell = torch.arange(L, device=u.device, dtype=u.dtype)
-        K = kernel_from(C * Bbar, lam.log(), L, factor)
+        # an underflowed λ = 0 is replaced by the smallest normal number: log 0 = −inf would make λ⁰ = e^{0·(−inf)}
+        # NaN, while e^{l log tiny} is exactly λ^l (1 at l = 0, 0 after), with a zero gradient there
+        tiny = torch.finfo(u.dtype).tiny
+        log_lam = torch.where(lam.abs() < tiny, torch.full_like(lam, tiny), lam).log()
+        K = kernel_from(C * Bbar, log_lam, L, factor)
         y = fft_conv(u, K.transpose(0, 1))
         if h0 is not None:
-            powers = torch.exp(lam.log().unsqueeze(-1) * (ell + 1))  # (H, N, L): λ^{t+1}
+            powers = torch.exp(log_lam.unsqueeze(-1) * (ell + 1))  # (H, N, L): λ^{t+1}
             y = y + factor * torch.einsum("hn,bhn,hnl->blh", C, h0, powers).real
         return y
     if h0 is None:
