@@ -31,7 +31,7 @@ from wrec.reservoir.models import (
     linear_step,
     rate_step,
 )
-from wrec.reservoir.run import run
+from wrec.reservoir.run import run, run_blocks
 
 __all__ = [
     "ESN",
@@ -43,4 +43,5 @@ __all__ = [
     "linear_step",
     "rate_step",
     "run",
+    "run_blocks",
 ]

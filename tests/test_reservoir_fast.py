@@ -1,0 +1,128 @@
+"""Oracles for the in-place ESN step (wrec.reservoir.fast) and the block iterator ``run_blocks``: the in-place step
+against the model's own step (bit for bit), torch's tanh against ``np.tanh`` (in ulp), and concatenated blocks
+against ``run``'s states, washout and readout subset included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wrec import weights
+from wrec.reservoir import ESN, LeakyESN, Linear, fast, run, run_blocks
+from wrec.reservoir.models import STEPS
+
+N, B, T = 40, 4, 90
+RNG = np.random.default_rng(7)
+W0 = weights.gaussian(N, spectral_radius=0.9, seed=1)
+WS = np.stack([weights.gaussian(N, spectral_radius=r, seed=10 + i) for i, r in enumerate([0.5, 0.8, 0.9, 0.7])])
+U = RNG.uniform(-1, 1, T)
+US = RNG.uniform(-1, 1, (B, T))
+
+MODELS = {
+    "shared W, grid of s": lambda dt: ESN(W0, recurrent_scale=np.linspace(0.2, 1.0, B), seed=2, dtype=dt),
+    "scalar s, bias": lambda dt: ESN(W0, recurrent_scale=0.8, input_scale=0.5, bias=0.1, seed=2, dtype=dt),
+    "batched W, w_in, bias": lambda dt: ESN(WS, w_in=RNG.standard_normal((B, N)), bias=RNG.standard_normal((B, N)),
+                                            input_scale=np.linspace(0.1, 1.0, B), dtype=dt),
+    "leaky, batched leak": lambda dt: LeakyESN(W0, leak=np.linspace(0.1, 1.0, B), seed=3, dtype=dt),
+    "leaky, scalar leak": lambda dt: LeakyESN(WS, leak=0.3, seed=3, dtype=dt),
+}
+
+
+def own_step(model, u):
+    """The states of the model's own (allocating) step, through run's custom-step route."""
+    return run(model, u, step=STEPS[type(model)], x0=np.zeros(model.n), dtype=model.dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", MODELS)
+def test_inplace_step_is_bit_for_bit_the_model_step(name, dtype):
+    model = MODELS[name](dtype)
+    got = run(model, US, backend="numpy")
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, own_step(model, US))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_torch_tanh_is_within_stated_ulp_of_numpy(dtype):
+    pytest.importorskip("torch")
+    a = np.concatenate([np.linspace(-20, 20, 200_001), np.geomspace(1e-30, 1e-1, 10_000),
+                        -np.geomspace(1e-30, 1e-1, 10_000)]).astype(dtype)
+    got = np.empty_like(a)
+    fast.torch_tanh(a, got)
+    want = np.tanh(a)
+    ulp = np.abs(got - want) / np.spacing(np.abs(want).astype(dtype))
+    assert ulp.max() <= fast.TANH_ULP
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_torch_backend_agrees_to_1e_12_in_float64(name):
+    pytest.importorskip("torch")
+    model = MODELS[name](np.float64)
+    np.testing.assert_allclose(run(model, US, backend="torch"), run(model, US, backend="numpy"), rtol=0, atol=1e-12)
+
+
+def test_torch_backend_leaves_torch_threads_as_they_were():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    run(MODELS["shared W, grid of s"](np.float64), US, backend="torch")
+    assert torch.get_num_threads() == before
+
+
+def test_auto_backend_is_numpy_for_small_blocks_and_float32():
+    assert fast.MIN_BLOCK > B * N
+    model = MODELS["scalar s, bias"](np.float64)
+    np.testing.assert_array_equal(run(model, US), own_step(model, US))
+
+
+CASES = [
+    dict(block=1), dict(block=7), dict(block=T), dict(block=10 * T),
+    dict(block=16, washout=25), dict(block=16, washout=25, readout=5),
+    dict(block=9, washout=3, readout=np.array([3, 0, 17])),
+]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("kw", CASES)
+def test_blocks_concatenate_to_run(kw, backend):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    model = MODELS["leaky, batched leak"](np.float32)
+    kw = dict(kw)
+    block = kw.pop("block")
+    blocks = [X.copy() for X in run_blocks(model, US, block, backend=backend, **kw)]
+    want = run(model, US, backend=backend, **kw)
+    assert all(X.shape[1] == min(block, want.shape[1]) for X in blocks[:-1])
+    np.testing.assert_array_equal(np.concatenate(blocks, axis=1), want)
+
+
+def test_blocks_of_an_unbatched_run_and_another_model():
+    model = Linear(0.5 * W0, seed=1)
+    blocks = list(X.copy() for X in run_blocks(model, U, 8, washout=5, readout=3))
+    assert blocks[0].shape == (8, 3)
+    np.testing.assert_array_equal(np.concatenate(blocks), run(model, U, washout=5, readout=3))
+
+
+def test_blocks_reuse_one_buffer():
+    X1, X2 = (X for X, _ in zip(run_blocks(MODELS["scalar s, bias"](np.float64), US, 10), range(2), strict=False))
+    assert np.shares_memory(X1, X2)
+
+
+def test_blocks_report_a_blow_up():
+    model = Linear(W0, recurrent_scale=50.0, seed=2)
+    with pytest.raises(ValueError, match="blew up"):
+        for _ in run_blocks(model, np.ones(600), 50):
+            pass
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: run_blocks(ESN(W0, seed=1), U, 0), ValueError, "block must be >= 1"),
+    (lambda: run_blocks(ESN(W0, seed=1), U, 2.5), TypeError, "block must be an int"),
+    (lambda: run_blocks(ESN(W0, seed=1), U, 4, washout=T), ValueError, "washout"),
+    (lambda: run(ESN(W0, seed=1), U, backend="cuda"), ValueError, "backend must be"),
+    (lambda: run_blocks(ESN(W0, seed=1), U, 4, backend="jax"), ValueError, "backend must be"),
+    (lambda: run(Linear(W0, seed=1), U, backend="torch"), ValueError, "backend='torch' needs an ESN"),
+    (lambda: run(ESN(W0, seed=1, activation=np.sin), U, backend="torch"), ValueError, "activation np.tanh"),
+])
+def test_bad_arguments_raise_when_called(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
