@@ -14,6 +14,13 @@ Examples:
     >>> reservoir.run(esn, uniform_input(1_000, batch=3, seed=0), washout=100, readout=10).shape
     (3, 900, 10)
 
+    A long run without its record: ``run_blocks`` yields the states in blocks of 250 steps from one reused buffer.
+
+    >>> G = sum(X.T @ X for X in reservoir.run_blocks(esn, u, 250, washout=100))
+    >>> X = reservoir.run(esn, u, washout=100)
+    >>> bool(np.allclose(G, X.T @ X))
+    True
+
     ``run`` iterates the pure step x_t = tanh(W x_{t−1} + σ w_in u_t) from x = 0:
 
     >>> x, out = reservoir.esn_step(esn, np.zeros((1, esn.n)), u[:1])
