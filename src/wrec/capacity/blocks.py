@@ -344,6 +344,13 @@ class _Rows:
         return out
 
     @property
+    def concurrent_reads(self) -> bool:
+        """Whether several threads may read rows at once (``targets.project``'s workers): B's rows (the
+        leverages) always; A's where the states are read by position (an array, a memmap, a ``.npy`` file),
+        not from a sequence of blocks, whose reading position is shared."""
+        return self.kind == "B" or self.dec.blocks._array is not None
+
+    @property
     def distributed(self) -> bool:
         """Whether the rows live in a dask array: then ``project_by_blocks`` spreads the projection over dask."""
         return self.kind == "A" and _is_dask(self.dec.blocks._array)

@@ -7,7 +7,7 @@ multiplicities m_j has (D)!/((D − n)! Π m_j!) targets, D = max_delay + 1 (Kub
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations, permutations
 from math import comb, factorial, prod
@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from wrec import _checks
-from wrec.capacity.backend import backend_of
+from wrec.capacity.backend import NUMPY, backend_of
+from wrec.capacity.projection import project_offsets
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,17 +128,51 @@ def project(
     """ZᵀA and (Z∘Z)ᵀB for the targets z_j,t = Π_f P_{degrees[j, f]}(u_{t − delays[j, f]}), t = offset..T−1.
 
     ``A`` (T − offset, p) and ``B`` (T − offset, q) are row-aligned with the targets (e.g. A = [U_r, 1, h] and
-    B = [h, 1]: projections, Σz, Σ h z, Σ h z² and ‖z‖²). Z is never formed: it is generated chunk by chunk of
-    rows by vectorised gathers from a sliding-window view of the basis, and each chunk is multiplied at once,
-    so memory and speed do not depend on holding target columns of length T. The work runs where A's rows live
-    (``wrec.capacity.backend``: NumPy, or a torch device). G and S come back as NumPy arrays.
+    B = [h, 1]: projections, Σz, Σ h z, Σ h z² and ‖z‖²). Z is never formed whole: it is built block by block
+    into reused buffers and each block is projected by one GEMM (``wrec.capacity.projection``). The work runs
+    where A's rows live (``wrec.capacity.backend``: NumPy, or a torch device). G and S come back as NumPy arrays.
     Shapes: degrees, delays (m, n_factors) -> (m, p), (m, q).
     """
+    return project_many(basis, [(degrees, delays)], offset, A, B)
+
+
+def project_many(
+    basis: np.ndarray, targets: Sequence[tuple[np.ndarray, np.ndarray]], offset: int, A: Any, B: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """``project`` of several target groups (degrees, delays) at once (their factor counts may differ): one
+    plan, one GEMM per buffer across groups. G and S hold the groups' rows one group after another."""
     if getattr(A, "distributed", False):  # states in a dask array: one task per row block
-        return A.project_by_blocks(basis, degrees, delays, offset, B)
+        G, S = zip(*(A.project_by_blocks(basis, d, k, offset, B) for d, k in targets), strict=True)
+        return np.concatenate(G), np.concatenate(S)
+    xp = backend_of(A)
+    if xp is not NUMPY:
+        G, S = zip(*(_project_gathered(xp, basis, d, k, offset, A, B) for d, k in targets), strict=True)
+        return np.concatenate(G), np.concatenate(S)
+    n_rows, T = basis.shape
+    offsets = []
+    for degrees, delays in targets:
+        degrees, delays = np.asarray(degrees, dtype=np.int64), np.asarray(delays, dtype=np.int64)
+        if degrees.size and (degrees.min() < 0 or degrees.max() >= n_rows or delays.min() < 0
+                             or delays.max() > offset):
+            raise ValueError(f"targets need degrees in 0..{n_rows - 1} (the basis rows) and delays in 0..{offset} "
+                             f"(the offset), got degrees {degrees.min()}..{degrees.max()} and delays "
+                             f"{delays.min()}..{delays.max()}")
+        offsets.append(degrees * T + (offset - delays))
+    flat = np.ascontiguousarray(basis, dtype=np.float64).reshape(-1)
+    return project_offsets(flat, offsets, T - offset, A, B)
+
+
+CHUNK_ELEMENTS = 1 << 20  # target values per row chunk (8 MiB) of the gathered (torch) route
+CHUNK_ROWS = 1 << 13  # at most this many rows at once, so rows of A made on request stay small too
+
+
+def _project_gathered(
+    xp: Any, basis: np.ndarray, degrees: np.ndarray, delays: np.ndarray, offset: int, A: Any, B: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """``project`` on a torch device: the targets gathered chunk by chunk of rows from a sliding-window view of
+    the basis (vectorised gathers suit a GPU), each chunk multiplied at once."""
     T = basis.shape[1]
     rows = T - offset
-    xp = backend_of(A)  # where the rows of A live: the GEMMs run there
     windows = xp.windows(xp.asarray(basis), rows)  # windows[d, j] = basis[d, j : j + rows]
     degrees, starts = xp.index(degrees), xp.index(offset - delays)
     m = degrees.shape[0]
