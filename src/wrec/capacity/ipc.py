@@ -7,7 +7,7 @@ system with T, delays → ∞ the total over all degrees equals the rank r of th
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,24 +103,26 @@ def evaluate(
 
     ``dec`` decomposes the state rows t ≥ offset = max delay (``decompose(X[offset:])``, or
     ``nested_decompose`` for a grid of readout sizes: then every array gets a trailing readout axis).
-    Targets are generated and projected in blocks of ``TARGET_BLOCK`` columns, chunk by chunk of rows, so the
-    target matrix is never held whole.
+    Targets of every shape are built and projected together in blocks of ``TARGET_BLOCK`` columns, chunk by
+    chunk of rows (``targets.project_many``), so the target matrix is never held whole.
     """
     offset = max(max_delay.values())
     sets = [ts for d, k in max_delay.items() for ts in _targets.delay_sets(d, k)]
     thr = threshold.thresholds(dec, basis, sets, offset)
     raw = isinstance(threshold, NoThreshold)
     e0 = np.asarray(dec.floor, dtype=float)
+    per_set = [np.empty((len(ts), *np.shape(dec.rank))) for ts in sets]
+    null_per_set = [np.empty_like(v) for v in per_set]
+    for pieces in packed([len(ts) for ts in sets], TARGET_BLOCK):  # shapes mixed: every GEMM is TARGET_BLOCK wide
+        G, S = _targets.project_many(basis, [(sets[s].degrees[a:b], sets[s].delays[a:b]) for s, a, b in pieces],
+                                     offset, dec.augmented, dec.squared)
+        block_values, block_null = dec.from_projections(G, S[:, -1]), dec.null(G, S)
+        i = 0
+        for s, a, b in pieces:
+            per_set[s][a:b], null_per_set[s][a:b] = block_values[i : i + b - a], block_null[i : i + b - a]
+            i += b - a
     out = []
-    for ts, t in zip(sets, thr, strict=True):
-        values = np.empty((len(ts), *np.shape(dec.rank)))
-        null = np.empty_like(values)
-        for start in range(0, len(ts), TARGET_BLOCK):
-            stop = min(start + TARGET_BLOCK, len(ts))
-            G, S = _targets.project(basis, ts.degrees[start:stop], ts.delays[start:stop], offset, dec.augmented,
-                                    dec.squared)
-            values[start:stop] = dec.from_projections(G, S[:, -1])
-            null[start:stop] = dec.null(G, S)
+    for ts, t, values, null in zip(sets, thr, per_set, null_per_set, strict=True):
         if raw:
             kept, counted, spurious = np.ones(values.shape, bool), values, len(ts) * e0
         else:
@@ -130,6 +132,24 @@ def evaluate(
             spurious = expected_spurious(dec, len(ts), t)
         out.append(_Evaluated(ts, values, null, t, kept, counted, spurious))
     return out
+
+
+def packed(sizes: list[int], block: int) -> Iterator[list[tuple[int, int, int]]]:
+    """Pieces (set, start, stop) of sets of the given sizes, in order, packed into blocks of ``block`` targets."""
+    pieces: list[tuple[int, int, int]] = []
+    used = 0
+    for s, size in enumerate(sizes):
+        start = 0
+        while start < size:
+            stop = min(size, start + block - used)
+            pieces.append((s, start, stop))
+            used += stop - start
+            start = stop
+            if used == block:
+                yield pieces
+                pieces, used = [], 0
+    if pieces:
+        yield pieces
 
 
 def sampling_variance(counted: np.ndarray, n_samples: int) -> np.ndarray:
