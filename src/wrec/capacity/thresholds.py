@@ -29,9 +29,9 @@ from scipy.special import betainc, betaincinv
 
 from wrec import _checks
 from wrec.capacity.core import _Basis
-from wrec.capacity.targets import TargetSet, project
+from wrec.capacity.targets import TargetSet, project_many
 
-SHUFFLED_ELEMENTS = 1 << 23  # shuffled basis copies held at once (64 MiB)
+SHUFFLED_ELEMENTS = 1 << 24  # shuffled basis copies held at once (128 MiB)
 MAX_SPURIOUS = 0.1  # default bound on the expected spurious total over a target family (capacity units)
 
 Dec = _Basis  # any decomposition: in memory, nested readouts, or states in row blocks
@@ -91,25 +91,26 @@ class Surrogate:
     def thresholds(self, dec: Dec, basis: np.ndarray, sets: Sequence[TargetSet], offset: int) -> np.ndarray:
         """One threshold per target set (n_sets,), or (n_sets, n_readouts) for a nested decomposition."""
         gen = np.random.default_rng(self.seed)
-        shapes = [ts.parts for ts in sets]
-        groups: dict[int, list[int]] = {}  # surrogates with the same number of factors are projected together
-        for s, parts in enumerate(shapes):
-            groups.setdefault(len(parts), []).append(s)
+        shapes = [np.asarray(ts.parts) for ts in sets]
         best = np.zeros((len(shapes), *np.shape(dec.rank)))  # one threshold per readout size if nested
         rows, T = basis.shape
         ones = np.ones((dec.n_samples, 1))  # surrogates need only ‖z‖², not the leverage sums
-        batch = max(1, min(self.count, SHUFFLED_ELEMENTS // basis.size))
+        batch = max(1, min(self.count, SHUFFLED_ELEMENTS // ((rows - 1) * T)))
+        stacked = np.empty((rows - 1, batch, T))  # stacked[d − 1, c] = P_d(ũ_c) (P_0 = 1 is no factor)
         for first in range(0, self.count, batch):
             size = min(batch, self.count - first)
-            # shuffled copies of the basis stacked as rows: every surrogate of the batch is one target of one GEMM
-            stacked = np.concatenate([basis[:, gen.permutation(T)] for _ in range(size)])
-            offsets = rows * np.arange(size)[:, None, None]
-            for n, members in groups.items():
-                degrees = (offsets + np.array([shapes[s] for s in members])[None]).reshape(-1, n)
-                delays = np.broadcast_to(np.arange(n), degrees.shape)
-                G, S = project(stacked, degrees, delays, offset, dec.augmented, ones)
-                caps = dec.from_projections(G, S[:, 0]).reshape(size, len(members), *best.shape[1:])
-                best[members] = np.maximum(best[members], caps.max(axis=0))
+            for c in range(size):
+                perm = gen.permutation(T)
+                for d in range(1, rows):  # row by row into place: 4× faster than basis[:, perm]
+                    np.take(basis[d], perm, out=stacked[d - 1, c], mode="clip")
+            # every surrogate of every shape in one projection: P_{d_j}(ũ_{t−j}) is row (d_j − 1)·batch + c,
+            # delay j, so the copies of one shape step by one row: one run, one GEMM across shapes
+            copies = np.arange(size)[:, None]
+            groups = [((parts - 1) * batch + copies, np.broadcast_to(np.arange(parts.size), (size, parts.size)))
+                      for parts in shapes]
+            G, S = project_many(stacked.reshape(-1, T), groups, offset, dec.augmented, ones)
+            caps = dec.from_projections(G, S[:, 0]).reshape(len(shapes), size, *best.shape[1:])
+            np.maximum(best, caps.max(axis=1), out=best)
         family = family_threshold(dec, sum(len(ts) for ts in sets), self.max_spurious)
         return np.maximum(self.scale * best, family)
 
