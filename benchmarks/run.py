@@ -3,8 +3,11 @@
 Columns: hot path, size, wrec time, peer (library and version, or why it is absent), peer time, ratio = peer time /
 wrec time, fraction of the limit = limit time / wrec time (the limit: a bare GEMM of the same shape or the in-place
 NumPy loop of the same update, timed in the same run; "—" where none applies), and the 1-minute load average when
-the row finished. Every time is the minimum over ``--repeats`` calls after a warm-up (``_timing.best``), all in this
-one process except ipc-module, which needs Python ≥ 3.12 and runs in a subprocess (``--ipc-python PATH`` or
+the row finished. Where a benchmark script has a function returning its figures, the row calls it (one timing code
+per hot path): the reservoir rows ``benchmarks/reservoir.py``'s ``loop_figures`` (wrec and the NumPy loop timed in
+turn), the StableSSM rows ``benchmarks/stablessm_modes.py``'s ``figures``, whose conv and scan rows take wrec's own
+step loop as the peer. Every time is the minimum over ``--repeats`` calls after a warm-up (``_timing.best``), all in
+this one process except ipc-module, which needs Python ≥ 3.12 and runs in a subprocess (``--ipc-python PATH`` or
 $WREC_IPC_PYTHON; none by default; it inherits the thread limit through OPENBLAS_NUM_THREADS). BLAS and torch run on
 ``--threads`` threads, 1 by default: on a shared machine two threads stall whenever another process holds a core
 (measured here at load 6: the RSNN forward 9.6 ms on one thread, 40 ms on two). The machine (cores, BLAS and torch
@@ -41,6 +44,7 @@ class Sizes:
     """The problem of every row (one set per ``--quick``/full/smoke)."""
 
     reservoir: tuple[int, int, int]  # N, B, T
+    reservoir_stream: tuple[int, int]  # T, block of run_blocks (same N, B)
     states: tuple[int, int]  # N, T of the ESN states decomposed and profiled
     ipc_delays: dict[int, int]  # {degree: max delay}
     scn: tuple[int, int, int]  # N, B trials, T steps
@@ -53,11 +57,11 @@ class Sizes:
 
 
 SIZES = {
-    "full": Sizes((500, 64, 1500), (100, 100_000), {1: 50, 2: 20, 3: 10}, (400, 32, 2000), 10_000,
+    "full": Sizes((500, 64, 1500), (10_000, 1000), (100, 100_000), {1: 50, 2: 20, 3: 10}, (400, 32, 2000), 10_000,
                   (16, 200, 256), (32, 200, 64), 100, (16, 1000, 64), 3),
-    "quick": Sizes((200, 16, 500), (100, 20_000), {1: 20, 2: 8, 3: 4}, (100, 8, 500), 2000,
+    "quick": Sizes((200, 16, 500), (2000, 250), (100, 20_000), {1: 20, 2: 8, 3: 4}, (100, 8, 500), 2000,
                    (8, 50, 64), (8, 50, 32), 25, (8, 200, 32), 2),
-    "smoke": Sizes((16, 2, 30), (8, 400), {1: 3, 2: 2, 3: 1}, (8, 2, 30), 40,
+    "smoke": Sizes((16, 2, 30), (120, 30), (8, 400), {1: 3, 2: 2, 3: 1}, (8, 2, 30), 40,
                    (2, 4, 8), (2, 4, 8), 3, (2, 16, 4), 1),
 }
 
@@ -106,45 +110,30 @@ def installed(dist: str, label: str) -> str | None:
 
 # --- reservoir simulation ------------------------------------------------------------------------------------------
 
-def esn_loop(W: np.ndarray, rhos: np.ndarray, w_in: np.ndarray, dtype: type) -> Callable[[np.ndarray], np.ndarray]:
-    """The limit of a NumPy ESN over a ρ grid: x_t = tanh(ρ ⊙ x_{t−1}Wᵀ + u_t w_in), in place, states (B, T, N)."""
-    Wt, rho, w = np.ascontiguousarray(W.T, dtype), rhos.astype(dtype)[:, None], w_in.astype(dtype)
-
-    def go(u: np.ndarray) -> np.ndarray:
-        u = u.astype(dtype)
-        states = np.empty((rho.size, u.size, w.size), dtype)
-        x, y, drive = np.zeros((rho.size, w.size), dtype), np.empty((rho.size, w.size), dtype), np.empty_like(w)
-        for t in range(u.size):
-            np.matmul(x, Wt, out=y)
-            y *= rho
-            y += np.multiply(w, u[t], out=drive)
-            np.tanh(y, out=x)
-            states[:, t] = x
-        return states
-
-    return go
-
-
 def reservoir_rows(ctx: Context) -> list[Row]:
-    """Written on the public API while benchmarks/reservoir.py is reworked; to call its row function once it
-    returns a dict."""
+    """wrec ``run`` against the in-place NumPy loop (the limit), float32 and float64, and ``run_blocks`` at the long
+    T against ``run``: all timed by ``benchmarks/reservoir.py``'s ``loop_figures`` (the two alternately); the
+    ReservoirPy peer and the states cross-check here, on the same ESNs (W, w_in, ρ grid and u are loop_figures')."""
+    from reservoir import loop_figures, numpy_loop
     from wrec.reservoir import ESN, run
     from wrec.weights import gaussian, input_weights
 
     N, B, T = ctx.sizes.reservoir
-    u = np.random.default_rng(0).uniform(-1.0, 1.0, T)
+    T_long, block = ctx.sizes.reservoir_stream
+    figures = loop_figures(N, B, T, T_long, block, ctx.repeats)
+    u = np.random.default_rng(0).uniform(-1.0, 1.0, T)  # loop_figures' input (its generator's first draw)
     W, w_in, rhos = gaussian(N, seed=0, spectral_radius=1.0), input_weights(N, seed=1), np.linspace(0.1, 1.3, B)
     peer = installed("reservoirpy", "ReservoirPy")
     rows = []
     for dt in (np.float32, np.float64):
+        name = np.dtype(dt).name
+        f = figures[name]
         model = ESN(W, recurrent_scale=rhos, w_in=w_in, dtype=dt)
-        t_wrec = best(lambda m=model: run(m, u), ctx.repeats, warmup=lambda m=model: run(m, u[:100]))
-        loop = esn_loop(W, rhos, w_in, dt)
-        t_loop = best(lambda f=loop: f(u), ctx.repeats, warmup=lambda f=loop: f(u[:100]))
-        diff = float(np.abs(loop(u[:100]) - run(model, u[:100])).max())
+        diff = float(np.abs(numpy_loop(W, rhos, w_in, dt)(u[:100]) - run(model, u[:100])).max())
         t_peer = None
-        note = (f"ρ grid of {B} ESNs sharing one W: one ({B}, {N}) × ({N}, {N}) GEMM per step; the NumPy loop's "
-                f"states equal wrec's to max |Δ| {diff:.0e} ({np.dtype(dt).name}, 100 steps).")
+        note = (f"ρ grid of {B} ESNs sharing one W: one ({B}, {N}) × ({N}, {N}) GEMM per step; wrec and the NumPy "
+                f"loop timed alternately by benchmarks/reservoir.py's loop_figures (goal: loop/run ≥ {f['goal']}); "
+                f"the NumPy loop's states equal wrec's to max |Δ| {diff:.0e} ({name}, 100 steps).")
         if peer:
             go = peers.reservoirpy_run(rhos[B // 2] * W, w_in, dt)
             t_peer = B * best(lambda f=go: f(u), ctx.repeats, warmup=lambda f=go: f(u[:100]))
@@ -153,10 +142,19 @@ def reservoir_rows(ctx: Context) -> list[Row]:
             note += (f" ReservoirPy runs one reservoir at a time: one Reservoir.run timed, × {B}; its states equal "
                      f"wrec's to max |Δ| {gap:.0e}.")
             if theirs.dtype != dt:
-                note += f" Asked for {np.dtype(dt).name}, ReservoirPy returns {theirs.dtype} states."
-        rows.append(Row("reservoir simulation (ESN, batched)", f"N = {N}, B = {B}, T = {T}, {np.dtype(dt).name}",
-                        t_wrec, f"{peer} Reservoir" if peer else "ReservoirPy: not installed", t_peer,
-                        "in-place NumPy loop", t_loop, note))
+                note += f" Asked for {name}, ReservoirPy returns {theirs.dtype} states."
+        rows.append(Row("reservoir simulation (ESN, batched)", f"N = {N}, B = {B}, T = {T}, {name}", f["run_s"],
+                        f"{peer} Reservoir" if peer else "ReservoirPy: not installed", t_peer,
+                        "in-place NumPy loop", f["numpy_loop_s"], note))
+    f = figures["float64"]
+    t_stream = B * T_long / f["stream_steps_per_s"]
+    rows.append(Row("reservoir streaming (run_blocks)", f"N = {N}, B = {B}, T = {T_long}, blocks of {block}, float64",
+                    t_stream, f"wrec run at T = {T}, time × {T_long}/{T}", f["run_s"] * T_long / T,
+                    note=f"run_blocks yields the states block by block from one reused buffer (each block summed, "
+                    f"as a consumer would), no full record; the peer column is run's time at T = {T} scaled to "
+                    f"T = {T_long} (equal steps/s), so the ratio is run_blocks' reservoir-steps/s over run's "
+                    f"(goal ≥ 1; float32: {figures['float32']['stream_over_run']:.2f}). benchmarks/reservoir.py's "
+                    "loop_figures."))
     return rows
 
 
@@ -310,20 +308,20 @@ def rsnn_rows(ctx: Context) -> list[Row]:
 
 
 def stablessm_rows(ctx: Context) -> list[Row]:
-    """Written on the public API while benchmarks/stablessm_modes.py is reworked; to call its row function once it
-    returns a dict."""
-    from cfc import step_time
-    from wrec.nn import StableSSM
+    """Forward + backward of one block per mode, timed by ``benchmarks/stablessm_modes.py``'s ``figures``; the conv
+    and scan rows take the step loop (recurrent mode) as their baseline in the peer columns."""
+    from stablessm_modes import figures
 
     B, L, H = ctx.sizes.stablessm
-    model = StableSSM(H, H, batch_first=True, d_state=H, reparam="best", seed=0)
-    x = torch.randn(B, L, H, generator=torch.Generator().manual_seed(1))
-    rows = []
-    for mode in ("conv", "scan", "recurrent"):
-        model.mode = mode
-        rows.append(Row(f"StableSSM forward + backward, {mode} mode", f"B = {B}, L = {L}, H = d_state = {H}, "
-                        "float32", step_time(model, x, ctx.repeats)))
-    rows[0].note = "The three modes compute the same map (benchmarks/stablessm_modes.py)."
+    f = figures(B, L, H, d_state=H, repeats=ctx.repeats)
+    size = f"B = {B}, L = {L}, H = d_state = {H}, float32"
+    rows = [Row(f"StableSSM forward + backward, {mode} mode", size, f[f"{mode}_s"], "wrec step loop (recurrent mode)",
+                f["recurrent_s"]) for mode in ("conv", "scan")]
+    rows.append(Row("StableSSM forward + backward, recurrent mode", size, f["recurrent_s"],
+                    "— (the step loop: the baseline above)"))
+    rows[0].note = ("The three modes compute the same map (outputs within max |Δ| "
+                    f"{f['max_abs_diff']:.0e} of the recurrence); loss: sum of squared outputs; ratio = step loop / "
+                    "mode (benchmarks/stablessm_modes.py's figures).")
     return rows
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 COLUMNS = ["hot path", "size", "wrec", "peer", "peer time", "ratio (peer/wrec)", "fraction of limit", "load"]
-HOT_PATHS = ["reservoir simulation", "capacity decomposition", "IPC", "spike coding network simulation",
-             "spike coding network learning", "SLi-GRU", "CfC", "RSNN forward", "RSNN gradient, BPTT",
-             "RSNN gradient, online e-prop", "StableSSM"]
+HOT_PATHS = ["reservoir simulation", "reservoir streaming", "capacity decomposition", "IPC",
+             "spike coding network simulation", "spike coding network learning", "SLi-GRU", "CfC", "RSNN forward",
+             "RSNN gradient, BPTT", "RSNN gradient, online e-prop", "StableSSM"]
 
 
 def test_smoke_table(tmp_path, monkeypatch):
@@ -44,7 +44,14 @@ def test_smoke_table(tmp_path, monkeypatch):
             assert row["fraction"] == row["limit_s"] / row["wrec_s"]
     by_path = {row["hot_path"]: row for row in rows}
     assert by_path["IPC, raw capacities (ipc)"]["peer"].startswith("ipc-module: no Python")  # none given
-    assert all(row["limit_s"] for row in rows if row["hot_path"].startswith(("reservoir", "capacity decomposition")))
+    assert all(row["limit_s"] for row in rows
+               if row["hot_path"].startswith(("reservoir simulation", "capacity decomposition")))
+    stream = by_path["reservoir streaming (run_blocks)"]  # run's time scaled to the long T: ratio = steps/s ratio
+    assert stream["peer"].startswith("wrec run at T = ") and stream["ratio"] > 0
+    for mode in ("conv", "scan"):  # the step loop is the baseline of the StableSSM modes
+        row = by_path[f"StableSSM forward + backward, {mode} mode"]
+        assert row["peer"].startswith("wrec step loop") and row["peer_s"] > 0
+        assert row["peer_s"] == by_path["StableSSM forward + backward, recurrent mode"]["wrec_s"]
     for row in rows:  # a peer is either timed or says why not
         assert row["peer_s"] is not None or row["peer"].startswith("—") or "not installed" in row["peer"] \
             or "no Python" in row["peer"], row
