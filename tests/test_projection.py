@@ -1,6 +1,8 @@
 """Targets built in place and projected by one GEMM per block: against the products formed directly."""
 
+import importlib.util
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,3 +97,17 @@ def test_one_blas_thread_restores_the_limit_after_concurrent_callers():
         t.join()
     assert seen == [1, 1, 1, 1]
     assert projection.blas_threads() == before
+
+
+def test_benchmark_reports_its_figures_as_a_dict(monkeypatch):
+    """benchmarks/projection.py's ``measure`` (for a one-table runner): shape, both times, fraction, goal."""
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench))
+    spec = importlib.util.spec_from_file_location("bench_projection", bench / "projection.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    f = module.measure(3, N=10, T=2_000, repeats=1)
+    assert {"T", "r", "targets", "surrogate_columns", "projection_s", "gemm_s", "fraction", "fraction_all",
+            "goal", "load"} <= set(f)
+    assert f["T"] == 1_997 and f["r"] == 10 and f["targets"] == 4 + 10 + 20 and f["surrogate_columns"] == 1200
+    assert f["fraction"] == f["gemm_s"] / f["projection_s"] and f["goal"] == 0.5
