@@ -111,3 +111,17 @@ def test_benchmark_reports_its_figures_as_a_dict(monkeypatch):
             "goal", "load"} <= set(f)
     assert f["T"] == 1_997 and f["r"] == 10 and f["targets"] == 4 + 10 + 20 and f["surrogate_columns"] == 1200
     assert f["fraction"] == f["gemm_s"] / f["projection_s"] and f["goal"] == 0.5
+
+
+def test_a_projection_in_another_thread_leaves_the_blas_threads_settable():
+    """Called from a Dask task (row-chunked states), the projection runs on that thread and does not set OpenBLAS's
+    thread count from it: set from worker threads, the count could not be raised again afterwards (2 stayed 1)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from wrec.experiments import ipc_profile
+
+    tiny = {"spectral_radii": (0.5,), "length": 4000, "washout": 500, "max_delay": ((1, 40), (2, 6), (3, 6)),
+            "surrogates": 20, "row_chunk": 700}
+    ipc_profile.evaluate(ipc_profile.Config(**tiny))
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {2}

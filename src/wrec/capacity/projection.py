@@ -13,7 +13,10 @@ place and projected by one GEMV per column of B[t0:t1]: no per-block allocation,
 The rows are cut into chunks shared round-robin among worker threads (as many as BLAS may use), each on one BLAS
 thread with its own buffers and sums, added in a fixed order at the end (the result does not depend on timing):
 ufuncs and GEMMs release the GIL, and no worker waits for another before the end, where two OpenBLAS threads
-on one GEMM meet once per panel and, on loaded cores, wait for a descheduled thread at every meeting.
+on one GEMM meet once per panel and, on loaded cores, wait for a descheduled thread at every meeting. Only the
+main thread spreads the work so: called from another thread (a Dask task, the caller's own pool) it runs on that
+thread and leaves the BLAS thread count alone — OpenBLAS's thread count set from worker threads could not be
+raised again afterwards.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,9 +231,10 @@ def project_offsets(flat: np.ndarray, offsets: Sequence[np.ndarray], rows: int, 
     if workers is None:
         parallel = all(isinstance(x, np.ndarray) or getattr(x, "concurrent_reads", False) for x in (A, B))
         threads = blas_threads() if parallel else 1
-        workers = min(threads, os.cpu_count() or 1)
+        main = threading.current_thread() is threading.main_thread()  # nested pools: the caller's business
+        workers = min(threads, os.cpu_count() or 1) if main else 1
     workers = max(1, min(workers, len(chunks)))
-    with one_blas_thread():
+    with one_blas_thread() if workers > 1 else nullcontext():
         if workers == 1:
             parts = [_work(flat, p, A, B, chunks, width)]
         else:
