@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from wrec._threads import one_blas_thread
 from wrec.store import CorruptResult, CorruptResultWarning, Store, config_key, legacy_config_key
 
 if TYPE_CHECKING:
@@ -92,38 +92,10 @@ class _Task:
     def __call__(self, key: str, config: object) -> pd.DataFrame:
         token = _context.set(TaskContext(key, None if self.partial is None else self.partial / key))
         try:
-            with one_blas_thread():
+            with one_blas_thread():  # a BLAS's result can depend on its thread count: every task runs on one
                 return self.fn(config)
         finally:
             _context.reset(token)
-
-
-_blas_lock = threading.Lock()
-_blas_users = 0  # tasks of this process inside ``one_blas_thread`` now
-_blas_limiter: threadpool_limits | None = None
-
-
-@contextlib.contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Run the block with one thread in every BLAS/OpenMP library loaded (``threadpoolctl``), as every sweep task
-    runs: a BLAS's floating-point result can depend on its thread count, so this makes a task's numbers the same
-    in this process, a process pool or a Dask worker. Re-entrant and shared by threads: the first block to enter
-    sets the limit, the last to leave restores the previous one (a per-block restore would lift the limit under
-    a task still running on another thread). (OpenBLAS ignores a limit set from another thread than the one that
-    last set its thread count; pool and Dask worker processes start with one BLAS thread from their environment.)"""
-    global _blas_users, _blas_limiter
-    with _blas_lock:
-        if _blas_users == 0:
-            _blas_limiter = threadpool_limits(limits=1)
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0 and _blas_limiter is not None:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
 
 
 def run(

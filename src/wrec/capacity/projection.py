@@ -23,52 +23,19 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from wrec._threads import blas_threads, one_blas_thread
+
 CHUNK_ROWS = 4096  # rows per chunk: one GEMM's inner dimension
 BLOCK_ELEMENTS = 1 << 20  # buffer elements per worker (8 MiB): targets per GEMM = BLOCK_ELEMENTS // CHUNK_ROWS
-
-_LOCK = threading.Lock()
-_state: dict[str, Any] = {"users": 0, "limiter": None, "controller": None}
-
-
-def _controller() -> Any:
-    from threadpoolctl import ThreadpoolController
-
-    if _state["controller"] is None:  # made once: scanning the loaded libraries costs milliseconds
-        _state["controller"] = ThreadpoolController()
-    return _state["controller"]
-
-
-def blas_threads() -> int:
-    """The number of threads BLAS may use now (the largest over the loaded BLAS libraries; 1 if none is seen)."""
-    info = _controller().select(user_api="blas").info()
-    return max([int(lib["num_threads"]) for lib in info] or [1])
-
-
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """BLAS on one thread while any caller is inside (counted: the first caller sets the limit, the last one
-    restores it, so concurrent callers in several threads never leave it changed)."""
-    with _LOCK:
-        if _state["users"] == 0:
-            _state["limiter"] = _controller().limit(limits=1, user_api="blas")
-        _state["users"] += 1
-    try:
-        yield
-    finally:
-        with _LOCK:
-            _state["users"] -= 1
-            if _state["users"] == 0:
-                _state["limiter"].restore_original_limits()
-                _state["limiter"] = None
 
 
 @dataclass(frozen=True)
