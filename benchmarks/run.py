@@ -218,16 +218,12 @@ def ipc_row(ctx: Context) -> list[Row]:
 # --- spike coding networks -----------------------------------------------------------------------------------------
 
 def scn_rows(ctx: Context) -> list[Row]:
-    from wrec.spiking import SCNParams, optimal_weights, simulate
+    from scn import problem
+    from wrec.spiking import simulate
     from wrec.spiking.learning import AutoencoderLearning, learn_autoencoder
-    from wrec.tasks import smoothed_white_noise
 
     n, b, steps = ctx.sizes.scn
-    rng = np.random.default_rng(0)
-    D = rng.standard_normal((3, n))
-    w = optimal_weights(0.1 * D / np.linalg.norm(D, axis=0), mu=1e-3, nu=1e-3)
-    p = SCNParams(leak=10.0, dt=1e-4, mu=1e-3, nu=1e-3)
-    c = smoothed_white_noise(steps, 3, width=200, amplitude=3000, block=None, batch=b, seed=1)
+    w, p, c = problem(n, 3, b, steps)
     t_sim = best(lambda: simulate(w, c, p, record=("spikes",)), ctx.repeats,
                  warmup=lambda: simulate(w, c[:, :20], p, record=("spikes",)))
     rule, m = AutoencoderLearning(), ctx.sizes.scn_learning

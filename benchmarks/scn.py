@@ -39,6 +39,16 @@ from wrec.tasks import smoothed_white_noise
 from wrec.tasks.signals import leaky_integral
 
 
+def problem(n: int, j: int, b: int, steps: int) -> tuple:
+    """(weights, params, input (b, steps, j)): the optimal autoencoder of N = n random unit-norm × 0.1 decoders,
+    driven by smoothed white noise — the simulation every SCN timing uses."""
+    D = np.random.default_rng(0).standard_normal((j, n))
+    w = optimal_weights(0.1 * D / np.linalg.norm(D, axis=0), mu=1e-3, nu=1e-3)
+    p = SCNParams(leak=10.0, dt=1e-4, mu=1e-3, nu=1e-3)
+    c = smoothed_white_noise(steps, j, width=200, amplitude=3000, block=None, batch=b, seed=1)
+    return w, p, c
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="500 steps instead of 2000")
@@ -48,12 +58,7 @@ def main() -> None:
     args = ap.parse_args()
     n, j, b = args.neurons, 3, args.batch
     steps = 500 if args.quick else 2000
-    rng = np.random.default_rng(0)
-    D = rng.standard_normal((j, n))
-    D = 0.1 * D / np.linalg.norm(D, axis=0)
-    w = optimal_weights(D, mu=1e-3, nu=1e-3)
-    p = SCNParams(leak=10.0, dt=1e-4, mu=1e-3, nu=1e-3)
-    c = smoothed_white_noise(steps, j, width=200, amplitude=3000, block=None, batch=b, seed=1)
+    w, p, c = problem(n, j, b, steps)
 
     def batched():
         return simulate(w, c, p, record=("spikes",))
