@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wrec import _threads
 from wrec.capacity import projection, targets
 
 
@@ -80,14 +81,14 @@ def test_delays_beyond_the_offset_are_refused():
 
 
 def test_one_blas_thread_restores_the_limit_after_concurrent_callers():
-    before = projection.blas_threads()
+    before = _threads.blas_threads()
     barrier = threading.Barrier(4)
     seen = []
 
     def call():
-        with projection.one_blas_thread():
+        with _threads.one_blas_thread():
             barrier.wait()
-            seen.append(projection.blas_threads())
+            seen.append(_threads.blas_threads())
             barrier.wait()
 
     threads = [threading.Thread(target=call) for _ in range(4)]
@@ -96,7 +97,7 @@ def test_one_blas_thread_restores_the_limit_after_concurrent_callers():
     for t in threads:
         t.join()
     assert seen == [1, 1, 1, 1]
-    assert projection.blas_threads() == before
+    assert _threads.blas_threads() == before
 
 
 def test_benchmark_reports_its_figures_as_a_dict(monkeypatch):

@@ -74,10 +74,45 @@ def test_auto_backend_is_numpy_for_small_blocks_and_float32():
     np.testing.assert_array_equal(run(model, US), own_step(model, US))
 
 
+@pytest.mark.parametrize("threads", [2, 3, 8])
+@pytest.mark.parametrize("name", MODELS)
+def test_threads_step_shares_of_the_batch_like_one_loop(name, threads):
+    """Each thread steps a contiguous share of the batch (threads = 3 on B = 4: shares of 1, 1 and 2 rows; 8 is cut
+    to B); only a GEMM's row-count-dependent rounding may differ."""
+    model = MODELS[name](np.float64)
+    np.testing.assert_allclose(run(model, US, threads=threads, backend="numpy"), own_step(model, US),
+                               rtol=0, atol=1e-13)
+
+
+def test_threads_leave_blas_and_torch_threads_as_they_were():
+    from wrec._threads import blas_threads
+
+    torch = pytest.importorskip("torch")
+    before = blas_threads(), torch.get_num_threads()
+    run(MODELS["shared W, grid of s"](np.float64), US, threads=2, backend="torch")
+    assert (blas_threads(), torch.get_num_threads()) == before
+
+
+def test_threads_default_to_one_loop_for_small_batches_and_off_the_main_thread():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from wrec._threads import spare_threads
+    from wrec.reservoir.run import _simulation
+
+    def shares(model):
+        return _simulation(model, U, 0, None, None, None, None, "numpy", None).threads
+
+    assert B * N * 8 < 32 * 1024 and shares(MODELS["shared W, grid of s"](np.float64)) == 1
+    big = ESN(weights.gaussian(512, seed=1), recurrent_scale=np.linspace(0.2, 1.0, 16), seed=2)  # 64 KiB of state
+    assert shares(big) == min(spare_threads(), 2)
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(shares, big).result() == 1
+
+
 CASES = [
     dict(block=1), dict(block=7), dict(block=T), dict(block=10 * T),
     dict(block=16, washout=25), dict(block=16, washout=25, readout=5),
-    dict(block=9, washout=3, readout=np.array([3, 0, 17])),
+    dict(block=9, washout=3, readout=np.array([3, 0, 17])), dict(block=16, washout=25, readout=5, threads=3),
 ]
 
 
@@ -119,6 +154,7 @@ def test_blocks_report_a_blow_up():
     (lambda: run_blocks(ESN(W0, seed=1), U, 2.5), TypeError, "block must be an int"),
     (lambda: run_blocks(ESN(W0, seed=1), U, 4, washout=T), ValueError, "washout"),
     (lambda: run(ESN(W0, seed=1), U, backend="cuda"), ValueError, "backend must be"),
+    (lambda: run(ESN(W0, seed=1), U, threads=0), ValueError, "threads must be >= 1"),
     (lambda: run_blocks(ESN(W0, seed=1), U, 4, backend="jax"), ValueError, "backend must be"),
     (lambda: run(Linear(W0, seed=1), U, backend="torch"), ValueError, "backend='torch' needs an ESN"),
     (lambda: run(ESN(W0, seed=1, activation=np.sin), U, backend="torch"), ValueError, "activation np.tanh"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 
@@ -16,6 +17,15 @@ _limiter: threadpool_limits | None = None
 def blas_threads() -> int:
     """The number of threads BLAS may use now (the largest over the loaded BLAS libraries; 1 if none is seen)."""
     return max([int(lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"] or [1])
+
+
+def spare_threads() -> int:
+    """How many threads a call may spread its work over, each on one BLAS thread: BLAS's thread count (at most the
+    cores) from the main thread; 1 from any other (a pool's worker: nesting is the caller's business, and a BLAS
+    limit set there would outlive the call, see ``one_blas_thread``)."""
+    if threading.current_thread() is not threading.main_thread():
+        return 1
+    return min(blas_threads(), os.cpu_count() or 1)
 
 
 @contextlib.contextmanager

@@ -21,8 +21,6 @@ raised again afterwards.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -32,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from wrec._threads import blas_threads, one_blas_thread
+from wrec._threads import one_blas_thread, spare_threads
 
 CHUNK_ROWS = 4096  # rows per chunk: one GEMM's inner dimension
 BLOCK_ELEMENTS = 1 << 20  # buffer elements per worker (8 MiB): targets per GEMM = BLOCK_ELEMENTS // CHUNK_ROWS
@@ -197,9 +195,7 @@ def project_offsets(flat: np.ndarray, offsets: Sequence[np.ndarray], rows: int, 
     chunks = [(t0, min(t0 + width, rows)) for t0 in range(0, rows, width)]
     if workers is None:
         parallel = all(isinstance(x, np.ndarray) or getattr(x, "concurrent_reads", False) for x in (A, B))
-        threads = blas_threads() if parallel else 1
-        main = threading.current_thread() is threading.main_thread()  # nested pools: the caller's business
-        workers = min(threads, os.cpu_count() or 1) if main else 1
+        workers = spare_threads() if parallel else 1
     workers = max(1, min(workers, len(chunks)))
     with one_blas_thread() if workers > 1 else nullcontext():
         if workers == 1:

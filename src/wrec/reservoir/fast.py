@@ -9,6 +9,10 @@ kernel on a 64 × 500 block; its float32 tanh is vectorised and as fast as torch
 kernel on ``torch.from_numpy`` views, on one torch thread (``single_threaded_torch``); torch is optional
 (``available()``). Its values are within ``TANH_ULP`` units in the last place of ``np.tanh``'s, so states differ by
 rounding only (float64, contracting reservoir: < 1e-12).
+
+The B reservoirs of a batch are independent, so ``rows`` cuts the step into shares of the batch that threads can
+step side by side, each with its own single-threaded GEMM: then the tanh, which one thread did while the other core
+waited, runs on every core too (``wrec.reservoir.run``'s ``threads``).
 """
 
 from __future__ import annotations
@@ -87,6 +91,18 @@ class InPlaceESN:
     pre: Array
     drive: Array
     tanh: Callable[[Array, Array], None]
+
+
+def rows(k: InPlaceESN, lo: int, hi: int) -> InPlaceESN:
+    """The ``InPlaceESN`` of reservoirs lo .. hi − 1 of the batch: its batched fields cut to those rows (views), the
+    shared ones kept."""
+    cut = slice(lo, hi)
+    return InPlaceESN(Wt=k.Wt[cut] if k.Wt.ndim == 3 else k.Wt,
+                      scale=k.scale[cut] if isinstance(k.scale, np.ndarray) else k.scale,
+                      w_in=k.w_in[cut] if k.w_in.ndim == 2 else k.w_in,
+                      bias=k.bias[cut] if isinstance(k.bias, np.ndarray) and k.bias.ndim == 2 else k.bias,
+                      leak=k.leak[cut] if isinstance(k.leak, np.ndarray) else k.leak,
+                      pre=k.pre[cut], drive=k.drive[cut], tanh=k.tanh)
 
 
 def prepare(model: ESN, u: Array, tanh: Callable[[Array, Array], None]) -> tuple[InPlaceESN, Array]:
