@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from wrec import weights
-from wrec.reservoir import ESN, LeakyESN, Linear, fast, run, run_blocks
+from wrec.reservoir import ESN, LeakyESN, Linear, Rate, fast, run, run_blocks
 from wrec.reservoir.models import STEPS
 
 N, B, T = 40, 4, 90
@@ -84,6 +85,23 @@ def test_threads_step_shares_of_the_batch_like_one_loop(name, threads):
                                rtol=0, atol=1e-13)
 
 
+STEPPED = {  # models that run their own step (no in-place path): shares are records of their own (``rows``)
+    "sparse W list": lambda: ESN([sp.random(N, N, density=0.2, random_state=i, format="csr") for i in range(B)],
+                                 recurrent_scale=0.5, bias=RNG.standard_normal((B, N)), seed=4),
+    "sin activation": lambda: ESN(W0, recurrent_scale=np.linspace(0.2, 1.0, B), activation=np.sin, seed=5),
+    "linear, batched W": lambda: Linear(0.2 * WS, input_scale=np.linspace(0.1, 1.0, B), seed=6),
+    "rate, shared W": lambda: Rate(W0, recurrent_scale=np.linspace(0.5, 1.5, B), seed=7),
+}
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("name", STEPPED)
+def test_threads_step_shares_of_any_built_in_model(name, threads):
+    model = STEPPED[name]()
+    assert model.rows(1, 3).batch_size == 2
+    np.testing.assert_allclose(run(model, US, threads=threads), run(model, US, threads=1), rtol=0, atol=1e-13)
+
+
 def test_threads_leave_blas_and_torch_threads_as_they_were():
     from wrec._threads import blas_threads
 
@@ -100,7 +118,7 @@ def test_threads_default_to_one_loop_for_small_batches_and_off_the_main_thread()
     from wrec.reservoir.run import _simulation
 
     def shares(model):
-        return _simulation(model, U, 0, None, None, None, None, "numpy", None).threads
+        return len(_simulation(model, U, 0, None, None, None, None, "numpy", None).shares)
 
     assert B * N * 8 < 32 * 1024 and shares(MODELS["shared W, grid of s"](np.float64)) == 1
     big = ESN(weights.gaussian(512, seed=1), recurrent_scale=np.linspace(0.2, 1.0, 16), seed=2)  # 64 KiB of state
@@ -155,6 +173,7 @@ def test_blocks_report_a_blow_up():
     (lambda: run_blocks(ESN(W0, seed=1), U, 4, washout=T), ValueError, "washout"),
     (lambda: run(ESN(W0, seed=1), U, backend="cuda"), ValueError, "backend must be"),
     (lambda: run(ESN(W0, seed=1), U, threads=0), ValueError, "threads must be >= 1"),
+    (lambda: run(Linear(W0, seed=1), U, threads=1.5), TypeError, "threads must be an int"),
     (lambda: run_blocks(ESN(W0, seed=1), U, 4, backend="jax"), ValueError, "backend must be"),
     (lambda: run(Linear(W0, seed=1), U, backend="torch"), ValueError, "backend='torch' needs an ESN"),
     (lambda: run(ESN(W0, seed=1, activation=np.sin), U, backend="torch"), ValueError, "activation np.tanh"),

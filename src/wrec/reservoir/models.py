@@ -129,6 +129,26 @@ class _Reservoir:
         assert self.w_in is not None  # set in __post_init__
         return self.w_in
 
+    def rows(self, lo: int, hi: int):
+        """Reservoirs lo .. hi − 1 of this batch as a record of their own: the batched fields cut to those rows, the
+        shared ones kept (an unbatched record is its own share)."""
+        if self.batch_size is None:
+            return self
+        cut = {}
+        for f in fields(self):
+            if not f.init:
+                continue
+            v = getattr(self, f.name)
+            if f.name == "W":
+                batched = _recurrent_operator_batch(v) is not None
+            elif f.name in ("w_in", "bias"):
+                batched = isinstance(v, np.ndarray) and v.ndim == 2
+            else:
+                batched = isinstance(v, np.ndarray)
+            if batched:
+                cut[f.name] = v[lo:hi]
+        return replace(self, **cut)
+
     def astype(self, dtype: type):
         """The same reservoir with its arrays in ``dtype`` (float32 for faster simulation)."""
         return self if np.dtype(dtype) == np.dtype(self.dtype) else replace(self, dtype=dtype)

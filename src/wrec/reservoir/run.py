@@ -41,7 +41,7 @@ class _Simulation:
     shape: tuple[int, ...]  # of the recorded states, (B, T − washout, L) or (T − washout, L)
     batch: int
     kind: np.dtype
-    threads: int  # how many shares of the batch are stepped side by side (1: one loop)
+    shares: list[tuple[int, int, Any]]  # (lo, hi, parameters) of the batch's shares, stepped side by side
 
     @property
     def batched(self) -> bool:
@@ -49,25 +49,22 @@ class _Simulation:
 
     def advance(self, start: int, stop: int, record_to: np.ndarray, offset: int) -> None:
         """Steps t = start .. stop − 1, writing the read-out state of step t ≥ offset to ``record_to[:, t − offset]``
-        (B, ·, L); with ``threads`` > 1, each thread steps a contiguous share of the batch on one BLAS thread."""
+        (B, ·, L); with more than one share, each thread steps its share of the batch on one BLAS thread."""
         torch_tanh = isinstance(self.params, fast.InPlaceESN) and self.params.tanh is fast.torch_tanh
         with np.errstate(over="ignore", invalid="ignore"), (fast.single_threaded_torch() if torch_tanh
                                                              else contextlib.nullcontext()):
-            if self.threads == 1:
-                self.x = self._rows(0, self.batch, start, stop, record_to, offset)
+            if len(self.shares) == 1:
+                self.x = self._rows(self.shares[0], start, stop, record_to, offset)
                 return
-            cuts = np.linspace(0, self.batch, self.threads + 1).astype(int)
-            with _threads.one_blas_thread(), ThreadPoolExecutor(self.threads) as pool:
-                shares = [pool.submit(self._rows, lo, hi, start, stop, record_to, offset)
-                          for lo, hi in itertools.pairwise(cuts.tolist())]
-                for share in shares:
-                    share.result()
+            with _threads.one_blas_thread(), ThreadPoolExecutor(len(self.shares)) as pool:
+                states = [pool.submit(self._rows, share, start, stop, record_to, offset) for share in self.shares]
+                for (lo, hi, _), state in zip(self.shares, states, strict=True):
+                    self.x[lo:hi] = state.result()
 
-    def _rows(self, lo: int, hi: int, start: int, stop: int, record_to: np.ndarray, offset: int) -> Any:
-        """``advance`` for reservoirs lo .. hi − 1 (all of them, or a share of the in-place ESN's batch, whose state
-        it writes over)."""
+    def _rows(self, share: tuple[int, int, Any], start: int, stop: int, record_to: np.ndarray, offset: int) -> Any:
+        """``advance`` for one share (lo, hi, its parameters) of the batch: its state at step ``stop``."""
+        lo, hi, params = share
         whole = hi - lo == self.batch
-        params = self.params if whole else fast.rows(self.params, lo, hi)
         on_step = _recorder(record_to[lo:hi], self.cols, start, offset, self.T)
         inputs = self.inputs[start:stop] if whole else self.inputs[start:stop, lo:hi]
         return dynamics.run(self.step, params, self.x if whole else self.x[lo:hi], inputs, stop - start,
@@ -111,12 +108,13 @@ def run(
             (torch's vectorised CPU kernel, within 2 ulp of ``np.tanh``; ≈ 2× faster than NumPy's in float64) or
             ``"auto"``: torch in float64 when it is installed and B·N ≥ 4096, NumPy otherwise. Other models
             ignore ``"auto"`` and ``"numpy"``.
-        threads: how many threads step the in-place ESN's batch, each a contiguous share of the B reservoirs with
-            its own one-thread GEMM, so that the tanh runs on every core too (float64, N = 500, B = 64 on 2 cores:
-            ≈ 1.3× one loop on two-thread BLAS). The states agree with one loop's to rounding (a GEMM's rounding
-            can depend on its row count: ≈ 1e-15 in float64). None: BLAS's thread count, from the main thread
-            only and with at least 32 KiB of state per thread, so 1 inside a sweep's task or under
-            ``OPENBLAS_NUM_THREADS=1``. Other models run one loop.
+        threads: how many threads step the batch of a built-in model, each a contiguous share of the B
+            reservoirs with its own one-thread product, so that the elementwise work (and SciPy's single-threaded
+            sparse product) runs on every core too (float64, N = 500, B = 64 on 2 cores: ≈ 1.2× one loop on
+            two-thread BLAS). The states agree with one loop's to rounding (a GEMM's rounding can depend on its
+            row count: ≈ 1e-15 in float64). None: BLAS's thread count, from the main thread only and with at least
+            32 KiB of state per thread, so 1 inside a sweep's task or under ``OPENBLAS_NUM_THREADS=1``. A custom
+            ``step`` runs one loop.
 
     Returns:
         States of shape (T − washout, L), or (B, T − washout, L) when anything is batched.
@@ -175,6 +173,8 @@ def _simulation(model: Any, u: np.ndarray, washout: int, readout: int | np.ndarr
     """``run``'s arguments, checked, as a ``_Simulation`` at t = 0."""
     custom_step = step is not None
     model, step, kind, n, model_batch = _model_step(model, step, dtype, x0)
+    if threads is not None:
+        _checks.integer(threads, "threads", low=1)
     if x0 is not None:
         x0 = _initial_state(x0, kind, n, model_batch)
     if kind not in (np.float32, np.float64):
@@ -194,14 +194,21 @@ def _simulation(model: Any, u: np.ndarray, washout: int, readout: int | np.ndarr
     shape = (B, T - washout, n_out) if batched else (T - washout, n_out)
     params, inputs = model, u
     tanh = _tanh(backend, model, custom_step, kind, B * n)
-    threads = None if threads is None else _checks.integer(threads, "threads", low=1)
-    shares = 1
     if tanh is not None:
         step = fast.inplace_esn_step
         params, inputs = fast.prepare(model, u, tanh)
-        shares = (min(threads, B) if threads is not None
-                  else min(_threads.spare_threads(), max(1, B * n * kind.itemsize // MIN_SHARE_BYTES)))
+    count = 1 if custom_step else _share_count(threads, B, n * kind.itemsize)
+    cuts = np.linspace(0, B, count + 1).astype(int).tolist()
+    shares = [(lo, hi, fast.rows(params, lo, hi) if tanh is not None else params.rows(lo, hi))
+              for lo, hi in itertools.pairwise(cuts)] if count > 1 else [(0, B, params)]
     return _Simulation(step, params, x, inputs, T, washout, cols, shape, B, kind, shares)
+
+
+def _share_count(threads: int | None, B: int, row_bytes: int) -> int:
+    """How many shares ``run``'s ``threads`` cuts the batch of B reservoirs into (rows of ``row_bytes`` each)."""
+    if threads is not None:
+        return min(_checks.integer(threads, "threads", low=1), B)
+    return min(_threads.spare_threads(), max(1, B * row_bytes // MIN_SHARE_BYTES))
 
 
 def _tanh(backend: str, model: Any, custom_step: bool, kind: np.dtype,
