@@ -181,3 +181,16 @@ def test_cholesky_qr2_factors_in_place_and_refuses_what_it_cannot(esn):
     Q = np.linalg.solve(R2.T, Q1.T).T
     np.testing.assert_allclose(Q.T @ Q, np.eye(X.shape[1]), rtol=0, atol=1e-13)
     np.testing.assert_allclose(Q @ (R2 @ R1), X, rtol=0, atol=1e-13)
+
+
+def test_row_parts_give_the_one_thread_numbers(esn, monkeypatch):
+    """CholeskyQR2 and the basis on 3 threads, each a third of the rows (its Gram a sum over the thirds), give
+    the one-part SVD numbers: the decomposition, the nested one and the capacities."""
+    X, _ = esn
+    one = decompose(X), nested_decompose(X, [5, 40])
+    monkeypatch.setattr(core, "spare_threads", lambda: 3)
+    monkeypatch.setattr(core, "PART_MIN_ROWS", 1000)
+    assert [p.stop - p.start for p in core.row_parts(X.shape[0])] == [1666, 1667, 1667]
+    same_decomposition(decompose(X), lapack(decompose, X), X)
+    np.testing.assert_allclose(decompose(X).basis, one[0].basis, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(nested_decompose(X, [5, 40]).basis, one[1].basis, rtol=0, atol=1e-12)

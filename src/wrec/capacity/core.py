@@ -19,15 +19,18 @@ e(z) = T/(T−1) · Σ_t h_t z̃_t² / ‖z̃‖² (z̃ centred), and the bias-c
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import scipy.linalg
-from threadpoolctl import threadpool_limits
 
 from wrec import _checks
+from wrec._threads import one_blas_thread, spare_threads
 
 RankRule = str | float
 _EPS = np.finfo(np.float64).eps
@@ -37,6 +40,7 @@ GROWTH_BLOCKS = 10
 # CholeskyQR2 route of ``decompose``/``nested_decompose`` (``cholesky_route``; measured in benchmarks/decompose.py)
 CHOLESKY_MIN_RATIO = 10  # rows per column: below it the SVD is as fast (crossover T/L ≈ 4–12, 1 thread)
 CHOLESKY_MAX_CONDITION = 1e7  # κ(X) above which the LAPACK route runs (capacities agree to 3e-13 up to 1e8)
+PART_MIN_ROWS = 8192  # rows per thread of the CholeskyQR2 passes (``row_parts``)
 
 
 def kept_rank(singular_values: np.ndarray, n_columns: int, rank: RankRule = "kubota") -> int:
@@ -212,11 +216,30 @@ class Decomposition(_Basis):
         return proj
 
 
+def row_parts(T: int) -> list[slice]:
+    """Contiguous row slices of T rows, one per thread that ``spare_threads`` allows (at least ``PART_MIN_ROWS``
+    rows each): CholeskyQR2's passes are row by row, so each thread takes its slice on one BLAS thread and the
+    threads meet once per pass (two-thread OpenBLAS meets once per 256-row panel, ``_cholesky_qr2``)."""
+    k = max(1, min(spare_threads(), T // PART_MIN_ROWS))
+    cuts = np.linspace(0, T, k + 1).astype(int).tolist()
+    return [slice(a, b) for a, b in itertools.pairwise(cuts)]
+
+
+def over_rows(fn: Callable[[slice], Any], parts: list[slice]) -> list[Any]:
+    """[fn(part) for part in parts], on one thread per part when there are several (call it under
+    ``one_blas_thread``)."""
+    if len(parts) == 1:
+        return [fn(parts[0])]
+    with ThreadPoolExecutor(len(parts)) as pool:
+        return list(pool.map(fn, parts))
+
+
 def cholesky_qr2(Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """CholeskyQR2 of the centred states Xc (T, L) in place (Fukaya, Nakatsukasa, Yanagisawa & Yamamoto,
     ScalA 2014): R₁ from the Cholesky factor of XᵀX, Q₁ = X R₁⁻¹ (overwriting ``Xc``), R₂ from Q₁ᵀQ₁; then
     X = Q₁R₁ = Q R₂R₁ with Q = Q₁R₂⁻¹ orthonormal to rounding. Two Gram matrices and one triangular solve: GEMM-
-    bound, where a Householder QR or an SVD of X is LAPACK-bound (``benchmarks/decompose.py``).
+    bound, where a Householder QR or an SVD of X is LAPACK-bound (``benchmarks/decompose.py``), and row by row,
+    so they run on ``row_parts`` threads (the Gram a sum over the parts).
 
     Returns (R₁, R₂), or None (``Xc`` unchanged) where the route is not taken (``cholesky_route``): fewer than
     ``CHOLESKY_MIN_RATIO``·L rows, a zero column, a failed Cholesky, or κ(R₁) > ``CHOLESKY_MAX_CONDITION``.
@@ -228,28 +251,45 @@ def cholesky_qr2(Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     T, L = Xc.shape
     if not cholesky_route(T, L, 1.0) or not Xc.flags.c_contiguous or Xc.dtype != np.float64:
         return None  # the in-place BLAS calls below need a C-ordered float64 array
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _cholesky_qr2(Xc)
+    parts = row_parts(T)
+    with one_blas_thread():
+        return _cholesky_qr2(Xc, parts)
 
 
-def _cholesky_qr2(Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``cholesky_qr2`` on one BLAS thread. Measured on 2 cores at load 4–5: the Gram of 10⁵ × 100 takes
+def _cholesky_qr2(Xc: np.ndarray, parts: list[slice]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``cholesky_qr2`` on one BLAS thread per part. Measured on 2 cores at load 4–5: the Gram of 10⁵ × 100 takes
     0.6–6.4 s on two OpenBLAS threads against 0.01–0.18 s on one (the threads meet once per 256-row panel of the
     long dimension, and each meeting waits for a descheduled thread); on idle cores one thread costs at most
     the Gram's 2× (benchmarks/decompose.py)."""
     T, L = Xc.shape
-    R1, info = scipy.linalg.lapack.dpotrf(Xc.T @ Xc, lower=0, clean=1, overwrite_a=1)
+    R1, info = scipy.linalg.lapack.dpotrf(gram(Xc, parts), lower=0, clean=1, overwrite_a=1)
     if info != 0:
         return None  # a zero column (a constant neuron), or XᵀX singular to rounding
     s = scipy.linalg.svdvals(R1, check_finite=False)  # O(L³): cheap beside the O(T L²) Gram
     if not cholesky_route(T, L, s[0] / s[-1] if s[-1] > 0.0 else np.inf):
         return None
-    scipy.linalg.blas.dtrsm(1.0, R1, Xc.T, side=0, lower=0, trans_a=1, overwrite_b=1)  # Xc := Xc R₁⁻¹ in place
-    R2, info = scipy.linalg.lapack.dpotrf(Xc.T @ Xc, lower=0, clean=1, overwrite_a=1)
+    solve_rows(R1, Xc, parts)  # Xc := Xc R₁⁻¹ in place
+    R2, info = scipy.linalg.lapack.dpotrf(gram(Xc, parts), lower=0, clean=1, overwrite_a=1)
     if info != 0:  # not reached below the condition bound; restore Xc for the fallback
-        scipy.linalg.blas.dtrmm(1.0, R1, Xc.T, side=0, lower=0, trans_a=1, overwrite_b=1)
+        over_rows(lambda rows: scipy.linalg.blas.dtrmm(1.0, R1, Xc[rows].T, side=0, lower=0, trans_a=1,
+                                                        overwrite_b=1), parts)
         return None
     return R1, R2
+
+
+def gram(X: np.ndarray, parts: list[slice]) -> np.ndarray:
+    """XᵀX (L, L) as the sum of the parts' X[rows]ᵀX[rows] (one part: exactly ``X.T @ X``)."""
+    grams = over_rows(lambda rows: X[rows].T @ X[rows], parts)
+    total = grams[0]
+    for g in grams[1:]:
+        total += g
+    return total
+
+
+def solve_rows(R: np.ndarray, X: np.ndarray, parts: list[slice]) -> None:
+    """X := X R⁻¹ in place (R upper triangular; X C-ordered), part by part."""
+    over_rows(lambda rows: scipy.linalg.blas.dtrsm(1.0, R, X[rows].T, side=0, lower=0, trans_a=1, overwrite_b=1),
+              parts)
 
 
 def cholesky_route(T: int, L: int, R1_condition: float) -> bool:
@@ -284,12 +324,15 @@ def decompose(states: np.ndarray, *, rank: RankRule = "kubota", standardize: boo
     factors = cholesky_qr2(Xc)
     if factors is not None:
         R1, R2 = factors
-        with threadpool_limits(limits=1, user_api="blas"):  # L × L work: threads only wait (``_cholesky_qr2``)
+        parts = row_parts(T)
+        with one_blas_thread():  # L × L work: threads only wait (``_cholesky_qr2``)
             UR, s, _ = scipy.linalg.svd(R2 @ R1, check_finite=False, lapack_driver="gesdd")
             r = kept_rank(s, L, rank)
+            check_samples(T, r)
             W = scipy.linalg.solve_triangular(R2, UR[:, :r], lower=False, check_finite=False)
-        check_samples(T, r)
-        return Decomposition(basis=Xc @ W, singular_values=s, rank=r, n_samples=T, route="cholesky-qr2")
+            basis = np.empty((T, r))
+            over_rows(lambda rows: np.matmul(Xc[rows], W, out=basis[rows]), parts)
+        return Decomposition(basis=basis, singular_values=s, rank=r, n_samples=T, route="cholesky-qr2")
     U, s, _ = scipy.linalg.svd(Xc, full_matrices=False, check_finite=False, lapack_driver="gesdd")
     r = kept_rank(s, L, rank)
     check_samples(T, r)
@@ -391,7 +434,9 @@ def nested_decompose(
     factors = cholesky_qr2(Xc)
     if factors is not None:
         R1, R2 = factors
-        scipy.linalg.blas.dtrsm(1.0, R2, Xc.T, side=0, lower=0, trans_a=1, overwrite_b=1)  # Q = Q₁R₂⁻¹ in place
+        parts = row_parts(T)
+        with one_blas_thread():
+            solve_rows(R2, Xc, parts)  # Q = Q₁R₂⁻¹ in place
         Q, R, route = Xc, np.triu(R2 @ R1), "cholesky-qr2"
     else:
         Q, R = scipy.linalg.qr(Xc, mode="economic", check_finite=False)
