@@ -169,8 +169,8 @@ def esn_states(N: int, T: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def decomposition_row(ctx: Context) -> list[Row]:
-    """Written on the public API while benchmarks/capacity.py is reworked; to call its decomposition row once it
-    returns a dict."""
+    """``decompose`` of ESN states against SciPy's SVD of the same centred, standardised states (benchmarks/
+    decompose.py goes further: both routes, nested readouts, the crossover rule)."""
     from wrec.capacity import decompose
 
     N, T = ctx.sizes.states
@@ -184,9 +184,23 @@ def decomposition_row(ctx: Context) -> list[Row]:
     gram = best(lambda: X.T @ X, ctx.repeats, warmup=lambda: X.T @ X)
     return [Row("capacity decomposition (decompose)", f"{T} × {N} states, float64", t_wrec,
                 f"SciPy {scipy.__version__} SVD (gesdd)", t_peer, "GEMM XᵀX", gram,
-                f"wrec route: {route}; CholeskyQR2 computes two Grams, a triangular solve and a GEMM (on one BLAS "
-                "thread whatever --threads), the limit is one Gram. The SVD is of the same centred, standardised "
+                f"wrec route: {route}; CholeskyQR2 computes two Grams, a triangular solve and a GEMM (on row parts, "
+                "one BLAS thread each), the limit is one Gram. The SVD is of the same centred, standardised "
                 "states.")]
+
+
+def projection_row(ctx: Context) -> list[Row]:
+    """The projection of every target of degree ≤ 3 onto the state basis (benchmarks/projection.py's ``measure``,
+    no threshold) against a bare GEMM of the basis with as many columns."""
+    from projection import measure
+
+    N, T = ctx.sizes.states
+    K = max(ctx.sizes.ipc_delays.values())
+    f = measure(K, N=N, T=T, repeats=ctx.repeats, surrogates=False, states=esn_states(N, T))
+    return [Row("capacity projection (targets onto the basis)",
+                f"T = {f['T']}, r = {f['r']}, {f['targets']} targets (degrees ≤ 3, delays ≤ {K})",
+                f["projection_s"], limit="bare GEMM Uᵀ Z, same shape", limit_s=f["gemm_s"],
+                note="targets built in reused buffers, one GEMM per block (wrec.capacity.projection).")]
 
 
 def ipc_row(ctx: Context) -> list[Row]:
@@ -322,8 +336,8 @@ def stablessm_rows(ctx: Context) -> list[Row]:
 
 
 ROWS: dict[str, Callable[[Context], list[Row]]] = {
-    "reservoir": reservoir_rows, "decompose": decomposition_row, "ipc": ipc_row, "scn": scn_rows,
-    "sligru": sligru_row, "cfc": cfc_row, "rsnn": rsnn_rows, "stablessm": stablessm_rows,
+    "reservoir": reservoir_rows, "decompose": decomposition_row, "projection": projection_row, "ipc": ipc_row,
+    "scn": scn_rows, "sligru": sligru_row, "cfc": cfc_row, "rsnn": rsnn_rows, "stablessm": stablessm_rows,
 }
 
 
