@@ -93,6 +93,16 @@ def test_degradation_and_verdicts_on_known_numbers():
     assert held == {"H1CfC dense": True, "H2LSTM": False, "H2GRU": True}
 
 
+def test_a_ceiling_on_the_report_shifts_is_called_untestable():
+    res = _fake({"CfC dense": [0.0] * 5, "CfC r=H/4 s=0.5": [0.0] * 5, "CfC r=H/4 s=0.8": [0.0] * 5,
+                 "LSTM": [0.0] * 5, "GRU": [0.1, 0.0, 0.0, 0.0, 0.0]})
+    checks = exp.targets(res).set_index("target")
+    verdicts = {t.split("D(")[1].split(")")[0]: m for t, m in checks.measured.items()}
+    assert "untestable" in verdicts["CfC dense"] and "untestable" in verdicts["LSTM"]
+    assert "untestable" not in verdicts["GRU"]  # one replicate below R̂ = 1: a difference could show
+    assert not checks.held.any()
+
+
 def test_bootstrap_ci_of_a_constant_and_of_a_known_spread():
     assert exp.bootstrap_ci(np.full(5, 0.3)) == pytest.approx((0.3, 0.3))
     x = np.random.default_rng(0).standard_normal(400)
